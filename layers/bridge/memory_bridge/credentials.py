@@ -1,0 +1,174 @@
+"""Twilio credentials: the secret's JSON format, and reading it from Secrets Manager with a cache.
+
+Secret value (JSON):
+    {"account_sid": "AC…", "auth_token": "…", "api_key_sid": "SK…", "api_key_secret": "…",
+     "previous_auth_token": "… (optional, during rotation)"}
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class CredentialsError(ValueError):
+    """The secret is missing a field or is not the documented JSON. Never carries a secret value."""
+
+
+@dataclass(frozen=True, repr=False)
+class TwilioCredentials:
+    account_sid: str
+    auth_token: str
+    api_key_sid: str | None = None
+    api_key_secret: str | None = None
+    previous_auth_token: str | None = None
+
+    def __repr__(self) -> str:  # never print a secret by accident
+        api_key = "yes" if self.api_key_sid else "no"
+        return f"TwilioCredentials(account_sid={self.account_sid[:6]}…, api_key={api_key})"
+
+    @property
+    def signing_tokens(self) -> tuple[str, ...]:
+        """Tokens that may have signed a webhook: the current one, then the previous during rotation."""
+        tokens = [self.auth_token]
+        if self.previous_auth_token and self.previous_auth_token != self.auth_token:
+            tokens.append(self.previous_auth_token)
+        return tuple(tokens)
+
+    @property
+    def authorization_header(self) -> str:
+        """HTTP Basic: the API key when present (Twilio's advice for production), else SID + token."""
+        if self.api_key_sid and self.api_key_secret:
+            user, password = self.api_key_sid, self.api_key_secret
+        else:
+            user, password = self.account_sid, self.auth_token
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def parse_credentials(document: Mapping[str, Any]) -> TwilioCredentials:
+    def field(name: str, required: bool) -> str | None:
+        value = document.get(name)
+        if value is None or value == "":
+            if required:
+                raise CredentialsError(f"the Twilio credentials secret has no {name!r}")
+            return None
+        if not isinstance(value, str):
+            raise CredentialsError(f"{name!r} in the Twilio credentials secret must be a string")
+        return value
+
+    account_sid = field("account_sid", True)
+    auth_token = field("auth_token", True)
+    assert account_sid is not None
+    assert auth_token is not None
+    api_key_sid = field("api_key_sid", False)
+    api_key_secret = field("api_key_secret", False)
+    if bool(api_key_sid) != bool(api_key_secret):
+        raise CredentialsError("api_key_sid and api_key_secret must be set together")
+    return TwilioCredentials(
+        account_sid=account_sid,
+        auth_token=auth_token,
+        api_key_sid=api_key_sid,
+        api_key_secret=api_key_secret,
+        previous_auth_token=field("previous_auth_token", False),
+    )
+
+
+def parse_secret_string(text: str | bytes) -> TwilioCredentials:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise CredentialsError("the Twilio credentials secret is not JSON") from None
+    if not isinstance(document, dict):
+        raise CredentialsError("the Twilio credentials secret must be a JSON object")
+    return parse_credentials(document)
+
+
+def credentials_from_env(env: Mapping[str, str]) -> TwilioCredentials | None:
+    """The standard TWILIO_* variables, for the CLI; None when they are not set."""
+    account_sid = env.get("TWILIO_ACCOUNT_SID")
+    auth_token = env.get("TWILIO_AUTH_TOKEN")
+    api_key, api_secret = env.get("TWILIO_API_KEY"), env.get("TWILIO_API_SECRET")
+    if not account_sid and not api_key:
+        return None
+    return parse_credentials(
+        {
+            "account_sid": account_sid or "",
+            "auth_token": auth_token or "",
+            "api_key_sid": api_key or "",
+            "api_key_secret": api_secret or "",
+        }
+    )
+
+
+class CachedCredentials:
+    """Credentials read once per container through `fetch`, and read again on demand.
+
+    `refresh` is rate-limited so that a stream of forged signatures cannot turn into a stream of
+    Secrets Manager calls.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], TwilioCredentials],
+        min_refresh_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._fetch = fetch
+        self._min_interval = min_refresh_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: TwilioCredentials | None = None
+        self._fetched_at = float("-inf")
+        self.fetch_count = 0
+
+    def get(self) -> TwilioCredentials:
+        value = self._value
+        if value is not None:
+            return value
+        with self._lock:
+            if self._value is None:
+                self._load()
+            assert self._value is not None
+            return self._value
+
+    def refresh(self, min_interval: float | None = None) -> TwilioCredentials | None:
+        """Read the secret again; the new value if it changed, else None (also when rate-limited).
+
+        Forged signatures refresh at most once a minute (the default); a 401 from Memory, which
+        Twilio itself produced, passes a shorter interval.
+        """
+        interval = self._min_interval if min_interval is None else min_interval
+        with self._lock:
+            if self._value is not None and self._clock() - self._fetched_at < interval:
+                return None
+            before = self._value
+            self._load()
+            return self._value if self._value != before else None
+
+    def _load(self) -> None:
+        self._value = self._fetch()
+        self._fetched_at = self._clock()
+        self.fetch_count += 1
+
+
+def secrets_manager_fetcher(secret_id: str) -> Callable[[], TwilioCredentials]:
+    """Reads the secret through Powertools' SecretsProvider (boto3 honours AWS_ENDPOINT_URL)."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    providers: list[SecretsProvider] = []
+
+    def fetch() -> TwilioCredentials:
+        if not providers:  # the boto3 client is made on first use, not at import
+            providers.append(SecretsProvider())
+        # CachedCredentials does the caching; force_fetch keeps Powertools' own cache out of the way.
+        value = providers[0].get(secret_id, force_fetch=True)
+        if not isinstance(value, str | bytes):
+            raise CredentialsError("the Twilio credentials secret has no string value")
+        return parse_secret_string(value)
+
+    return fetch

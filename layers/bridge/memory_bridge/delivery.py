@@ -1,0 +1,223 @@
+"""Carry one message to Memory, or park it with the reason. Nothing lost, nothing doubled.
+
+Pure decision logic over injected parts (Memory client, profile cache, dead-letter sink, clock):
+  resolve the author's profile (cached) → POST the observations (≤10 a request) →
+  Posted, or Parked(kind) after writing an envelope, or Skipped.
+A failure to park raises QueueUnavailable, which the webhook turns into a 503.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from memory_bridge.envelope import Envelope, FailureRecord, Stage, new_envelope
+from memory_bridge.events import MessageAdded
+from memory_bridge.observations import Observation, batches, build_observations
+from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
+from memory_bridge.profiles import (
+    Identifier,
+    NotACustomer,
+    ProfileCache,
+    ProfileDirectory,
+    identifier_for,
+    resolve_profile,
+)
+
+# Seconds kept back for writing the envelope to the queue if the post fails.
+PARK_RESERVE_SECONDS = 0.6
+# A call is not started with less than this left: park instead of risking Twilio's timeout.
+MIN_CALL_SECONDS = 0.25
+# Backoff before the single retry when the answer carried no Retry-After.
+DEFAULT_BACKOFF_SECONDS = 0.2
+
+
+class ObservationWriter(ProfileDirectory, Protocol):
+    def create_observations(
+        self,
+        store_id: str,
+        profile_id: str,
+        observations: Sequence[Observation],
+        timeout: float | None = None,
+    ) -> Outcome: ...
+
+
+class DeadLetterSink(Protocol):
+    def park(self, envelope: Envelope) -> str: ...
+
+
+@dataclass(frozen=True)
+class Posted:
+    observations: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class Parked:
+    kind: Literal["retryable", "permanent"]
+    stage: Stage
+    status: int | None
+    code: int | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: Literal["empty", "system", "agent"]
+
+
+DeliveryResult = Posted | Parked | Skipped
+
+
+@dataclass(frozen=True)
+class DeliveryRules:
+    store_id: str
+    source: str
+    trait_group: str
+    chat_id_type: str
+    agent_identities: frozenset[str]
+
+
+class Deadline:
+    """Seconds left of the webhook's budget, from an injectable monotonic clock."""
+
+    def __init__(self, budget: float, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._ends = clock() + budget
+
+    def remaining(self) -> float:
+        return self._ends - self._clock()
+
+
+class _Attempts:
+    """Calls with a deadline and at most one retry for the whole webhook."""
+
+    def __init__(self, deadline: Deadline, sleep: Callable[[float], None]):
+        self._deadline = deadline
+        self._sleep = sleep
+        self.retries_left = 1
+        self.calls = 0
+
+    def call_timeout(self) -> float | None:
+        return max(self._deadline.remaining() - PARK_RESERVE_SECONDS, MIN_CALL_SECONDS)
+
+    def has_time(self) -> bool:
+        return self._deadline.remaining() - PARK_RESERVE_SECONDS >= MIN_CALL_SECONDS
+
+    def run(self, call: Callable[[], Outcome | str]) -> Outcome | str:
+        if not self.has_time():
+            return Retryable(status=None, message="webhook time budget exhausted before the call")
+        self.calls += 1
+        outcome = call()
+        if not isinstance(outcome, Retryable) or outcome.ambiguous or self.retries_left == 0:
+            return outcome
+        wait = outcome.retry_after if outcome.retry_after is not None else DEFAULT_BACKOFF_SECONDS
+        if wait + MIN_CALL_SECONDS > self._deadline.remaining() - PARK_RESERVE_SECONDS:
+            return outcome  # the retry would not fit: park now, replay later
+        self.retries_left -= 1
+        self._sleep(wait)
+        self.calls += 1
+        return call()
+
+
+def deliver(
+    message: MessageAdded,
+    *,
+    rules: DeliveryRules,
+    memory: ObservationWriter,
+    profiles: ProfileCache,
+    dead_letters: DeadLetterSink,
+    deadline: Deadline,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryResult:
+    who = identifier_for(
+        message.author, chat_id_type=rules.chat_id_type, agent_identities=rules.agent_identities
+    )
+    if isinstance(who, NotACustomer):
+        return Skipped(who.reason)
+    observations = build_observations(message, rules.source)
+    if not observations:
+        return Skipped("empty")
+
+    attempts = _Attempts(deadline, sleep)
+
+    def park(
+        stage: Stage, failure: Failure, pending: Sequence[Observation], profile_id: str | None
+    ) -> Parked:
+        kind: Literal["retryable", "permanent"] = (
+            "permanent" if isinstance(failure, Permanent) else "retryable"
+        )
+        envelope = new_envelope(
+            kind=kind,
+            store_id=rules.store_id,
+            message_sid=message.message_sid,
+            conversation_sid=message.conversation_sid,
+            observations=pending,
+            failure=FailureRecord.from_outcome(stage, failure),
+            profile_id=profile_id,
+            identifier=who,
+            trait_group=rules.trait_group,
+            now=now(),
+        )
+        dead_letters.park(envelope)
+        return Parked(kind=kind, stage=stage, status=failure.status, code=failure.code)
+
+    profile_id = profiles.get(who)
+    if profile_id is None:
+        resolved = attempts.run(
+            lambda: resolve_profile(memory, rules.store_id, who, rules.trait_group, attempts.call_timeout)
+        )
+        if isinstance(resolved, Retryable | Permanent):
+            return park("resolve_profile", resolved, observations, None)
+        assert isinstance(resolved, str)
+        profile_id = resolved
+        profiles.put(who, profile_id)
+
+    posted = 0
+    for batch in batches(observations):
+        outcome, profile_id = _post_following_merge(
+            memory, rules.store_id, profile_id, batch, attempts, profiles, who
+        )
+        if not isinstance(outcome, Accepted):
+            failure = outcome if isinstance(outcome, Retryable | Permanent) else _unexpected(outcome)
+            return park("post_observations", failure, observations[posted:], profile_id)
+        posted += len(batch)
+    return Posted(observations=posted, requests=attempts.calls)
+
+
+def _post_following_merge(
+    memory: ObservationWriter,
+    store_id: str,
+    profile_id: str,
+    batch: list[Observation],
+    attempts: _Attempts,
+    profiles: ProfileCache,
+    who: Identifier,
+) -> tuple[Outcome | str, str]:
+    """POST one batch; on 308 + Canonical-Profile-Id follow the canonical profile once.
+
+    Returns the outcome and the profile id it was posted to.
+    """
+    outcome = attempts.run(
+        lambda: memory.create_observations(store_id, profile_id, batch, attempts.call_timeout())
+    )
+    if (
+        isinstance(outcome, Moved)
+        and outcome.canonical_profile_id
+        and outcome.canonical_profile_id != profile_id
+    ):
+        canonical = outcome.canonical_profile_id
+        profiles.put(who, canonical)
+        followed = attempts.run(
+            lambda: memory.create_observations(store_id, canonical, batch, attempts.call_timeout())
+        )
+        return followed, canonical
+    return outcome, profile_id
+
+
+def _unexpected(outcome: Outcome | str) -> Permanent:
+    status = getattr(outcome, "status", 0) or 0
+    return Permanent(status=status, message=f"unexpected answer {type(outcome).__name__}")

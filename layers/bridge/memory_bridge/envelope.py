@@ -1,0 +1,228 @@
+"""The one schema for everything parked on the dead-letter queue. Pure.
+
+The webhook writes it and the replay reads it, through this module only. `version` lets a later
+release read what an earlier one parked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from memory_bridge.observations import Observation
+from memory_bridge.outcomes import Failure, Permanent
+from memory_bridge.profiles import Identifier
+
+ENVELOPE_VERSION = 1
+Kind = Literal["retryable", "permanent"]
+Stage = Literal["resolve_profile", "post_observations"]
+_PROFILE_ID = re.compile(r"^mem_profile_[0-7][0-9a-z]{25}$")
+
+
+class MalformedEnvelope(ValueError):
+    """A queued message is not an envelope this version can read."""
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    stage: Stage
+    status: int | None
+    code: int | None
+    message: str
+    ambiguous: bool = False
+    retry_after: float | None = None
+
+    @classmethod
+    def from_outcome(cls, stage: Stage, failure: Failure) -> FailureRecord:
+        if isinstance(failure, Permanent):
+            return cls(stage, failure.status, failure.code, failure.message[:500])
+        return cls(
+            stage,
+            failure.status,
+            failure.code,
+            failure.message[:500],
+            ambiguous=failure.ambiguous,
+            retry_after=failure.retry_after,
+        )
+
+
+@dataclass(frozen=True)
+class Envelope:
+    kind: Kind
+    store_id: str
+    message_sid: str
+    conversation_sid: str
+    observations: tuple[Observation, ...]
+    failure: FailureRecord
+    # The profile when it was resolved; else the author's identifier so that replay can resolve it.
+    profile_id: str | None = None
+    identifier: Identifier | None = None
+    trait_group: str = "Contact"
+    attempts: int = 1
+    first_failed_at: str = ""
+    last_failed_at: str = ""
+    version: int = ENVELOPE_VERSION
+    history: tuple[dict[str, Any], ...] = field(default=())
+
+    def to_json(self) -> str:
+        failure = self.failure
+        document: dict[str, Any] = {
+            "version": self.version,
+            "kind": self.kind,
+            "storeId": self.store_id,
+            "profileId": self.profile_id,
+            "identifier": self.identifier.to_json() if self.identifier else None,
+            "traitGroup": self.trait_group,
+            "messageSid": self.message_sid,
+            "conversationSid": self.conversation_sid,
+            "observations": list(self.observations),
+            "failure": {
+                "stage": failure.stage,
+                "status": failure.status,
+                "code": failure.code,
+                "message": failure.message,
+                "ambiguous": failure.ambiguous,
+                "retryAfter": failure.retry_after,
+            },
+            "attempts": self.attempts,
+            "firstFailedAt": self.first_failed_at,
+            "lastFailedAt": self.last_failed_at,
+            "history": list(self.history),
+        }
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+    def message_attributes(self) -> dict[str, str]:
+        """Small, content-free attributes for counting without parsing bodies."""
+        return {
+            "kind": self.kind,
+            "status": str(self.failure.status) if self.failure.status is not None else "none",
+            "code": str(self.failure.code) if self.failure.code is not None else "none",
+            "envelopeVersion": str(self.version),
+        }
+
+    def failed_again(self, failure: FailureRecord, kind: Kind, now: datetime) -> Envelope:
+        """The same envelope after another failed attempt: attempts raised, old failure kept in history."""
+        previous = {
+            "at": self.last_failed_at,
+            "stage": self.failure.stage,
+            "status": self.failure.status,
+            "code": self.failure.code,
+        }
+        return replace(
+            self,
+            kind=kind,
+            failure=failure,
+            attempts=self.attempts + 1,
+            last_failed_at=timestamp(now),
+            history=(*self.history, previous)[-20:],
+        )
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_envelope(
+    *,
+    kind: Kind,
+    store_id: str,
+    message_sid: str,
+    conversation_sid: str,
+    observations: Sequence[Observation],
+    failure: FailureRecord,
+    profile_id: str | None,
+    identifier: Identifier | None,
+    trait_group: str,
+    now: datetime,
+) -> Envelope:
+    if profile_id is None and identifier is None:
+        raise ValueError("an envelope needs a profile id or an identifier to resolve")
+    when = timestamp(now)
+    return Envelope(
+        kind=kind,
+        store_id=store_id,
+        message_sid=message_sid,
+        conversation_sid=conversation_sid,
+        observations=tuple(observations),
+        failure=failure,
+        profile_id=profile_id,
+        identifier=identifier,
+        trait_group=trait_group,
+        first_failed_at=when,
+        last_failed_at=when,
+    )
+
+
+def _get(
+    document: Mapping[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False
+) -> Any:
+    value = document.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise MalformedEnvelope(f"field {name!r} is missing or of the wrong type")
+    return value
+
+
+def parse_envelope(text: str) -> Envelope:
+    """Read an envelope; raises MalformedEnvelope saying what is wrong (never the content)."""
+    try:
+        document = json.loads(text)
+    except (ValueError, TypeError):
+        raise MalformedEnvelope("not JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedEnvelope("not a JSON object")
+    version = document.get("version")
+    if version != ENVELOPE_VERSION:
+        raise MalformedEnvelope(f"unsupported envelope version {version!r}")
+    kind = _get(document, "kind", str)
+    if kind not in ("retryable", "permanent"):
+        raise MalformedEnvelope(f"unknown kind {kind!r}")
+    observations = _get(document, "observations", list)
+    if not observations or not all(isinstance(o, dict) for o in observations):
+        raise MalformedEnvelope("observations must be a non-empty list of objects")
+    failure_doc = _get(document, "failure", dict)
+    stage = failure_doc.get("stage")
+    if stage not in ("resolve_profile", "post_observations"):
+        raise MalformedEnvelope(f"unknown failure stage {stage!r}")
+    identifier_doc = _get(document, "identifier", dict, optional=True)
+    identifier = None
+    if identifier_doc is not None:
+        id_type, value = identifier_doc.get("idType"), identifier_doc.get("value")
+        if not isinstance(id_type, str) or not isinstance(value, str):
+            raise MalformedEnvelope("identifier needs idType and value")
+        identifier = Identifier(id_type, value)
+    profile_id = _get(document, "profileId", str, optional=True)
+    if profile_id is not None and not _PROFILE_ID.match(profile_id):
+        raise MalformedEnvelope("profileId is not a profile id")
+    if profile_id is None and identifier is None:
+        raise MalformedEnvelope("neither profileId nor identifier is set")
+    attempts = _get(document, "attempts", int)
+    retry_after = failure_doc.get("retryAfter")
+    return Envelope(
+        version=ENVELOPE_VERSION,
+        kind=kind,
+        store_id=_get(document, "storeId", str),
+        profile_id=profile_id,
+        identifier=identifier,
+        trait_group=document.get("traitGroup") or "Contact",
+        message_sid=_get(document, "messageSid", str),
+        conversation_sid=_get(document, "conversationSid", str),
+        observations=tuple(observations),
+        failure=FailureRecord(
+            stage=stage,
+            status=failure_doc.get("status"),
+            code=failure_doc.get("code"),
+            message=str(failure_doc.get("message") or ""),
+            ambiguous=bool(failure_doc.get("ambiguous")),
+            retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        ),
+        attempts=attempts,
+        first_failed_at=str(document.get("firstFailedAt") or ""),
+        last_failed_at=str(document.get("lastFailedAt") or ""),
+        history=tuple(h for h in document.get("history") or () if isinstance(h, dict)),
+    )

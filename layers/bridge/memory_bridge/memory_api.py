@@ -1,0 +1,271 @@
+"""Adapter for Twilio's Memory API (https://memory.twilio.com, v1) over urllib3.
+
+One pool per process, explicit connect/read timeouts, no automatic retries or redirects: every
+answer becomes one outcome value (`Accepted | Moved | Retryable | Permanent`) and the caller decides.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+
+from memory_bridge.credentials import TwilioCredentials
+from memory_bridge.observations import Observation
+from memory_bridge.outcomes import Accepted, Moved, Outcome, Permanent, Retryable
+from memory_bridge.profiles import Identifier
+
+USER_AGENT = "memory-bridge/0.1 (+urllib3)"
+# Bodies above this are gzipped (allowed on Observations POST only). Small bodies cost more to
+# compress than they save on the wire.
+GZIP_THRESHOLD_BYTES = 8 * 1024
+# Refresh credentials after a 401 at most this often (seconds).
+UNAUTHORIZED_REFRESH_INTERVAL = 5.0
+
+
+class CredentialsSource(Protocol):
+    def get(self) -> TwilioCredentials: ...
+
+    def refresh(self, min_interval: float | None = None) -> TwilioCredentials | None: ...
+
+
+class StaticCredentials:
+    """Credentials that never change (CLI with TWILIO_* variables)."""
+
+    def __init__(self, credentials: TwilioCredentials):
+        self._credentials = credentials
+
+    def get(self) -> TwilioCredentials:
+        return self._credentials
+
+    def refresh(self, min_interval: float | None = None) -> TwilioCredentials | None:  # noqa: ARG002
+        return None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _json_body(data: bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def outcome_from_response(status: int, headers: Mapping[str, str], data: bytes) -> Outcome:
+    """Map one HTTP answer to an outcome. `headers` have lower-case names."""
+    body = _json_body(data)
+    if 200 <= status < 300:
+        return Accepted(status=status, body=body, headers=dict(headers))
+    if status in (301, 308):
+        return Moved(status=status, canonical_profile_id=headers.get("canonical-profile-id"))
+    error = body if isinstance(body, dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    message = str(error.get("message") or "")[:500]
+    if status == 429 or status >= 500:
+        return Retryable(status=status, code=code, message=message, retry_after=_retry_after(headers))
+    return Permanent(status=status, code=code, message=message)
+
+
+class MemoryApiClient:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: CredentialsSource,
+        *,
+        connect_timeout: float = 1.0,
+        read_timeout: float = 2.5,
+        pool: urllib3.PoolManager | None = None,
+        pool_size: int = 1,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        # One keep-alive pool for the container's life: the TLS handshake is paid once.
+        self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=pool_size, block=False, retries=False)
+        self.requests_sent = 0
+
+    # ---- profiles and observations (the webhook's hot path) -------------------------------
+
+    def lookup_profiles(self, store_id: str, identifier: Identifier, timeout: float | None = None) -> Outcome:
+        return self.request(
+            "POST",
+            f"/v1/Stores/{_seg(store_id)}/Profiles/Lookup",
+            json_body=identifier.to_json(),
+            timeout=timeout,
+        )
+
+    def create_profile(
+        self, store_id: str, trait_group: str, identifier: Identifier, timeout: float | None = None
+    ) -> Outcome:
+        traits = {trait_group: {identifier.id_type: identifier.value}}
+        return self.request(
+            "POST", f"/v1/Stores/{_seg(store_id)}/Profiles", json_body={"traits": traits}, timeout=timeout
+        )
+
+    def create_observations(
+        self,
+        store_id: str,
+        profile_id: str,
+        observations: Sequence[Observation],
+        timeout: float | None = None,
+    ) -> Outcome:
+        return self.request(
+            "POST",
+            f"/v1/Stores/{_seg(store_id)}/Profiles/{_seg(profile_id)}/Observations",
+            json_body={"observations": list(observations)},
+            timeout=timeout,
+            compressible=True,
+        )
+
+    def list_observations(
+        self,
+        store_id: str,
+        profile_id: str,
+        *,
+        page_size: int = 50,
+        page_token: str | None = None,
+        source: str | None = None,
+        created_after: str | None = None,
+        order_by: str | None = None,
+        timeout: float | None = None,
+    ) -> Outcome:
+        query = {
+            "pageSize": str(page_size),
+            "pageToken": page_token,
+            "source": source,
+            "createdAfter": created_after,
+            "orderBy": order_by,
+        }
+        return self.request(
+            "GET",
+            f"/v1/Stores/{_seg(store_id)}/Profiles/{_seg(profile_id)}/Observations",
+            query=query,
+            timeout=timeout,
+        )
+
+    # ---- stores and operations (control plane) ------------------------------------------
+
+    def create_store(self, display_name: str, description: str | None = None) -> Outcome:
+        body: dict[str, str] = {"displayName": display_name}
+        if description is not None:
+            body["description"] = description
+        return self.request("POST", "/v1/ControlPlane/Stores", json_body=body)
+
+    def list_stores(self, page_size: int = 50, page_token: str | None = None) -> Outcome:
+        return self.request(
+            "GET", "/v1/ControlPlane/Stores", query={"pageSize": str(page_size), "pageToken": page_token}
+        )
+
+    def fetch_store(self, store_id: str) -> Outcome:
+        return self.request("GET", f"/v1/ControlPlane/Stores/{_seg(store_id)}")
+
+    def fetch_operation(self, operation_id: str) -> Outcome:
+        return self.request("GET", f"/v1/ControlPlane/Operations/{_seg(operation_id)}")
+
+    # ---- the one way out ----------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        query: Mapping[str, str | None] | None = None,
+        timeout: float | None = None,
+        compressible: bool = False,
+    ) -> Outcome:
+        """Send one request; on 401 read the credentials again once and, if they changed, resend."""
+        outcome = self._send(method, path, json_body, query, timeout, compressible)
+        if (
+            isinstance(outcome, Permanent)
+            and outcome.status == 401
+            and self._credentials.refresh(UNAUTHORIZED_REFRESH_INTERVAL) is not None
+        ):
+            outcome = self._send(method, path, json_body, query, timeout, compressible)
+        return outcome
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        query: Mapping[str, str | None] | None,
+        timeout: float | None,
+        compressible: bool,
+    ) -> Outcome:
+        url = self.base_url + path
+        if query:
+            pairs = [(k, v) for k, v in query.items() if v is not None]
+            if pairs:
+                url += "?" + urlencode(pairs)
+        headers = {
+            "Authorization": self._credentials.get().authorization_header,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+            "User-Agent": USER_AGENT,
+        }
+        body: bytes | None = None
+        if json_body is not None:
+            body = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+            if compressible and len(body) > GZIP_THRESHOLD_BYTES:
+                body = gzip.compress(body, compresslevel=5)
+                headers["Content-Encoding"] = "gzip"
+        budget = timeout if timeout is not None else self._connect_timeout + self._read_timeout
+        budget = max(budget, 0.05)
+        call_timeout = urllib3.Timeout(
+            total=budget, connect=min(self._connect_timeout, budget), read=min(self._read_timeout, budget)
+        )
+        self.requests_sent += 1
+        try:
+            response = self._pool.request(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                timeout=call_timeout,
+                retries=False,
+                redirect=False,
+                preload_content=True,
+            )
+        except (ConnectTimeoutError, NewConnectionError) as error:
+            # Nothing was sent: safe to try again.
+            return Retryable(status=None, message=f"connect failed: {type(error).__name__}")
+        except ReadTimeoutError:
+            return Retryable(status=None, message="read timed out", ambiguous=True)
+        except ProtocolError as error:
+            return Retryable(
+                status=None, message=f"connection dropped: {type(error).__name__}", ambiguous=True
+            )
+        except HTTPError as error:
+            return Retryable(status=None, message=f"transport error: {type(error).__name__}", ambiguous=True)
+        lowered = {name.lower(): value for name, value in response.headers.items()}
+        return outcome_from_response(response.status, lowered, response.data)
+
+
+def _seg(value: str) -> str:
+    """Quote a path segment so that an id can never change the path."""
+    return quote(value, safe="")

@@ -1,0 +1,71 @@
+"""From a Conversations message to Memory observations. Pure.
+
+A body longer than one observation allows is split on character boundaries into several
+observations, in order; nothing is truncated away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from memory_bridge.events import Attachment, MessageAdded
+
+# The contract allows 4096 characters; the product page says "up to 4KB". Staying within
+# 4096 UTF-8 bytes satisfies both.
+MAX_CONTENT_BYTES = 4096
+MAX_OBSERVATIONS_PER_REQUEST = 10
+
+Observation = dict[str, Any]
+
+
+def split_utf8(text: str, max_bytes: int = MAX_CONTENT_BYTES) -> list[str]:
+    """Split `text` into pieces of at most `max_bytes` UTF-8 bytes, never inside a character."""
+    if max_bytes < 4:
+        raise ValueError("max_bytes must leave room for one 4-byte character")
+    pieces: list[str] = []
+    start = 0
+    size = 0
+    for position, char in enumerate(text):
+        width = len(char.encode("utf-8"))
+        if size + width > max_bytes:
+            pieces.append(text[start:position])
+            start, size = position, 0
+        size += width
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+def attachment_line(attachment: Attachment) -> str:
+    described = " ".join(part for part in (attachment.content_type, attachment.filename) if part)
+    return f"[attachment: {described or 'unknown type'}]"
+
+
+def message_content(message: MessageAdded) -> str:
+    """The body, then one short line per attachment."""
+    lines = [message.body] if message.body.strip() else []
+    lines.extend(attachment_line(a) for a in message.attachments)
+    return "\n".join(lines)
+
+
+def rfc3339(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_observations(message: MessageAdded, source: str) -> list[Observation]:
+    """Observations for one message; empty when there is nothing to remember."""
+    content = message_content(message)
+    if not content:
+        return []
+    occurred_at = rfc3339(message.date_created)
+    return [{"content": piece, "source": source, "occurredAt": occurred_at} for piece in split_utf8(content)]
+
+
+def batches(
+    observations: Sequence[Observation], size: int = MAX_OBSERVATIONS_PER_REQUEST
+) -> Iterator[list[Observation]]:
+    for start in range(0, len(observations), size):
+        yield list(observations[start : start + size])

@@ -1,0 +1,74 @@
+"""Wiring for the Lambda: settings read once from the environment, adapters built once per container.
+
+Kept apart from the core so that the core never reads the environment; `reset()` lets tests and
+the local stack rebuild after changing the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from aws_lambda_powertools import Logger, Metrics
+
+from memory_bridge.config import Settings
+from memory_bridge.credentials import CachedCredentials, secrets_manager_fetcher
+from memory_bridge.dead_letters import SqsDeadLetterQueue
+from memory_bridge.delivery import DeliveryRules
+from memory_bridge.idempotency import PowertoolsIdempotency
+from memory_bridge.memory_api import MemoryApiClient
+from memory_bridge.profiles import ProfileCache
+from memory_bridge.webhook import WebhookService
+
+SERVICE_NAME = "memory-bridge"
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MemoryBridge"), service=SERVICE_NAME
+)
+
+_lock = threading.Lock()
+_service: WebhookService | None = None
+
+
+def build_webhook_service(settings: Settings) -> WebhookService:
+    credentials = CachedCredentials(secrets_manager_fetcher(settings.credentials_secret))
+    return WebhookService(
+        rules=DeliveryRules(
+            store_id=settings.memory_store_id,
+            source=settings.observation_source,
+            trait_group=settings.profile_trait_group,
+            chat_id_type=settings.chat_id_type,
+            agent_identities=settings.agent_identities,
+        ),
+        public_webhook_url=settings.public_webhook_url,
+        budget_seconds=settings.webhook_budget_seconds,
+        credentials=credentials,
+        memory=MemoryApiClient(
+            settings.memory_api_base_url,
+            credentials,
+            connect_timeout=settings.memory_connect_timeout_seconds,
+            read_timeout=settings.memory_read_timeout_seconds,
+        ),
+        profiles=ProfileCache(ttl=settings.profile_cache_ttl_seconds),
+        dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url),
+        idempotency=PowertoolsIdempotency(settings.idempotency_table, settings.idempotency_ttl_seconds),
+        metrics=metrics,
+        logger=logger,
+    )
+
+
+def webhook_service() -> WebhookService:
+    """The container's one service; raises ConfigError naming the variable when a setting is bad."""
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                _service = build_webhook_service(Settings.from_env(os.environ))
+    return _service
+
+
+def reset() -> None:
+    """Forget the built service (tests and the local stack change the environment)."""
+    global _service
+    with _lock:
+        _service = None
