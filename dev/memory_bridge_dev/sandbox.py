@@ -1,0 +1,686 @@
+"""A loopback stand-in for Twilio's Memory API v1, for tests and the local stack (dev-only).
+
+It implements the endpoints the bridge uses as `twilio-memory-v1.yaml` describes them: request
+validation with TwilioError bodies, Basic auth, profiles with identity resolution (lookup,
+resolve-or-create, merges answered with 308), observations (create, list with paging), and stores
+with their asynchronous operation (QUEUED → PROVISIONING → ACTIVE over a configurable time).
+
+Faults can be set while it runs, from Python or over HTTP (`/__sandbox/faults`): a status with
+`Retry-After`, latency, or a dropped connection before or after the request was processed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import json
+import random
+import re
+import socket
+import threading
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TTID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+SOURCE_PATTERN = re.compile(r"^[a-zA-Z0-9 _.-]+$")
+CONVERSATION_ID = re.compile(r"^conv_conversation_[0-7][0-9a-z]{25}$")
+STORE_ID = re.compile(r"^mem_(store|service)_[0-7][0-9a-z]{25}$")
+PROFILE_ID = re.compile(r"^mem_profile_[0-7][0-9a-z]{25}$")
+DISPLAY_NAME = re.compile(r"^[a-zA-Z0-9-]+$")
+OBSERVATION_KEYS = {"content", "source", "occurredAt", "conversationIds"}
+ADMIN_PREFIX = "/__sandbox"
+
+
+def ttid(prefix: str) -> str:
+    return prefix + random.choice("01234567") + "".join(random.choices(TTID_ALPHABET, k=25))
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "more_info": f"https://www.twilio.com/docs/api/errors/{self.code}",
+            "status": self.status,
+        }
+
+
+def _schema_error(message: str) -> ApiError:
+    return ApiError(400, 520046, f"Schema validation failed: {message}")
+
+
+def is_rfc3339(value: Any) -> bool:
+    if not isinstance(value, str) or not re.match(
+        r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", value
+    ):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def normalize(id_type: str, value: str) -> str:
+    """The spec's example identity-resolution settings: phone → E.164, email → lower-case, else trim."""
+    text = value.strip()
+    if id_type == "phone":
+        digits = re.sub(r"\D", "", text)
+        if text.startswith("+"):
+            return "+" + digits
+        return "+1" + digits if len(digits) == 10 else "+" + digits
+    if id_type == "email":
+        return text.lower()
+    return text
+
+
+@dataclass
+class Fault:
+    """One injected failure. `times` None means until cleared; `match` filters on the path."""
+
+    status: int | None = None
+    retry_after: int | None = None
+    latency: float = 0.0
+    drop: str | None = None  # "before" (nothing processed) or "after" (processed, then no answer)
+    times: int | None = None
+    match: str = "/v1/"
+    method: str | None = None
+    probability: float = 1.0
+
+    def applies(self, method: str, path: str) -> bool:
+        if self.match not in path or (self.method and self.method.upper() != method):
+            return False
+        return self.probability >= 1.0 or random.random() < self.probability
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    status: int | None = None
+    response_body: Any = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    operation: str = ""
+
+
+@dataclass
+class Store:
+    id: str
+    displayName: str
+    description: str | None
+    created: float
+    provisioning_seconds: float
+    fail: dict[str, Any] | None = None
+    version: int = 1
+
+    def status(self, now: float) -> str:
+        elapsed = now - self.created
+        if elapsed < self.provisioning_seconds / 3:
+            return "QUEUED"
+        if elapsed < self.provisioning_seconds:
+            return "PROVISIONING"
+        return "FAILED" if self.fail else "ACTIVE"
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "id": self.id,
+            "displayName": self.displayName,
+            "status": self.status(now),
+            "intelligenceServiceId": None,
+            "version": self.version,
+        }
+        if self.description is not None:
+            document["description"] = self.description
+        return document
+
+
+@dataclass
+class Operation:
+    operation_id: str
+    store_id: str
+    created_at: str
+    created: float
+    duration: float
+
+    def to_json(self, store: Store, now: float, base_url: str) -> dict[str, Any]:
+        elapsed = now - self.created
+        document: dict[str, Any] = {
+            "operationId": self.operation_id,
+            "createdAt": self.created_at,
+            "statusUrl": f"{base_url}/v1/ControlPlane/Operations/{self.operation_id}",
+        }
+        if elapsed < self.duration / 3:
+            document["status"] = "PENDING"
+        elif elapsed < self.duration:
+            document["status"] = "RUNNING"
+        elif store.fail:
+            document["status"] = "FAILED"
+            document["completedAt"] = now_iso()
+            document["error"] = store.fail
+        else:
+            document["status"] = "COMPLETED"
+            document["completedAt"] = now_iso()
+            document["result"] = {"type": "RESOURCE_ID", "id": store.id}
+        return document
+
+
+class MemorySandbox:
+    """State and rules; `serve()` puts it on loopback."""
+
+    def __init__(
+        self,
+        *,
+        credentials: dict[str, str] | None = None,
+        id_types: tuple[str, ...] = ("phone", "email", "whatsapp", "chat_identity"),
+        lookup_miss: str = "empty",  # "empty" → 200 with no profiles, "404" → 404 NotFound
+        provisioning_seconds: float = 0.6,
+        store_limit: int = 5,
+        retry_after_seconds: int = 1,
+    ):
+        # user → password accepted for Basic auth; None accepts any Basic credentials.
+        self.credentials = credentials
+        self.id_types = set(id_types)
+        self.lookup_miss = lookup_miss
+        self.provisioning_seconds = provisioning_seconds
+        self.store_limit = store_limit
+        self.retry_after_seconds = retry_after_seconds
+        self.lock = threading.RLock()
+        self.stores: dict[str, Store] = {}
+        self.operations: dict[str, Operation] = {}
+        self.profiles: dict[str, dict[str, Any]] = {}  # profile id → {"store", "traits"}
+        self.identifiers: dict[tuple[str, str, str], str] = {}  # (store, idType, value) → profile
+        self.merged: dict[str, str] = {}  # merged profile → canonical
+        self.observations: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self.fail_next_store: dict[str, Any] | None = None
+        self.base_url = ""
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- running it -------------------------------------------------------------------
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        sandbox = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.sandbox = sandbox
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.base_url = f"http://{host}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="memory-sandbox", daemon=True)
+        self._thread.start()
+        return self.base_url
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # ---- test helpers -------------------------------------------------------------------
+
+    def seed_store(self, display_name: str = "seeded", store_id: str | None = None) -> str:
+        with self.lock:
+            store = Store(store_id or ttid("mem_store_"), display_name, None, time.monotonic() - 3600, 0.0)
+            self.stores[store.id] = store
+            return store.id
+
+    def add_fault(self, fault: Fault) -> Fault:
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def merge_profiles(self, merged: str, canonical: str) -> None:
+        with self.lock:
+            self.merged[merged] = canonical
+
+    def all_observations(self, store_id: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {**o, "profileId": profile}
+                for (store, profile), items in self.observations.items()
+                if store_id in (None, store)
+                for o in items
+            ]
+
+    def profile_for(self, store_id: str, id_type: str, value: str) -> str | None:
+        with self.lock:
+            return self.identifiers.get((store_id, id_type, normalize(id_type, value)))
+
+    def requests_to(self, operation: str) -> list[RecordedRequest]:
+        with self.lock:
+            return [r for r in self.requests if r.operation == operation]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            self.requests.clear()
+            self.profiles.clear()
+            self.identifiers.clear()
+            self.merged.clear()
+            self.observations.clear()
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in list(self.faults):
+                if fault.applies(method, path):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
+
+    # ---- the API ----------------------------------------------------------------------
+
+    def authorize(self, header: str | None) -> None:
+        if not header or not header.startswith("Basic "):
+            raise ApiError(401, 20003, "Failed to complete request due to lack of authentication credentials")
+        if self.credentials is None:
+            return
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(401, 20003, "Authentication failed") from None
+        if self.credentials.get(user) != password:
+            raise ApiError(401, 20003, "Authentication failed")
+
+    def dispatch(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[str, int, Any, dict[str, str]]:
+        """Route one request: (operation name, status, JSON body, headers)."""
+        parts = [p for p in path.split("/") if p]
+        with self.lock:
+            if parts[:3] == ["v1", "ControlPlane", "Stores"]:
+                if len(parts) == 3 and method == "POST":
+                    return ("CreateStore", *self.create_store(body))
+                if len(parts) == 3 and method == "GET":
+                    return ("ListStores", *self.list_stores(query))
+                if len(parts) == 4 and method == "GET":
+                    return ("FetchStore", 200, self._store(parts[3]).to_json(time.monotonic()), {})
+            if parts[:3] == ["v1", "ControlPlane", "Operations"] and len(parts) == 4 and method == "GET":
+                return ("FetchOperation", *self.fetch_operation(parts[3]))
+            if parts[:2] == ["v1", "Stores"] and len(parts) >= 4 and parts[3] == "Profiles":
+                store = self._active_store(parts[2])
+                if len(parts) == 5 and parts[4] == "Lookup" and method == "POST":
+                    return ("CreateProfilesLookup", *self.lookup(store, body))
+                if len(parts) == 4 and method == "POST":
+                    return ("CreateProfile", *self.create_profile(store, body))
+                if len(parts) == 6 and parts[5] == "Observations":
+                    if method == "POST":
+                        return ("CreateProfileObservation", *self.create_observations(store, parts[4], body))
+                    if method == "GET":
+                        return ("ListProfileObservations", *self.list_observations(store, parts[4], query))
+        raise ApiError(404, 20404, "Not Found")
+
+    def _store(self, store_id: str) -> Store:
+        if not STORE_ID.match(store_id):
+            raise ApiError(400, 520049, "Malformed store id")
+        store = self.stores.get(store_id)
+        if store is None:
+            raise ApiError(404, 520041, "Memory store not found")
+        return store
+
+    def _active_store(self, store_id: str) -> Store:
+        store = self._store(store_id)
+        if store.status(time.monotonic()) != "ACTIVE":
+            raise ApiError(400, 520042, "Memory store is not active")
+        return store
+
+    def create_store(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict) or set(body) - {"displayName", "description"}:
+            raise _schema_error("body must be an object with displayName and optional description")
+        name = body.get("displayName")
+        if not isinstance(name, str) or not name or len(name) > 64 or not DISPLAY_NAME.match(name):
+            raise _schema_error("displayName must match ^[a-zA-Z0-9-]+$ and be at most 64 characters")
+        description = body.get("description")
+        if description is not None and (not isinstance(description, str) or not 1 <= len(description) <= 128):
+            raise _schema_error("description must be 1..128 characters")
+        if len(self.stores) >= self.store_limit:
+            raise ApiError(400, 520044, "Memory store limit exceeded")
+        store = Store(ttid("mem_store_"), name, description, time.monotonic(), self.provisioning_seconds)
+        store.fail, self.fail_next_store = self.fail_next_store, None
+        self.stores[store.id] = store
+        operation = Operation(
+            ttid("proc_job_"), store.id, now_iso(), time.monotonic(), self.provisioning_seconds
+        )
+        self.operations[operation.operation_id] = operation
+        status_path = f"/v1/ControlPlane/Operations/{operation.operation_id}"
+        headers = {
+            "Operation-Id": operation.operation_id,
+            "Location": self.base_url + status_path,
+            "Retry-After": str(self.retry_after_seconds),
+        }
+        return (
+            202,
+            {"message": "Memory Store creation accepted for processing.", "statusUrl": status_path},
+            headers,
+        )
+
+    def list_stores(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        size = int(query.get("pageSize", ["50"])[0])
+        start = int(query.get("pageToken", ["0"])[0] or 0)
+        ids = sorted(self.stores)
+        page = ids[start : start + size]
+        meta: dict[str, Any] = {"key": "stores", "pageSize": size}
+        if start + size < len(ids):
+            meta["nextToken"] = str(start + size)
+        return 200, {"stores": page, "meta": meta}, {}
+
+    def fetch_operation(self, operation_id: str) -> tuple[int, Any, dict[str, str]]:
+        if not operation_id or len(operation_id) > 512:
+            raise ApiError(400, 520051, "Malformed operation id")
+        operation = self.operations.get(operation_id)
+        if operation is None:
+            raise ApiError(404, 520052, "Operation not found")
+        store = self.stores[operation.store_id]
+        document = operation.to_json(store, time.monotonic(), self.base_url)
+        headers = {} if document["status"] in ("COMPLETED", "FAILED") else {"Retry-After": "1"}
+        return 200, document, headers
+
+    def lookup(self, store: Store, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict) or set(body) != {"idType", "value"}:
+            raise _schema_error("Identifier needs exactly idType and value")
+        id_type, value = body["idType"], body["value"]
+        if not isinstance(id_type, str) or not 2 <= len(id_type) <= 30:
+            raise _schema_error("idType must be 2..30 characters")
+        if not isinstance(value, str) or len(value) > 255:
+            raise _schema_error("value must be a string of at most 255 characters")
+        if id_type not in self.id_types:
+            raise _schema_error(f"idType {id_type!r} is not configured in identity resolution settings")
+        normalized = normalize(id_type, value)
+        found = self.identifiers.get((store.id, id_type, normalized))
+        if found is None and self.lookup_miss == "404":
+            raise ApiError(404, 20404, "Not Found")
+        profiles = [self.merged.get(found, found)] if found else []
+        return 200, {"normalizedValue": normalized, "profiles": profiles}, {}
+
+    def create_profile(self, store: Store, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict) or set(body) - {"traits"} or not isinstance(body.get("traits"), dict):
+            raise _schema_error("ProfileData needs traits")
+        identifiers = []
+        for group, traits in body["traits"].items():
+            if not isinstance(traits, dict) or len(traits) > 99:
+                raise _schema_error(f"trait group {group!r} must be an object")
+            for name, value in traits.items():
+                if name in self.id_types and isinstance(value, str):
+                    identifiers.append((name, normalize(name, value)))
+        if not identifiers:
+            raise _schema_error("at least one trait must be promoted to an identifier")
+        existing = next(
+            (self.identifiers[(store.id, *i)] for i in identifiers if (store.id, *i) in self.identifiers),
+            None,
+        )
+        profile_id = existing or ttid("mem_profile_")
+        if existing is None:
+            self.profiles[profile_id] = {"store": store.id, "traits": body["traits"]}
+        for id_type, value in identifiers:
+            self.identifiers.setdefault((store.id, id_type, value), profile_id)
+        return 202, {"message": "Profile resolved and accepted for processing.", "id": profile_id}, {}
+
+    def _profile(self, store: Store, profile_id: str, write: bool) -> str:
+        if not PROFILE_ID.match(profile_id):
+            raise ApiError(400, 520046, "Malformed profile id")
+        canonical = self.merged.get(profile_id)
+        if canonical:
+            location = f"{self.base_url}/v1/Stores/{store.id}/Profiles/{canonical}"
+            raise ApiError(
+                308 if write else 301,
+                0,
+                "This resource has moved.",
+                {"Canonical-Profile-Id": canonical, "Location": location, "X-Moved-Uri": location},
+            )
+        if profile_id not in self.profiles:
+            raise ApiError(404, 20404, "Not Found")
+        return profile_id
+
+    def create_observations(
+        self, store: Store, profile_id: str, body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        profile_id = self._profile(store, profile_id, write=True)
+        if not isinstance(body, dict) or set(body) != {"observations"}:
+            raise _schema_error("CreateObservationsRequest needs exactly 'observations'")
+        items = body["observations"]
+        if not isinstance(items, list) or not 1 <= len(items) <= 10:
+            raise _schema_error("observations must hold 1..10 items")
+        for item in items:
+            if not isinstance(item, dict) or set(item) - OBSERVATION_KEYS:
+                raise _schema_error("observation has unknown properties")
+            content = item.get("content")
+            if not isinstance(content, str) or not 1 <= len(content) <= 4096:
+                raise _schema_error("content must be 1..4096 characters")
+            source = item.get("source")
+            if not isinstance(source, str) or not 1 <= len(source) <= 100 or not SOURCE_PATTERN.match(source):
+                raise _schema_error("source must match ^[a-zA-Z0-9 _.-]+$ (1..100)")
+            if not is_rfc3339(item.get("occurredAt")):
+                raise _schema_error("occurredAt must be an RFC 3339 date-time")
+            ids = item.get("conversationIds")
+            if ids is not None and (
+                not isinstance(ids, list)
+                or len(ids) > 10
+                or not all(isinstance(i, str) and CONVERSATION_ID.match(i) for i in ids)
+            ):
+                raise _schema_error("conversationIds must be up to 10 conv_conversation_ ids")
+        stored = self.observations.setdefault((store.id, profile_id), [])
+        created = now_iso()
+        for item in items:
+            stored.append(
+                {"id": ttid("mem_observation_"), **item, "createdAt": created, "updatedAt": created}
+            )
+        return 202, {"message": "Observations accepted for processing."}, {}
+
+    def list_observations(
+        self, store: Store, profile_id: str, query: dict[str, list[str]]
+    ) -> tuple[int, Any, dict[str, str]]:
+        profile_id = self._profile(store, profile_id, write=False)
+        try:
+            size = int(query.get("pageSize", ["50"])[0])
+            start = int(query.get("pageToken", ["0"])[0] or 0)
+        except ValueError:
+            raise _schema_error("pageSize and pageToken must be numbers here") from None
+        if not 1 <= size <= 1000:
+            raise _schema_error("pageSize must be 1..1000")
+        size = min(size, 50)
+        items = list(self.observations.get((store.id, profile_id), []))
+        source = query.get("source", [None])[0]
+        if source:
+            items = [o for o in items if o["source"] == source]
+        after = query.get("createdAfter", [None])[0]
+        if after:
+            items = [o for o in items if o["createdAt"] >= after]
+        if query.get("orderBy", ["DESC"])[0] != "ASC":
+            items.reverse()
+        page = items[start : start + size]
+        meta: dict[str, Any] = {"key": "observations", "pageSize": size}
+        if start + size < len(items):
+            meta["nextToken"] = str(start + size)
+        if start > 0:
+            meta["previousToken"] = str(max(start - size, 0))
+        return 200, {"observations": page, "meta": meta}, {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    sandbox: MemorySandbox
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real API offers
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002 - quiet by default
+        return
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        encoding = (self.headers.get("Content-Encoding") or "").lower()
+        if encoding == "gzip":
+            raw = gzip.decompress(raw)
+        elif encoding == "deflate":
+            raw = zlib.decompress(raw)
+        return raw
+
+    def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drop(self) -> None:
+        # Close without an answer: the client sees a dropped connection.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _handle(self) -> None:
+        url = urlsplit(self.path)
+        if url.path.startswith(ADMIN_PREFIX):
+            self._admin(url.path[len(ADMIN_PREFIX) :], parse_qs(url.query))
+            return
+        sandbox = self.sandbox
+        fault = sandbox.take_fault(self.command, url.path)
+        if fault and fault.drop == "before":
+            self._drop()
+            return
+        if fault and fault.latency:
+            time.sleep(fault.latency)
+        raw = self._read_body()
+        record = RecordedRequest(
+            method=self.command,
+            path=url.path,
+            query=parse_qs(url.query),
+            headers={k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"},
+            body=None,
+        )
+        try:
+            if raw:
+                try:
+                    record.body = json.loads(raw)
+                except ValueError:
+                    raise _schema_error("body is not JSON") from None
+            if fault and fault.status:
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                codes = {429: 20429, 500: 20500, 503: 20503}
+                raise ApiError(fault.status, codes.get(fault.status, fault.status), "Injected fault", headers)
+            sandbox.authorize(self.headers.get("Authorization"))
+            record.operation, status, body, headers = sandbox.dispatch(
+                self.command, url.path, record.query, record.body
+            )
+        except ApiError as error:
+            status, headers = error.status, error.headers
+            moved = headers.pop("X-Moved-Uri", None)
+            body = {"message": error.message, "uri": moved} if moved else error.body()
+            if not record.operation:
+                record.operation = _operation_for(self.command, url.path)
+        record.status, record.response_body, record.response_headers = status, body, headers
+        with sandbox.lock:
+            sandbox.requests.append(record)
+        if fault and fault.drop == "after":
+            self._drop()
+            return
+        self._answer(status, body, headers)
+
+    def _admin(self, path: str, query: dict[str, list[str]]) -> None:
+        sandbox = self.sandbox
+        raw = self._read_body()
+        body = json.loads(raw) if raw else {}
+        if path == "/faults" and self.command == "POST":
+            fault = sandbox.add_fault(Fault(**body))
+            self._answer(201, asdict(fault))
+        elif path == "/faults" and self.command == "DELETE":
+            sandbox.clear_faults()
+            self._answer(200, {"faults": []})
+        elif path == "/faults" and self.command == "GET":
+            self._answer(200, {"faults": [asdict(f) for f in sandbox.faults]})
+        elif path == "/observations" and self.command == "GET":
+            self._answer(200, {"observations": sandbox.all_observations(query.get("storeId", [None])[0])})
+        elif path == "/requests" and self.command == "GET":
+            self._answer(
+                200,
+                {
+                    "requests": [
+                        {"method": r.method, "path": r.path, "status": r.status, "operation": r.operation}
+                        for r in sandbox.requests
+                    ]
+                },
+            )
+        elif path == "/merge" and self.command == "POST":
+            sandbox.merge_profiles(body["merged"], body["canonical"])
+            self._answer(200, body)
+        elif path == "/stores" and self.command == "POST":
+            self._answer(201, {"id": sandbox.seed_store(body.get("displayName", "seeded"))})
+        elif path == "/fail-next-store" and self.command == "POST":
+            sandbox.fail_next_store = {
+                "type": "PROVISIONING",
+                "title": body.get("title", "Provisioning failed"),
+                "code": body.get("code", 520050),
+                "detail": body.get("detail", "injected"),
+            }
+            self._answer(200, sandbox.fail_next_store)
+        elif path == "/health":
+            self._answer(200, {"ok": True})
+        else:
+            self._answer(404, {"message": "unknown sandbox admin path"})
+
+    do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
+
+
+def _operation_for(method: str, path: str) -> str:
+    if path.endswith("/Observations"):
+        return "CreateProfileObservation" if method == "POST" else "ListProfileObservations"
+    if path.endswith("/Lookup"):
+        return "CreateProfilesLookup"
+    if path.endswith("/Profiles"):
+        return "CreateProfile"
+    if "/ControlPlane/Operations/" in path:
+        return "FetchOperation"
+    if path.endswith("/ControlPlane/Stores"):
+        return "CreateStore" if method == "POST" else "ListStores"
+    if "/ControlPlane/Stores/" in path:
+        return "FetchStore"
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the Memory API sandbox on loopback.")
+    parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument("--user", help="accepted Basic-auth user (default: any)")
+    parser.add_argument("--password", help="accepted Basic-auth password")
+    args = parser.parse_args(argv)
+    credentials = {args.user: args.password or ""} if args.user else None
+    sandbox = MemorySandbox(credentials=credentials)
+    url = sandbox.serve(port=args.port)
+    print(f"Memory sandbox on {url} (Ctrl-C stops it)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sandbox.close()
+    return 0

@@ -1,0 +1,203 @@
+"""Shared test helpers: building signed webhooks exactly as Twilio does, and in-memory fakes for
+unit tests (integration tests use moto's server and the Memory sandbox instead)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from memory_bridge.envelope import Envelope
+from memory_bridge.idempotency import DeliveryInProgress, JsonResult
+from memory_bridge.outcomes import Outcome
+from memory_bridge.signature import compute_signature
+from memory_bridge_dev.apigw import http_api_event, rest_api_event
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DEV_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
+DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
+WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversations"
+
+
+def load_handler_module() -> ModuleType:
+    """functions/webhook/app.py, imported the way Lambda imports it (as a top-level module)."""
+    spec = importlib.util.spec_from_file_location("webhook_app", ROOT / "functions" / "webhook" / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def message_params(
+    *,
+    message_sid: str = "IM00000000000000000000000000000001",
+    author: str = "+15555550100",
+    body: str = "Hello from the customer",
+    conversation_sid: str = "CH00000000000000000000000000000001",
+    date_created: str = "2026-11-21T10:00:00.123Z",
+    media: str | None = None,
+    event_type: str = "onMessageAdded",
+    extra: Sequence[tuple[str, str]] = (),
+) -> list[tuple[str, str]]:
+    params = [
+        ("EventType", event_type),
+        ("AccountSid", DEV_ACCOUNT_SID),
+        ("ConversationSid", conversation_sid),
+        ("MessageSid", message_sid),
+        ("ChatServiceSid", "IS00000000000000000000000000000001"),
+        ("Index", "3"),
+        ("DateCreated", date_created),
+        ("Body", body),
+        ("Author", author),
+        ("ParticipantSid", "MB00000000000000000000000000000001"),
+        ("Attributes", "{}"),
+        ("Source", "SDK"),
+        ("RetryCount", "0"),
+    ]
+    if media is not None:
+        params.append(("Media", media))
+    params.extend(extra)
+    return params
+
+
+def signed_event(
+    params: Sequence[tuple[str, str]],
+    *,
+    url: str = WEBHOOK_URL,
+    token: str = DEV_AUTH_TOKEN,
+    signature: str | None = "compute",
+    version: int = 1,
+    base64_body: bool = False,
+    header_case: Callable[[str], str] = str,
+    extra_headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway event for a webhook POSTed to `url`, signed with `token` (or as given)."""
+    body = urlencode(list(params)).encode()
+    parts = urlsplit(url)
+    stage, _, path = parts.path.lstrip("/").partition("/")
+    headers = {
+        header_case("Content-Type"): "application/x-www-form-urlencoded; charset=utf-8",
+        header_case("User-Agent"): "TwilioProxy/1.1",
+        header_case("I-Twilio-Idempotency-Token"): "idem-token",
+    }
+    if signature == "compute":
+        signature = compute_signature(url, params, token)
+    if signature is not None:
+        headers[header_case("X-Twilio-Signature")] = signature
+    headers.update(extra_headers or {})
+    host = parts.netloc
+    if version == 2:
+        return http_api_event(method="POST", path=f"/{path}", headers=headers, body=body, query=parts.query,
+                              stage=stage, host=host)
+    return rest_api_event(method="POST", path=f"/{path}", headers=headers, body=body, query=parts.query,
+                          stage=stage, host=host, base64_body=base64_body)
+
+
+def body_of(response: Mapping[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(response["body"])
+    return document
+
+
+class FakeContext:
+    function_name = "WebhookFunction"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:WebhookFunction"
+    aws_request_id = "req-1"
+    function_version = "$LATEST"
+    log_group_name = "/aws/lambda/WebhookFunction"
+    log_stream_name = "stream"
+
+    def __init__(self, remaining_ms: int = 10_000):
+        self._remaining = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining
+
+
+# ---- in-memory fakes for unit tests -------------------------------------------------------
+
+
+class ScriptedMemory:
+    """A Memory client that answers from scripts, one outcome per call, and records the calls."""
+
+    def __init__(self, lookups: list[Outcome] | None = None, creates: list[Outcome] | None = None,
+                 posts: list[Outcome] | None = None):
+        self.lookups = list(lookups or [])
+        self.creates = list(creates or [])
+        self.posts = list(posts or [])
+        self.calls: list[tuple[str, Any]] = []
+
+    def lookup_profiles(self, store_id: str, identifier: Any, timeout: float | None = None) -> Outcome:
+        self.calls.append(("lookup", identifier))
+        return self.lookups.pop(0)
+
+    def create_profile(self, store_id: str, trait_group: str, identifier: Any, timeout: float | None = None) -> Outcome:
+        self.calls.append(("create_profile", (trait_group, identifier)))
+        return self.creates.pop(0)
+
+    def create_observations(self, store_id: str, profile_id: str, observations: Sequence[Any],
+                            timeout: float | None = None) -> Outcome:
+        self.calls.append(("post", (profile_id, list(observations))))
+        return self.posts.pop(0)
+
+
+class ListSink:
+    def __init__(self, fail: bool = False):
+        self.parked: list[Envelope] = []
+        self.fail = fail
+
+    def park(self, envelope: Envelope) -> str:
+        from memory_bridge.dead_letters import QueueUnavailable
+
+        if self.fail:
+            raise QueueUnavailable("queue down (fake)")
+        self.parked.append(envelope)
+        return f"msg-{len(self.parked)}"
+
+
+class InMemoryIdempotency:
+    """The IdempotencyGuard contract with a dict instead of DynamoDB."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, JsonResult | None] = {}
+
+    def run_once(self, key: str, work: Callable[[], JsonResult], context: Any = None) -> tuple[JsonResult, bool]:
+        if key in self.records:
+            existing = self.records[key]
+            if existing is None:
+                raise DeliveryInProgress(key)
+            return dict(existing), True
+        self.records[key] = None
+        try:
+            result = work()
+        except BaseException:
+            del self.records[key]
+            raise
+        self.records[key] = dict(result)
+        return result, False
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {}
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
