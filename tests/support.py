@@ -92,10 +92,25 @@ def signed_event(
     headers.update(extra_headers or {})
     host = parts.netloc
     if version == 2:
-        return http_api_event(method="POST", path=f"/{path}", headers=headers, body=body, query=parts.query,
-                              stage=stage, host=host)
-    return rest_api_event(method="POST", path=f"/{path}", headers=headers, body=body, query=parts.query,
-                          stage=stage, host=host, base64_body=base64_body)
+        return http_api_event(
+            method="POST",
+            path=f"/{path}",
+            headers=headers,
+            body=body,
+            query=parts.query,
+            stage=stage,
+            host=host,
+        )
+    return rest_api_event(
+        method="POST",
+        path=f"/{path}",
+        headers=headers,
+        body=body,
+        query=parts.query,
+        stage=stage,
+        host=host,
+        base64_body=base64_body,
+    )
 
 
 def body_of(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,8 +140,12 @@ class FakeContext:
 class ScriptedMemory:
     """A Memory client that answers from scripts, one outcome per call, and records the calls."""
 
-    def __init__(self, lookups: list[Outcome] | None = None, creates: list[Outcome] | None = None,
-                 posts: list[Outcome] | None = None):
+    def __init__(
+        self,
+        lookups: list[Outcome] | None = None,
+        creates: list[Outcome] | None = None,
+        posts: list[Outcome] | None = None,
+    ):
         self.lookups = list(lookups or [])
         self.creates = list(creates or [])
         self.posts = list(posts or [])
@@ -136,12 +155,15 @@ class ScriptedMemory:
         self.calls.append(("lookup", identifier))
         return self.lookups.pop(0)
 
-    def create_profile(self, store_id: str, trait_group: str, identifier: Any, timeout: float | None = None) -> Outcome:
+    def create_profile(
+        self, store_id: str, trait_group: str, identifier: Any, timeout: float | None = None
+    ) -> Outcome:
         self.calls.append(("create_profile", (trait_group, identifier)))
         return self.creates.pop(0)
 
-    def create_observations(self, store_id: str, profile_id: str, observations: Sequence[Any],
-                            timeout: float | None = None) -> Outcome:
+    def create_observations(
+        self, store_id: str, profile_id: str, observations: Sequence[Any], timeout: float | None = None
+    ) -> Outcome:
         self.calls.append(("post", (profile_id, list(observations))))
         return self.posts.pop(0)
 
@@ -166,7 +188,9 @@ class InMemoryIdempotency:
     def __init__(self) -> None:
         self.records: dict[str, JsonResult | None] = {}
 
-    def run_once(self, key: str, work: Callable[[], JsonResult], context: Any = None) -> tuple[JsonResult, bool]:
+    def run_once(
+        self, key: str, work: Callable[[], JsonResult], context: Any = None
+    ) -> tuple[JsonResult, bool]:
         if key in self.records:
             existing = self.records[key]
             if existing is None:

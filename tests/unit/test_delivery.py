@@ -27,8 +27,13 @@ def run(memory, *, body="hello", author="+15555550100", sink=None, budget=4.0, c
     clock = clock or FakeClock()
     sink = sink if sink is not None else ListSink()
     result = deliver(
-        message(body, author), rules=RULES, memory=memory, profiles=cache if cache is not None else ProfileCache(ttl=60),
-        dead_letters=sink, deadline=Deadline(budget, clock), sleep=clock.sleep,
+        message(body, author),
+        rules=RULES,
+        memory=memory,
+        profiles=cache if cache is not None else ProfileCache(ttl=60),
+        dead_letters=sink,
+        deadline=Deadline(budget, clock),
+        sleep=clock.sleep,
     )
     return result, sink, clock
 
@@ -38,8 +43,19 @@ def test_happy_path_posts_once():
     result, sink, _ = run(memory)
     assert result == Posted(observations=1, requests=2)
     assert sink.parked == []
-    assert memory.calls[1] == ("post", (PROFILE, [{"content": "hello", "source": "twilio-conversations",
-                                                    "occurredAt": "2026-11-21T00:00:00.000Z"}]))
+    assert memory.calls[1] == (
+        "post",
+        (
+            PROFILE,
+            [
+                {
+                    "content": "hello",
+                    "source": "twilio-conversations",
+                    "occurredAt": "2026-11-21T00:00:00.000Z",
+                }
+            ],
+        ),
+    )
 
 
 def test_cached_profile_means_one_call():
@@ -87,7 +103,9 @@ def test_only_one_retry_per_webhook():
 
 
 def test_ambiguous_failure_is_parked_not_retried():
-    memory = ScriptedMemory(lookups=[FOUND], posts=[Retryable(None, message="read timed out", ambiguous=True)])
+    memory = ScriptedMemory(
+        lookups=[FOUND], posts=[Retryable(None, message="read timed out", ambiguous=True)]
+    )
     result, sink, clock = run(memory)
     assert isinstance(result, Parked)
     assert sink.parked[0].failure.ambiguous is True

@@ -13,10 +13,16 @@ OBS = [{"content": "hi", "source": "s", "occurredAt": "2026-11-21T10:00:00.000Z"
 
 def envelope(**overrides):
     values = dict(
-        kind="retryable", store_id="mem_store_01kpttrksqe08rhv122gzq52ax", message_sid="IM1", conversation_sid="CH1",
-        observations=OBS, failure=FailureRecord.from_outcome("post_observations", Retryable(503, 20503, "down", 2.0)),
-        profile_id="mem_profile_01kpttrksqe08rhv122gzq52ax", identifier=Identifier("phone", "+15555550100"),
-        trait_group="Contact", now=NOW,
+        kind="retryable",
+        store_id="mem_store_01kpttrksqe08rhv122gzq52ax",
+        message_sid="IM1",
+        conversation_sid="CH1",
+        observations=OBS,
+        failure=FailureRecord.from_outcome("post_observations", Retryable(503, 20503, "down", 2.0)),
+        profile_id="mem_profile_01kpttrksqe08rhv122gzq52ax",
+        identifier=Identifier("phone", "+15555550100"),
+        trait_group="Contact",
+        now=NOW,
     )
     values.update(overrides)
     return new_envelope(**values)
@@ -28,28 +34,42 @@ def test_round_trip_keeps_everything_replay_needs():
     assert parsed == original
     document = json.loads(original.to_json())
     assert document["version"] == 1
-    assert document["failure"] == {"stage": "post_observations", "status": 503, "code": 20503, "message": "down",
-                                   "ambiguous": False, "retryAfter": 2.0}
+    assert document["failure"] == {
+        "stage": "post_observations",
+        "status": 503,
+        "code": 20503,
+        "message": "down",
+        "ambiguous": False,
+        "retryAfter": 2.0,
+    }
     assert document["attempts"] == 1
     assert document["firstFailedAt"] == document["lastFailedAt"] == "2026-11-21T10:00:00Z"
 
 
 def test_unresolved_author_is_kept_for_replay():
-    parsed = parse_envelope(envelope(profile_id=None, failure=FailureRecord.from_outcome(
-        "resolve_profile", Retryable(None, message="connect failed"))).to_json())
+    parsed = parse_envelope(
+        envelope(
+            profile_id=None,
+            failure=FailureRecord.from_outcome("resolve_profile", Retryable(None, message="connect failed")),
+        ).to_json()
+    )
     assert parsed.profile_id is None
     assert parsed.identifier == Identifier("phone", "+15555550100")
 
 
 def test_attributes_are_content_free():
-    attributes = envelope(kind="permanent", failure=FailureRecord.from_outcome(
-        "post_observations", Permanent(400, 520046, "bad"))).message_attributes()
+    attributes = envelope(
+        kind="permanent",
+        failure=FailureRecord.from_outcome("post_observations", Permanent(400, 520046, "bad")),
+    ).message_attributes()
     assert attributes == {"kind": "permanent", "status": "400", "code": "520046", "envelopeVersion": "1"}
 
 
 def test_failed_again_raises_attempts_and_keeps_history():
     later = datetime(2026, 11, 22, tzinfo=UTC)
-    again = envelope().failed_again(FailureRecord("post_observations", 429, 20429, "slow"), "retryable", later)
+    again = envelope().failed_again(
+        FailureRecord("post_observations", 429, 20429, "slow"), "retryable", later
+    )
     assert again.attempts == 2
     assert again.failure.status == 429
     assert again.last_failed_at == "2026-11-22T00:00:00Z"

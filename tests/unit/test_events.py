@@ -15,8 +15,11 @@ from tests.support import DEV_AUTH_TOKEN, WEBHOOK_URL, message_params, signed_ev
 def verify(event, public_url=None):
     request = read_webhook_request(event, public_url)
     return is_valid_signature(
-        urls=request.urls, params=request.params, raw_body=request.raw_body,
-        signature=request.signature, auth_tokens=(DEV_AUTH_TOKEN,),
+        urls=request.urls,
+        params=request.params,
+        raw_body=request.raw_body,
+        signature=request.signature,
+        auth_tokens=(DEV_AUTH_TOKEN,),
     )
 
 
@@ -79,8 +82,11 @@ def test_message_fields_are_read():
 
 @pytest.mark.parametrize(
     ("drop", "reason"),
-    [("MessageSid", "MessageSid is missing"), ("ConversationSid", "ConversationSid is missing"),
-     ("DateCreated", "DateCreated is missing")],
+    [
+        ("MessageSid", "MessageSid is missing"),
+        ("ConversationSid", "ConversationSid is missing"),
+        ("DateCreated", "DateCreated is missing"),
+    ],
 )
 def test_missing_fields_are_named(drop, reason):
     params = [p for p in message_params() if p[0] != drop]

@@ -17,8 +17,14 @@ from memory_bridge.observations import (
 
 def message(body="hi", attachments=()):
     return MessageAdded(
-        message_sid="IM1", conversation_sid="CH1", account_sid="AC1", author="+15555550100", body=body,
-        date_created=datetime(2026, 11, 21, 10, 0, 0, 123000, tzinfo=UTC), index=1, attachments=attachments,
+        message_sid="IM1",
+        conversation_sid="CH1",
+        account_sid="AC1",
+        author="+15555550100",
+        body=body,
+        date_created=datetime(2026, 11, 21, 10, 0, 0, 123000, tzinfo=UTC),
+        index=1,
+        attachments=attachments,
     )
 
 
@@ -34,7 +40,10 @@ def test_attachments_add_a_line_each():
         message("See these", (Attachment("image/jpeg", "photo.jpg"), Attachment(None, None)))
     )
     assert content == "See these\n[attachment: image/jpeg photo.jpg]\n[attachment: unknown type]"
-    assert message_content(message("", (Attachment("application/pdf", None),))) == "[attachment: application/pdf]"
+    assert (
+        message_content(message("", (Attachment("application/pdf", None),)))
+        == "[attachment: application/pdf]"
+    )
 
 
 def test_nothing_to_remember_gives_no_observation():

@@ -24,7 +24,10 @@ OTHER = "mem_profile_02kpttrksqe08rhv122gzq52ax"
     ],
 )
 def test_author_picks_the_id_type(author, expected):
-    assert identifier_for(author, chat_id_type="chat_identity", agent_identities=frozenset({"agent-smith"})) == expected
+    assert (
+        identifier_for(author, chat_id_type="chat_identity", agent_identities=frozenset({"agent-smith"}))
+        == expected
+    )
 
 
 def test_cache_expires_after_ttl_and_stays_bounded():
@@ -57,7 +60,9 @@ def test_lookup_match_is_used():
     assert [c[0] for c in memory.calls] == ["lookup"]
 
 
-@pytest.mark.parametrize("miss", [Accepted(200, {"normalizedValue": "+1", "profiles": []}), Permanent(404, 20404)])
+@pytest.mark.parametrize(
+    "miss", [Accepted(200, {"normalizedValue": "+1", "profiles": []}), Permanent(404, 20404)]
+)
 def test_no_match_either_form_creates_the_profile(miss):
     memory = ScriptedMemory(lookups=[miss], creates=[Accepted(202, {"message": "ok", "id": PROFILE})])
     assert resolve_profile(memory, "store", WHO, "Contact") == PROFILE
@@ -74,7 +79,9 @@ def test_failures_come_back_as_values():
     assert resolve_profile(ScriptedMemory(lookups=[busy]), "s", WHO, "Contact") == busy
     memory = ScriptedMemory(lookups=[Accepted(200, {"profiles": []})], creates=[Retryable(503)])
     assert resolve_profile(memory, "s", WHO, "Contact") == Retryable(503)
-    memory = ScriptedMemory(lookups=[Accepted(200, {"profiles": []})], creates=[Accepted(202, {"message": "?"})])
+    memory = ScriptedMemory(
+        lookups=[Accepted(200, {"profiles": []})], creates=[Accepted(202, {"message": "?"})]
+    )
     assert isinstance(resolve_profile(memory, "s", WHO, "Contact"), Permanent)
     memory = ScriptedMemory(lookups=[Accepted(200, {"profiles": []})], creates=[Moved(308, OTHER)])
     assert resolve_profile(memory, "s", WHO, "Contact") == OTHER

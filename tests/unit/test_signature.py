@@ -13,7 +13,9 @@ EXAMPLE_SIGNATURE = "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
 
 
 def check(signature, *, urls=(EXAMPLE_URL,), params=EXAMPLE_PARAMS, tokens=("12345",), body=b""):
-    return is_valid_signature(urls=urls, params=params, raw_body=body, signature=signature, auth_tokens=tokens)
+    return is_valid_signature(
+        urls=urls, params=params, raw_body=body, signature=signature, auth_tokens=tokens
+    )
 
 
 def test_twilio_published_example():

@@ -108,18 +108,20 @@ def credentials_from_env(env: Mapping[str, str]) -> TwilioCredentials | None:
 class CachedCredentials:
     """Credentials read once per container through `fetch`, and read again on demand.
 
-    `refresh` is rate-limited so that a stream of forged signatures cannot turn into a stream of
-    Secrets Manager calls.
+    The value is read again after `max_age` seconds, and on demand through `refresh`, which is
+    rate-limited so that a stream of forged signatures cannot become a stream of Secrets Manager calls.
     """
 
     def __init__(
         self,
         fetch: Callable[[], TwilioCredentials],
-        min_refresh_interval: float = 60.0,
+        min_refresh_interval: float = 5.0,
+        max_age: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._fetch = fetch
         self._min_interval = min_refresh_interval
+        self._max_age = max_age
         self._clock = clock
         self._lock = threading.Lock()
         self._value: TwilioCredentials | None = None
@@ -128,19 +130,24 @@ class CachedCredentials:
 
     def get(self) -> TwilioCredentials:
         value = self._value
-        if value is not None:
+        if value is not None and self._clock() - self._fetched_at < self._max_age:
             return value
         with self._lock:
             if self._value is None:
                 self._load()
+            elif self._clock() - self._fetched_at >= self._max_age:
+                # Pick up a rotation even without a failure; keep the old value if the read fails.
+                try:
+                    self._load()
+                except Exception:  # noqa: BLE001 - stale but valid beats none
+                    self._fetched_at = self._clock()
             assert self._value is not None
             return self._value
 
     def refresh(self, min_interval: float | None = None) -> TwilioCredentials | None:
         """Read the secret again; the new value if it changed, else None (also when rate-limited).
 
-        Forged signatures refresh at most once a minute (the default); a 401 from Memory, which
-        Twilio itself produced, passes a shorter interval.
+        A signature mismatch (possibly a rotated token) refreshes at most every `min_refresh_interval`.
         """
         interval = self._min_interval if min_interval is None else min_interval
         with self._lock:

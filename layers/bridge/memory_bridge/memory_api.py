@@ -30,8 +30,6 @@ USER_AGENT = "memory-bridge/0.1 (+urllib3)"
 # Bodies above this are gzipped (allowed on Observations POST only). Small bodies cost more to
 # compress than they save on the wire.
 GZIP_THRESHOLD_BYTES = 8 * 1024
-# Refresh credentials after a 401 at most this often (seconds).
-UNAUTHORIZED_REFRESH_INTERVAL = 5.0
 
 
 class CredentialsSource(Protocol):
@@ -202,7 +200,7 @@ class MemoryApiClient:
         if (
             isinstance(outcome, Permanent)
             and outcome.status == 401
-            and self._credentials.refresh(UNAUTHORIZED_REFRESH_INTERVAL) is not None
+            and self._credentials.refresh() is not None
         ):
             outcome = self._send(method, path, json_body, query, timeout, compressible)
         return outcome

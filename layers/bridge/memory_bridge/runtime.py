@@ -31,7 +31,10 @@ _service: WebhookService | None = None
 
 
 def build_webhook_service(settings: Settings) -> WebhookService:
-    credentials = CachedCredentials(secrets_manager_fetcher(settings.credentials_secret))
+    credentials = CachedCredentials(
+        secrets_manager_fetcher(settings.credentials_secret),
+        min_refresh_interval=settings.secret_refresh_interval_seconds,
+    )
     return WebhookService(
         rules=DeliveryRules(
             store_id=settings.memory_store_id,

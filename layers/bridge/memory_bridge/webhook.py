@@ -61,9 +61,9 @@ class KeyedLogger(Protocol):
     def error(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
 
 
-def response(status: int, outcome: str, **extra: Any) -> dict[str, Any]:
+def response(status_code: int, outcome: str, /, **extra: Any) -> dict[str, Any]:
     return {
-        "statusCode": status,
+        "statusCode": status_code,
         "headers": {"Content-Type": "application/json"},
         "body": json.dumps({"outcome": outcome, **extra}),
     }

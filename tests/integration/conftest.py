@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+from memory_bridge import runtime
+from memory_bridge.envelope import Envelope, parse_envelope
+from memory_bridge_dev.aws_resources import (
+    create_dead_letter_queue,
+    create_idempotency_table,
+    put_credentials_secret,
+)
+from memory_bridge_dev.sandbox import MemorySandbox
+from tests.support import (
+    DEV_ACCOUNT_SID,
+    DEV_AUTH_TOKEN,
+    FakeContext,
+    load_handler_module,
+    signed_event,
+)
+
+HANDLER = load_handler_module()
+
+
+@dataclass
+class Bridge:
+    """The real handler wired to moto's server and the sandbox, with ways to look at both."""
+
+    sandbox: MemorySandbox
+    store_id: str
+    queue_url: str
+    table: str
+    secret: str
+    env: dict[str, str]
+    sqs: Any = field(repr=False)
+    dynamodb: Any = field(repr=False)
+    secrets: Any = field(repr=False)
+
+    def invoke(self, event: dict[str, Any], remaining_ms: int = 10_000) -> dict[str, Any]:
+        response: dict[str, Any] = HANDLER.lambda_handler(event, FakeContext(remaining_ms))
+        return response
+
+    def send(self, params: Sequence[tuple[str, str]], **kwargs: Any) -> dict[str, Any]:
+        return self.invoke(signed_event(params, **kwargs))
+
+    def parked(self) -> list[Envelope]:
+        """Everything on the dead-letter queue (read and left there: visibility 0)."""
+        seen: dict[str, Envelope] = {}
+        for _ in range(5):
+            answer = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+            for message in answer.get("Messages", []):
+                seen[message["MessageId"]] = parse_envelope(message["Body"])
+        return list(seen.values())
+
+    def queue_depth(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    def observations(self) -> list[dict[str, Any]]:
+        return self.sandbox.all_observations(self.store_id)
+
+    def idempotency_records(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.dynamodb.scan(TableName=self.table)["Items"]
+        return items
+
+    def rotate_secret(self, value: dict[str, str]) -> None:
+        put_credentials_secret(self.secrets, self.secret, value)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[MemorySandbox]:
+    memory = MemorySandbox(credentials={DEV_ACCOUNT_SID: DEV_AUTH_TOKEN})
+    memory.serve()
+    yield memory
+    memory.close()
+
+
+@pytest.fixture
+def bridge(aws_env: str, sandbox: MemorySandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bridge]:
+    suffix = uuid.uuid4().hex[:10]
+    sqs = boto3.client("sqs")
+    dynamodb = boto3.client("dynamodb")
+    secrets = boto3.client("secretsmanager")
+    secret = f"memory-bridge/test-{suffix}"
+    put_credentials_secret(secrets, secret, {"account_sid": DEV_ACCOUNT_SID, "auth_token": DEV_AUTH_TOKEN})
+    env = {
+        "MEMORY_STORE_ID": sandbox.seed_store(),
+        "TWILIO_CREDENTIALS_SECRET": secret,
+        "DEAD_LETTER_QUEUE_URL": create_dead_letter_queue(sqs, f"dlq-{suffix}"),
+        "IDEMPOTENCY_TABLE": create_idempotency_table(dynamodb, f"idem-{suffix}"),
+        "MEMORY_API_BASE_URL": sandbox.base_url,
+        "MEMORY_API_READ_TIMEOUT": "1.0",
+        "SECRET_REFRESH_INTERVAL_SECONDS": "0",
+        "AGENT_IDENTITIES": "agent-ana",
+        "AWS_LAMBDA_FUNCTION_NAME": "WebhookFunction",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    yield Bridge(
+        sandbox=sandbox,
+        store_id=env["MEMORY_STORE_ID"],
+        queue_url=env["DEAD_LETTER_QUEUE_URL"],
+        table=env["IDEMPOTENCY_TABLE"],
+        secret=secret,
+        env=env,
+        sqs=sqs,
+        dynamodb=dynamodb,
+        secrets=secrets,
+    )
+    runtime.reset()
+
+
+def outcome(response: dict[str, Any]) -> str:
+    return str(json.loads(response["body"])["outcome"])
