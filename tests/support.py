@@ -3,11 +3,9 @@ unit tests (integration tests use moto's server and the Memory sandbox instead).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -22,15 +20,6 @@ SHARED = ROOT.parent / "shared"
 DEV_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
 WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversations"
-
-
-def load_handler_module() -> ModuleType:
-    """functions/webhook/app.py, imported the way Lambda imports it (as a top-level module)."""
-    spec = importlib.util.spec_from_file_location("webhook_app", ROOT / "functions" / "webhook" / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def message_params(

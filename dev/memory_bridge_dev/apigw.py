@@ -22,10 +22,15 @@ def rest_api_event(
     host: str = "abc123.execute-api.us-east-1.amazonaws.com",
     resource: str = "/webhooks/conversations",
     base64_body: bool = False,
+    context_path: str | None = None,
+    scheme: str = "https",
 ) -> dict[str, Any]:
-    """A REST API (v1) proxy event. `path` is without the stage, as API Gateway reports it."""
+    """A REST API (v1) proxy event. `path` is without the stage, as API Gateway reports it;
+    `context_path` is what the caller saw (stage included on execute-api hosts, as by default)."""
     multi_query = parse_qs(query, keep_blank_values=True) if query else None
-    all_headers = {"Host": host, "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443", **headers}
+    default_port = "443" if scheme == "https" else "80"
+    port = host.rpartition(":")[2] if ":" in host else default_port
+    all_headers = {"Host": host, "X-Forwarded-Proto": scheme, "X-Forwarded-Port": port, **headers}
     return {
         "resource": resource,
         "path": path,
@@ -39,7 +44,7 @@ def rest_api_event(
         "requestContext": {
             "resourcePath": resource,
             "httpMethod": method,
-            "path": f"/{stage}{path}",
+            "path": context_path if context_path is not None else f"/{stage}{path}",
             "stage": stage,
             "domainName": host,
             "requestId": str(uuid.uuid4()),
@@ -82,3 +87,36 @@ def http_api_event(
         "body": base64.b64encode(body).decode(),
         "isBase64Encoded": True,
     }
+
+
+class LocalLambdaContext:
+    """The parts of Lambda's context object that the handler and Powertools read."""
+
+    def __init__(
+        self, function_name: str = "WebhookFunction", timeout_seconds: float = 10.0, memory_mb: int = 256
+    ):
+        self.function_name = function_name
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.function_version = "$LATEST"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+
+def load_handler_module(path: str = "functions/webhook/app.py", name: str = "webhook_app") -> Any:
+    """A function's app.py, imported the way Lambda imports it (as a top-level module)."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(name, root / path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

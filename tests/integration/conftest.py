@@ -16,12 +16,12 @@ from memory_bridge_dev.aws_resources import (
     create_idempotency_table,
     put_credentials_secret,
 )
+from memory_bridge_dev.apigw import load_handler_module
 from memory_bridge_dev.sandbox import MemorySandbox
 from tests.support import (
     DEV_ACCOUNT_SID,
     DEV_AUTH_TOKEN,
     FakeContext,
-    load_handler_module,
     signed_event,
 )
 
