@@ -11,12 +11,12 @@ import pytest
 
 from memory_bridge import runtime
 from memory_bridge.envelope import Envelope, parse_envelope
+from memory_bridge_dev.apigw import load_handler_module
 from memory_bridge_dev.aws_resources import (
     create_dead_letter_queue,
     create_idempotency_table,
     put_credentials_secret,
 )
-from memory_bridge_dev.apigw import load_handler_module
 from memory_bridge_dev.sandbox import MemorySandbox
 from tests.support import (
     DEV_ACCOUNT_SID,

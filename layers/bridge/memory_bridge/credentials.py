@@ -89,20 +89,24 @@ def parse_secret_string(text: str | bytes) -> TwilioCredentials:
 
 
 def credentials_from_env(env: Mapping[str, str]) -> TwilioCredentials | None:
-    """The standard TWILIO_* variables, for the CLI; None when they are not set."""
-    account_sid = env.get("TWILIO_ACCOUNT_SID")
-    auth_token = env.get("TWILIO_AUTH_TOKEN")
-    api_key, api_secret = env.get("TWILIO_API_KEY"), env.get("TWILIO_API_SECRET")
-    if not account_sid and not api_key:
+    """The standard TWILIO_* variables, for the CLI; None when none is set.
+
+    An API key alone (TWILIO_API_KEY + TWILIO_API_SECRET) is enough to call Memory.
+    """
+    account_sid = env.get("TWILIO_ACCOUNT_SID", "")
+    auth_token = env.get("TWILIO_AUTH_TOKEN", "")
+    api_key, api_secret = env.get("TWILIO_API_KEY", ""), env.get("TWILIO_API_SECRET", "")
+    if not (account_sid or auth_token or api_key or api_secret):
         return None
-    return parse_credentials(
-        {
-            "account_sid": account_sid or "",
-            "auth_token": auth_token or "",
-            "api_key_sid": api_key or "",
-            "api_key_secret": api_secret or "",
-        }
-    )
+    if bool(api_key) != bool(api_secret):
+        raise CredentialsError("TWILIO_API_KEY and TWILIO_API_SECRET must be set together")
+    if api_key:
+        return TwilioCredentials(account_sid, auth_token, api_key, api_secret)
+    if not (account_sid and auth_token):
+        raise CredentialsError(
+            "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET"
+        )
+    return TwilioCredentials(account_sid, auth_token)
 
 
 class CachedCredentials:

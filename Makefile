@@ -1,0 +1,65 @@
+# memory-bridge — every target keeps one virtualenv at .venv (python3.13 where present, as it matches
+# the Lambda runtime; else python3). aws-sam-cli pins boto3 exactly, so it lives apart in .tools/sam.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY313 := $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13) \
+          $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null))
+PYTHON ?= $(if $(PY313),$(PY313),python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAM := .tools/sam/bin/sam
+SAM_VERSION := 1.170.0
+# sam build needs python3.13 on PATH for the python3.13 runtime (no Docker here).
+SAM_PATH := $(if $(PY313),$(dir $(PY313)):)$(PATH)
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: help venv tools run test lint typecheck unit integration build deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo "• creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+	@$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with the runtime and dev dependencies (the CLI lands in .venv/bin)
+
+$(SAM):
+	@echo "• installing aws-sam-cli $(SAM_VERSION) into .tools/sam"
+	@$(PYTHON) -m venv .tools/sam
+	@.tools/sam/bin/pip install $(PIP_FLAGS) aws-sam-cli==$(SAM_VERSION)
+
+tools: $(SAM) ## install aws-sam-cli in its own environment
+
+run: venv ## run the bridge on the local stack (moto + Memory sandbox + local API front)
+	@$(BIN)/python -m memory_bridge_dev.local_stack
+
+lint: venv ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv ## mypy --strict
+	$(BIN)/mypy
+
+unit: venv ## the socket-free tier only (seconds)
+	$(BIN)/pytest tests/unit
+
+integration: venv ## moto's server and the Memory sandbox over loopback
+	$(BIN)/pytest tests/integration
+
+test: venv tools lint typecheck ## everything CI runs: lint, types, unit, integration, contract, template, e2e
+	PATH="$(SAM_PATH)" $(BIN)/pytest
+
+build: tools ## sam build (no Docker)
+	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) build
+
+deploy: build ## sam deploy --guided (asks for the store id and the secret)
+	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
+
+clean: ## remove build output and caches (keeps .venv and .tools)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

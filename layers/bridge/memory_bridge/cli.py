@@ -1,0 +1,597 @@
+"""memory-bridge: the command line for the people who deploy, smoke-test and run the bridge.
+
+  memory-bridge send ...                 sign and POST an onMessageAdded webhook (local stack or deployed)
+  memory-bridge observations list ...    read a profile's observations back from Memory
+  memory-bridge stores create|list|show  Memory stores, with the asynchronous creation followed
+  memory-bridge operations show ID       one store operation
+
+Exit codes: 0 done; 1 the work failed (Memory refused, a store failed, a webhook was not 2xx);
+2 a usage or configuration error (the message names the rule and what to do).
+Results go to stdout (`--json` for scripts), progress lines to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+from urllib.parse import parse_qsl, urlencode
+
+from memory_bridge.config import DEFAULT_MEMORY_API_BASE_URL, STORE_ID_PATTERN
+from memory_bridge.credentials import (
+    CredentialsError,
+    TwilioCredentials,
+    credentials_from_env,
+    parse_secret_string,
+)
+from memory_bridge.outcomes import Accepted
+from memory_bridge.profiles import Identifier, NotACustomer, identifier_for
+from memory_bridge.signature import compute_signature
+
+LOCAL_STATE_ENV = "MEMORY_BRIDGE_LOCAL_STATE"
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: exit 2 with this message."""
+
+
+class WorkFailed(Exception):
+    """The command ran but its work did not succeed: exit 1 with this message."""
+
+
+def local_state_path() -> Path:
+    override = os.environ.get(LOCAL_STATE_ENV)
+    if override:
+        return Path(override)
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "memory-bridge" / "local-stack.json"
+    )
+
+
+def local_stack_state() -> dict[str, Any] | None:
+    """What `make run` wrote about the running local stack, if it is running."""
+    path = local_state_path()
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+@dataclass
+class Console:
+    out: TextIO
+    err: TextIO
+    json_output: bool = False
+
+    def progress(self, line: str) -> None:
+        print(line, file=self.err, flush=True)
+
+    def result(self, document: Any, text: str) -> None:
+        print(json.dumps(document, indent=2, default=str) if self.json_output else text, file=self.out)
+
+
+# ---- shared options -------------------------------------------------------------------------
+
+
+def add_memory_options(parser: argparse.ArgumentParser, aws_profile_flag: str = "--profile") -> None:
+    """Where Memory is and how to authenticate. Where `--profile` names a Memory profile, the AWS
+    profile is `--aws-profile`."""
+    group = parser.add_argument_group("Memory API")
+    group.add_argument(
+        "--memory-api-url", help="base URL (default: $MEMORY_API_BASE_URL, the local stack, or Twilio's)"
+    )
+    group.add_argument(
+        "--secret",
+        help="Secrets Manager secret with the Twilio credentials (default: the TWILIO_* variables)",
+    )
+    group.add_argument("--region", help="AWS region for --secret")
+    group.add_argument(aws_profile_flag, dest="aws_profile", help="AWS profile for --secret")
+    group.add_argument("--endpoint-url", help="AWS endpoint (e.g. moto's server) for --secret")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON for scripts")
+
+
+def memory_client(args: argparse.Namespace) -> Any:
+    from memory_bridge.memory_api import MemoryApiClient, StaticCredentials
+
+    state = local_stack_state()
+    base_url = args.memory_api_url or os.environ.get("MEMORY_API_BASE_URL")
+    if not base_url:
+        base_url = state["sandbox_url"] if state else DEFAULT_MEMORY_API_BASE_URL
+    credentials = cli_credentials(args, state)
+    return MemoryApiClient(
+        base_url, StaticCredentials(credentials), connect_timeout=3.0, read_timeout=15.0, pool_size=4
+    )
+
+
+def cli_credentials(args: argparse.Namespace, state: dict[str, Any] | None) -> TwilioCredentials:
+    try:
+        if args.secret:
+            return parse_secret_string(read_secret(args))
+        from_env = credentials_from_env(os.environ)
+        if from_env is not None:
+            return from_env
+    except CredentialsError as error:
+        raise UsageError(str(error)) from None
+    if state:
+        return TwilioCredentials(state["account_sid"], state["auth_token"])
+    raise UsageError(
+        "no Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+        "(or TWILIO_API_KEY and TWILIO_API_SECRET), pass --secret NAME, "
+        "or start the local stack with `make run`"
+    )
+
+
+def read_secret(args: argparse.Namespace) -> str:
+    import boto3
+
+    session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
+    client = session.client("secretsmanager", endpoint_url=args.endpoint_url)
+    try:
+        value: str = client.get_secret_value(SecretId=args.secret)["SecretString"]
+    except Exception as error:  # noqa: BLE001 - any AWS failure gets the same advice
+        raise UsageError(
+            f"could not read secret {args.secret!r}: {type(error).__name__}; check --region/--profile"
+        ) from None
+    return value
+
+
+def store_id_for(args: argparse.Namespace) -> str:
+    state = local_stack_state()
+    store_id = args.store or os.environ.get("MEMORY_STORE_ID") or (state or {}).get("store_id")
+    if not store_id:
+        raise UsageError("no store: pass --store mem_store_… or set MEMORY_STORE_ID")
+    if not STORE_ID_PATTERN.match(store_id):
+        raise UsageError(f"--store must match {STORE_ID_PATTERN.pattern}, got {store_id!r}")
+    return str(store_id)
+
+
+def fail_on(outcome: Any, what: str) -> Accepted:
+    if isinstance(outcome, Accepted):
+        return outcome
+    status = getattr(outcome, "status", None)
+    code = getattr(outcome, "code", None)
+    message = getattr(outcome, "message", "")
+    hint = " (check the credentials)" if status == 401 else ""
+    raise WorkFailed(
+        f"{what}: HTTP {status or 'no answer'}"
+        + (f", Twilio code {code}" if code else "")
+        + (f": {message}" if message else "")
+        + hint
+    )
+
+
+# ---- send -------------------------------------------------------------------------------------
+
+
+def new_sid(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+def webhook_params(args: argparse.Namespace, account_sid: str) -> list[tuple[str, str]]:
+    if args.event_file:
+        return params_from_event_file(Path(args.event_file))
+    media = [media_item(spec) for spec in args.media or []]
+    params = [
+        ("EventType", "onMessageAdded"),
+        ("AccountSid", account_sid),
+        ("ConversationSid", args.conversation_sid or new_sid("CH")),
+        ("MessageSid", args.message_sid or new_sid("IM")),
+        ("ChatServiceSid", "IS" + "0" * 32),
+        ("Index", "0"),
+        ("DateCreated", datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")),
+        ("Body", args.body),
+        ("Author", args.from_),
+        ("ParticipantSid", new_sid("MB")),
+        ("Attributes", "{}"),
+        ("Source", "API"),
+        ("RetryCount", "0"),
+    ]
+    if media:
+        params.append(("Media", json.dumps(media)))
+    return params
+
+
+def media_item(spec: str) -> dict[str, str]:
+    content_type, _, filename = spec.partition(":")
+    if "/" not in content_type:
+        raise UsageError(f"--media must be CONTENT_TYPE[:FILENAME], e.g. image/jpeg:photo.jpg (got {spec!r})")
+    item = {"sid": new_sid("ME"), "content_type": content_type}
+    if filename:
+        item["filename"] = filename
+    return item
+
+
+def params_from_event_file(path: Path) -> list[tuple[str, str]]:
+    import base64
+
+    try:
+        event = json.loads(path.read_text())
+        body = event["body"]
+        raw = base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"--event-file {path} is not an API Gateway event with a form body") from None
+    return parse_qsl(raw, keep_blank_values=True)
+
+
+def command_send(args: argparse.Namespace, console: Console) -> int:
+    import urllib3
+
+    state = local_stack_state()
+    url = args.url or (state or {}).get("webhook_url")
+    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or (state or {}).get("auth_token")
+    if not url or not token:
+        raise UsageError(
+            "no target: pass --url and --auth-token (or TWILIO_AUTH_TOKEN) for a deployed stack, "
+            "or start the local stack with `make run`"
+        )
+    if not args.event_file and (args.from_ is None or args.body is None):
+        raise UsageError("--from and --body are required (or pass --event-file events/…)")
+    account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or (state or {}).get("account_sid") or "AC" + "0" * 32
+    params = webhook_params(args, account_sid)
+    signature = compute_signature(url, params, token)
+    started = time.monotonic()
+    try:
+        response = urllib3.request(
+            "POST",
+            url,
+            body=urlencode(params).encode(),
+            timeout=urllib3.Timeout(connect=5, read=15),
+            retries=False,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                "X-Twilio-Signature": signature,
+                "User-Agent": "memory-bridge-cli",
+            },
+        )
+    except urllib3.exceptions.HTTPError as error:
+        raise WorkFailed(f"could not reach {url}: {type(error).__name__}; is the stack running?") from None
+    elapsed_ms = (time.monotonic() - started) * 1000
+    try:
+        answer: Any = json.loads(response.data or b"null")
+    except ValueError:
+        answer = response.data.decode(errors="replace")[:200]
+    message_sid = dict(params).get("MessageSid")
+    document = {
+        "status": response.status,
+        "answer": answer,
+        "messageSid": message_sid,
+        "ms": round(elapsed_ms),
+    }
+    console.result(
+        document,
+        f"HTTP {response.status} in {elapsed_ms:.0f} ms  {json.dumps(answer)}  (MessageSid {message_sid})",
+    )
+    return 0 if 200 <= response.status < 300 else 1
+
+
+# ---- observations -----------------------------------------------------------------------------
+
+
+def resolve_address(client: Any, store_id: str, address: str) -> str:
+    identifier = identifier_for(
+        address, chat_id_type=os.environ.get("CHAT_ID_TYPE", "chat_identity"), agent_identities=frozenset()
+    )
+    if isinstance(identifier, NotACustomer):
+        raise UsageError(f"--address {address!r} is not a customer address")
+    assert isinstance(identifier, Identifier)
+    found = fail_on(client.lookup_profiles(store_id, identifier), "profile lookup")
+    profiles = (found.body or {}).get("profiles") or []
+    if not profiles:
+        raise WorkFailed(f"no profile has {identifier.id_type} {address!r} in {store_id}")
+    return str(profiles[0])
+
+
+def command_observations_list(args: argparse.Namespace, console: Console) -> int:
+    client = memory_client(args)
+    store_id = store_id_for(args)
+    if bool(args.profile) == bool(args.address):
+        raise UsageError(
+            "pass exactly one of --profile mem_profile_… or --address (+1555…, whatsapp:+1…, email)"
+        )
+    profile_id = args.profile or resolve_address(client, store_id, args.address)
+    observations: list[dict[str, Any]] = []
+    token = None
+    while len(observations) < args.limit:
+        page = (
+            fail_on(
+                client.list_observations(
+                    store_id, profile_id, page_size=min(50, args.limit), page_token=token
+                ),
+                "list observations",
+            ).body
+            or {}
+        )
+        observations.extend(page.get("observations") or [])
+        token = (page.get("meta") or {}).get("nextToken")
+        if not token:
+            break
+    observations = observations[: args.limit]
+    lines = [f"{len(observations)} observation(s) on {profile_id}:"]
+    for item in observations:
+        content = str(item.get("content", "")).replace("\n", " ")
+        lines.append(f"  {item.get('occurredAt', '?'):<26} {item.get('source', ''):<22} {content[:70]}")
+    console.result(
+        {"storeId": store_id, "profileId": profile_id, "observations": observations}, "\n".join(lines)
+    )
+    return 0
+
+
+# ---- stores and operations ------------------------------------------------------------------
+
+
+def store_tools(args: argparse.Namespace, console: Console) -> tuple[Any, Any, Any]:
+    from memory_bridge.stores import Backoff, OperationWatch
+
+    client = memory_client(args)
+    backoff = Backoff(on_retry=console.progress)
+
+    def progress(status: str, elapsed: float) -> None:
+        console.progress(f"  … {status} after {elapsed:.0f}s")
+
+    return client, backoff, OperationWatch(client, backoff, on_progress=progress)
+
+
+def describe_store(store: dict[str, Any]) -> str:
+    name, status = store.get("displayName", ""), store.get("status", "")
+    return f"{store.get('id')}  {name:<24} {status:<12} {store.get('description') or ''}"
+
+
+def command_stores_create(args: argparse.Namespace, console: Console) -> int:
+    from memory_bridge.stores import (
+        StoreCreated,
+        StoreFailed,
+        StoreInputError,
+        StoreLimitReached,
+        StorePending,
+        create_store,
+        validate_description,
+        validate_display_name,
+    )
+
+    try:  # inputs are checked before anything is sent, even before credentials are looked for
+        validate_display_name(args.display_name)
+        validate_description(args.description)
+    except StoreInputError as error:
+        raise UsageError(str(error)) from None
+    client, backoff, watch = store_tools(args, console)
+    console.progress(f"Creating Memory store {args.display_name!r} (or reusing one by that name)…")
+    result = create_store(
+        client,
+        args.display_name,
+        args.description,
+        wait=not args.no_wait,
+        timeout=args.timeout,
+        backoff=backoff,
+        watch=watch,
+    )
+    if isinstance(result, StoreCreated):
+        note = "already exists; nothing created" if result.existed else "created"
+        console.result(
+            {"storeId": result.store_id, "existed": result.existed, "operationId": result.operation_id},
+            f"{result.store_id}\n(store {args.display_name!r} {note})",
+        )
+        return 0
+    if isinstance(result, StorePending):
+        hint = f"memory-bridge operations show {result.operation_id}"
+        text = (
+            f"Still provisioning after {args.timeout:g}s. Operation {result.operation_id}."
+            f"\nResume with: {hint}"
+            if result.timed_out
+            else f"Accepted. Operation {result.operation_id}.\nFollow with: {hint}"
+        )
+        console.result(
+            {"operationId": result.operation_id, "timedOut": result.timed_out, "resume": hint}, text
+        )
+        return 1 if result.timed_out else 0
+    if isinstance(result, StoreFailed):
+        failure = result.error
+        console.result(
+            {"operationId": result.operation_id, "error": failure},
+            f"Store creation FAILED: {failure.get('title', '')} (code {failure.get('code', '?')}): "
+            f"{failure.get('detail', '')}",
+        )
+        return 1
+    assert isinstance(result, StoreLimitReached)
+    listing = "\n".join("  " + describe_store(s) for s in result.existing)
+    console.result(
+        {"error": "store limit reached", "message": result.message, "stores": result.existing},
+        f"The account has reached its Memory store limit (Twilio error 520044): {result.message}.\n"
+        f"Reuse one of these with --display-name, or delete one:\n{listing}",
+    )
+    return 1
+
+
+def command_stores_list(args: argparse.Namespace, console: Console) -> int:
+    from memory_bridge.stores import list_stores
+
+    client, backoff, _ = store_tools(args, console)
+    stores = list_stores(client, backoff)
+    text = "\n".join([f"{len(stores)} store(s):", *("  " + describe_store(s) for s in stores)])
+    console.result({"stores": stores}, text)
+    return 0
+
+
+def command_stores_show(args: argparse.Namespace, console: Console) -> int:
+    if not STORE_ID_PATTERN.match(args.store_id):
+        raise UsageError(f"STORE_ID must match {STORE_ID_PATTERN.pattern}, got {args.store_id!r}")
+    client, backoff, _ = store_tools(args, console)
+    store = backoff.call("fetch store", lambda: client.fetch_store(args.store_id)).body
+    console.result(store, describe_store(store))
+    return 0
+
+
+def command_operations_show(args: argparse.Namespace, console: Console) -> int:
+    if not args.operation_id or len(args.operation_id) > 512:
+        raise UsageError("OPERATION_ID must be 1 to 512 characters")
+    client, backoff, _ = store_tools(args, console)
+    operation = backoff.call("fetch operation", lambda: client.fetch_operation(args.operation_id)).body
+    text = f"{operation.get('operationId')}  {operation.get('status')}"
+    if operation.get("result"):
+        text += f"  → {operation['result'].get('id')}"
+    if operation.get("error"):
+        failure = operation["error"]
+        text += f"  {failure.get('title')} (code {failure.get('code')}): {failure.get('detail', '')}"
+    console.result(operation, text)
+    return 0 if operation.get("status") != "FAILED" else 1
+
+
+# ---- parser -----------------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="memory-bridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    send = commands.add_parser(
+        "send",
+        help="sign and POST an onMessageAdded webhook, exactly as Twilio would",
+        description="Build an onMessageAdded webhook, sign it with the auth token as Twilio "
+        "does, and POST it. With no --url/--auth-token it targets the running local stack.",
+    )
+    send.add_argument("--url", help="webhook URL (a deployed stack's WebhookUrl output)")
+    send.add_argument("--auth-token", help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN)")
+    send.add_argument(
+        "--from",
+        dest="from_",
+        metavar="ADDRESS",
+        help="author: +1555…, whatsapp:+1…, an email or a chat identity",
+    )
+    send.add_argument("--body", help="message text")
+    send.add_argument("--conversation-sid", help="CH… (default: a new one)")
+    send.add_argument("--message-sid", help="IM… (default: a new one; reuse one to see duplicate handling)")
+    send.add_argument(
+        "--media",
+        action="append",
+        metavar="TYPE[:FILENAME]",
+        help="an attachment, e.g. image/jpeg:photo.jpg (repeatable)",
+    )
+    send.add_argument("--event-file", help="send the form fields of an API Gateway event file from events/")
+    send.add_argument("--json", action="store_true", help="print the result as JSON")
+    send.set_defaults(handler=command_send)
+
+    observations = commands.add_parser("observations", help="read observations back from Memory")
+    obs_commands = observations.add_subparsers(
+        dest="subcommand", metavar="SUBCOMMAND", parser_class=Parser, required=True
+    )
+    obs_list = obs_commands.add_parser("list", help="list a profile's observations (newest first)")
+    obs_list.add_argument("--profile", help="mem_profile_… id")
+    obs_list.add_argument(
+        "--address", help="find the profile by address instead: +1555…, whatsapp:+1…, email"
+    )
+    obs_list.add_argument("--store", help="mem_store_… (default: $MEMORY_STORE_ID or the local stack's)")
+    obs_list.add_argument("--limit", type=positive_int, default=20, help="at most this many (default 20)")
+    add_memory_options(obs_list, aws_profile_flag="--aws-profile")
+    obs_list.set_defaults(handler=command_observations_list)
+
+    stores = commands.add_parser("stores", help="create, list and show Memory stores")
+    store_commands = stores.add_subparsers(
+        dest="subcommand", metavar="SUBCOMMAND", parser_class=Parser, required=True
+    )
+    create = store_commands.add_parser(
+        "create",
+        help="create a store (or reuse one by name) and wait until its operation completes",
+        description="Create a Memory store and follow its asynchronous operation until it completes. "
+        "Idempotent by name: an existing store with the same displayName is reused.",
+    )
+    create.add_argument(
+        "--display-name", required=True, help="1-64 letters, digits and hyphens; unique per account"
+    )
+    create.add_argument("--description", help="1-128 characters")
+    create.add_argument("--no-wait", action="store_true", help="return the operation id at once")
+    create.add_argument("--timeout", type=positive_float, default=300.0, help="seconds to wait (default 300)")
+    add_memory_options(create)
+    create.set_defaults(handler=command_stores_create)
+    listing = store_commands.add_parser("list", help="every store: id, name, status, description")
+    add_memory_options(listing)
+    listing.set_defaults(handler=command_stores_list)
+    show = store_commands.add_parser("show", help="one store")
+    show.add_argument("store_id", metavar="STORE_ID")
+    add_memory_options(show)
+    show.set_defaults(handler=command_stores_show)
+
+    operations = commands.add_parser("operations", help="store operations")
+    op_commands = operations.add_subparsers(
+        dest="subcommand", metavar="SUBCOMMAND", parser_class=Parser, required=True
+    )
+    op_show = op_commands.add_parser("show", help="one operation: status, result or error")
+    op_show.add_argument("operation_id", metavar="OPERATION_ID")
+    add_memory_options(op_show)
+    op_show.set_defaults(handler=command_operations_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, Console], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(err)
+        return 2
+    console = Console(out, err, json_output=bool(getattr(args, "json", False)))
+    try:
+        return handler(args, console)
+    except UsageError as error:
+        print(f"memory-bridge: error: {error}", file=err)
+        return 2
+    except WorkFailed as error:
+        print(f"memory-bridge: {error}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print("memory-bridge: interrupted", file=err)
+        return 130
+    except Exception as error:
+        from memory_bridge.stores import ApiFailure
+
+        if isinstance(error, ApiFailure):
+            print(f"memory-bridge: {error}", file=err)
+            return 1
+        print(
+            f"memory-bridge: unexpected {type(error).__name__}: {error}. "
+            "Run again with MEMORY_BRIDGE_DEBUG=1 for details.",
+            file=err,
+        )
+        if os.environ.get("MEMORY_BRIDGE_DEBUG"):
+            raise
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""End to end: `make run`'s stack as a subprocess, driven only over HTTP (and the CLI, which uses HTTP)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import urllib3
+
+from memory_bridge import cli
+from memory_bridge.envelope import parse_envelope
+from memory_bridge.signature import compute_signature
+from tests.conftest import free_port
+from tests.support import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("stack") / "local-stack.json"
+    ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(state)}
+    for name in ("AWS_ENDPOINT_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "MEMORY_API_BASE_URL"):
+        env.pop(name, None)
+    args = [sys.executable, "-m", "memory_bridge_dev.local_stack", "--provisioning-seconds", "0.5"]
+    for flag, port in ports.items():
+        args += [flag, str(port)]
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 45
+    while not state.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("local stack did not start:\n" + (process.stdout.read() if process.stdout else ""))
+        time.sleep(0.2)
+    info = json.loads(state.read_text())
+    previous = os.environ.get("MEMORY_BRIDGE_LOCAL_STATE")
+    os.environ["MEMORY_BRIDGE_LOCAL_STATE"] = str(state)
+    yield {**info, "process": process, "state": state}
+    if previous is None:
+        os.environ.pop("MEMORY_BRIDGE_LOCAL_STATE", None)
+    else:
+        os.environ["MEMORY_BRIDGE_LOCAL_STATE"] = previous
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    saved = {
+        k: os.environ.pop(k, None)
+        for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "MEMORY_API_BASE_URL", "MEMORY_STORE_ID")
+    }
+    try:
+        code = cli.main(list(argv), out=out, err=err)
+    finally:
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+    return code, out.getvalue(), err.getvalue()
+
+
+def sandbox(stack: dict[str, Any], method: str, path: str, body: Any = None) -> Any:
+    response = urllib3.request(method, stack["sandbox_url"] + path, json=body)
+    return response.json()
+
+
+def test_signed_message_becomes_an_observation(stack):
+    code, out, err = run_cli("send", "--from", "+15555550177", "--body", "e2e hello", "--json")
+    assert code == 0, err
+    assert json.loads(out)["answer"] == {"outcome": "posted", "observations": 1}
+    code, out, err = run_cli("observations", "list", "--address", "+15555550177", "--json")
+    assert code == 0, err
+    assert [o["content"] for o in json.loads(out)["observations"]] == ["e2e hello"]
+
+
+def test_bad_signature_is_403(stack):
+    body = (
+        b"EventType=onMessageAdded&MessageSid=IMx&ConversationSid=CHx&DateCreated=2026-01-01T00:00:00Z&Body=x"
+    )
+    response = urllib3.request(
+        "POST",
+        stack["webhook_url"],
+        body=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "d3Jvbmc="},
+    )
+    assert response.status == 403
+    unsigned = urllib3.request(
+        "POST", stack["webhook_url"], body=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert unsigned.status == 403
+
+
+def test_a_fault_parks_an_envelope_on_the_queue(stack):
+    sandbox(stack, "POST", "/__sandbox/faults", {"status": 503, "match": "/Observations"})
+    try:
+        code, out, err = run_cli("send", "--from", "+15555550188", "--body", "parked one", "--json")
+    finally:
+        sandbox(stack, "DELETE", "/__sandbox/faults")
+    assert code == 0, err
+    sent = json.loads(out)
+    assert sent["answer"]["outcome"] == "parked"
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=stack["moto_url"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    messages = sqs.receive_message(QueueUrl=stack["queue_url"], MaxNumberOfMessages=10, VisibilityTimeout=0)[
+        "Messages"
+    ]
+    envelopes = [parse_envelope(m["Body"]) for m in messages]
+    assert sent["messageSid"] in [e.message_sid for e in envelopes]
+    parked = next(e for e in envelopes if e.message_sid == sent["messageSid"])
+    assert (parked.kind, parked.failure.status) == ("retryable", 503)
+
+
+def test_signature_matches_the_url_twilio_would_call(stack):
+    params = [("EventType", "onConversationAdded"), ("ConversationSid", "CH1")]
+    signature = compute_signature(stack["webhook_url"], params, stack["auth_token"])
+    response = urllib3.request(
+        "POST",
+        stack["webhook_url"],
+        fields=None,
+        body="EventType=onConversationAdded&ConversationSid=CH1",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+    )
+    assert response.status == 200
+    assert response.json()["outcome"] == "ignored"
+
+
+def test_unknown_route_answers_like_api_gateway(stack):
+    response = urllib3.request("GET", stack["webhook_url"].replace("/webhooks/conversations", "/nope"))
+    assert response.status == 403
+
+
+def test_ctrl_c_stops_everything_cleanly(stack):
+    process = stack["process"]
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 0
+    assert not Path(stack["state"]).exists()
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        urllib3.request("GET", stack["sandbox_url"] + "/__sandbox/health", retries=False, timeout=2)
