@@ -4,6 +4,7 @@
   memory-bridge observations list ...    read a profile's observations back from Memory
   memory-bridge stores create|list|show  Memory stores, with the asynchronous creation followed
   memory-bridge operations show ID       one store operation
+  memory-bridge dlq stats|peek|export|replay   the dead-letter queue, for on-call (docs/runbook.md)
 
 Exit codes: 0 done; 1 the work failed (Memory refused, a store failed, a webhook was not 2xx);
 2 a usage or configuration error (the message names the rule and what to do).
@@ -554,6 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
     op_show.add_argument("operation_id", metavar="OPERATION_ID")
     add_memory_options(op_show)
     op_show.set_defaults(handler=command_operations_show)
+
+    from memory_bridge import cli_dlq
+
+    cli_dlq.register(commands, Parser, positive_int)
     return parser
 
 

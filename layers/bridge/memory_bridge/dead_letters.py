@@ -7,6 +7,7 @@ start does not pay for it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memory_bridge.envelope import Envelope
@@ -57,3 +58,114 @@ class SqsDeadLetterQueue:
             ) from None
         self.sent += 1
         return str(answer.get("MessageId", ""))
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    sent_at: float  # epoch seconds
+    receive_count: int
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    visible: int
+    in_flight: int
+    delayed: int
+
+
+class DeadLetterQueue(SqsDeadLetterQueue):
+    """The replay's view of the queue: receive, delete, release, and put back with a new envelope."""
+
+    def depth(self) -> QueueDepth:
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        attributes = self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)[
+            "Attributes"
+        ]
+        return QueueDepth(
+            visible=int(attributes.get(names[0], 0)),
+            in_flight=int(attributes.get(names[1], 0)),
+            delayed=int(attributes.get(names[2], 0)),
+        )
+
+    def receive(
+        self, max_messages: int, visibility_timeout: int, wait_seconds: int = 0
+    ) -> list[QueuedMessage]:
+        answer = self.client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max(1, min(10, max_messages)),
+            VisibilityTimeout=visibility_timeout,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+            MessageAttributeNames=["All"],
+        )
+        received = []
+        for message in answer.get("Messages", []):
+            system = message.get("Attributes", {})
+            attributes = {
+                name: value.get("StringValue", "")
+                for name, value in (message.get("MessageAttributes") or {}).items()
+            }
+            received.append(
+                QueuedMessage(
+                    message_id=message["MessageId"],
+                    receipt_handle=message["ReceiptHandle"],
+                    body=message.get("Body", ""),
+                    sent_at=int(system.get("SentTimestamp", 0)) / 1000,
+                    receive_count=int(system.get("ApproximateReceiveCount", 1)),
+                    attributes=attributes,
+                )
+            )
+        return received
+
+    def delete(self, messages: list[QueuedMessage]) -> None:
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            answer = self.client.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)],
+            )
+            if answer.get("Failed"):
+                raise QueueUnavailable(f"{len(answer['Failed'])} message(s) could not be deleted")
+
+    def release(self, messages: list[QueuedMessage]) -> None:
+        """Make messages visible again at once: they are left as they were."""
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            self.client.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                    for i, m in enumerate(chunk)
+                ],
+            )
+
+    def replace(self, old: QueuedMessage, envelope: Envelope) -> None:
+        """Park the updated envelope, then delete the old message.
+
+        A crash in between keeps both, never neither; the replay's duplicate check covers the twin.
+        """
+        self.park(envelope)
+        self.delete([old])
+
+    def scan(self, limit: int | None = None, hold_seconds: int = 30) -> list[QueuedMessage]:
+        """Read messages without consuming them: each is hidden while the scan runs, then released."""
+        seen: dict[str, QueuedMessage] = {}
+        empty = 0
+        try:
+            while empty < 2 and (limit is None or len(seen) < limit):
+                batch = self.receive(10, hold_seconds)
+                empty = 0 if batch else empty + 1
+                for message in batch:
+                    seen.setdefault(message.message_id, message)
+        finally:
+            self.release(list(seen.values()))
+        found = sorted(seen.values(), key=lambda m: m.sent_at)
+        return found[:limit] if limit is not None else found

@@ -1,0 +1,420 @@
+"""`memory-bridge dlq stats | peek | export | replay`: the on-call engineer's tools.
+
+Reading (stats, peek, export) never consumes: each message is hidden for the length of the scan
+(30 s at most) and released at once. Message content is hidden unless asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import socket
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from memory_bridge.cli import (
+    Console,
+    UsageError,
+    add_memory_options,
+    local_stack_state,
+    memory_client,
+)
+from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
+from memory_bridge.envelope import Envelope, MalformedEnvelope, parse_envelope
+
+DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def add_queue_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("queue")
+    group.add_argument(
+        "--queue-url", help="the dead-letter queue (default: the stack's, or the local stack's)"
+    )
+    group.add_argument("--stack-name", help="look the queue up in this CloudFormation stack's outputs")
+
+
+def dead_letter_queue(args: argparse.Namespace) -> DeadLetterQueue:
+    import boto3
+
+    state = local_stack_state()
+    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    queue_url = args.queue_url or os.environ.get("DEAD_LETTER_QUEUE_URL")
+    if not queue_url and not args.stack_name and state:
+        queue_url, endpoint = state["queue_url"], endpoint or state["moto_url"]
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    try:
+        session = boto3.session.Session(
+            profile_name=args.aws_profile,
+            region_name=args.region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        )
+    except Exception as error:  # noqa: BLE001 - e.g. an unknown --profile
+        raise UsageError(f"AWS session: {error}") from None
+    if not queue_url:
+        if not args.stack_name:
+            raise UsageError("no queue: pass --queue-url URL or --stack-name NAME (or start the local stack)")
+        queue_url = stack_output(session, endpoint, args.stack_name, "DeadLetterQueueUrl")
+    client = session.client("sqs", endpoint_url=endpoint)
+    args.resolved_endpoint = endpoint  # the audit line asks the same AWS endpoint who we are
+    return DeadLetterQueue(queue_url, client_factory=lambda: client)
+
+
+def stack_output(session: Any, endpoint: str | None, stack: str, key: str) -> str:
+    try:
+        outputs = session.client("cloudformation", endpoint_url=endpoint).describe_stacks(StackName=stack)[
+            "Stacks"
+        ][0]
+    except Exception as error:  # noqa: BLE001
+        raise UsageError(
+            f"could not read stack {stack!r}: {type(error).__name__}; check --region/--profile"
+        ) from None
+    for output in outputs.get("Outputs", []):
+        if output["OutputKey"] == key:
+            return str(output["OutputValue"])
+    raise UsageError(f"stack {stack!r} has no {key} output; is it a memory-bridge stack?")
+
+
+def parse_since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    match = DURATION.match(text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        seconds = amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--since takes an ISO 8601 time or a duration like 30m, 2h, 1d; got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def read(message: QueuedMessage) -> Envelope | str:
+    try:
+        return parse_envelope(message.body)
+    except MalformedEnvelope as error:
+        return str(error)
+
+
+def age(message: QueuedMessage) -> str:
+    seconds = max(time.time() - message.sent_at, 0)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+# ---- stats, peek, export -------------------------------------------------------------------------
+
+
+def command_stats(args: argparse.Namespace, console: Console) -> int:
+    queue = dead_letter_queue(args)
+    depth = queue.depth()
+    messages = queue.scan()
+    kinds: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    codes: Counter[str] = Counter()
+    for message in messages:
+        envelope = read(message)
+        if isinstance(envelope, str):
+            kinds["malformed"] += 1
+            continue
+        kinds[envelope.kind] += 1
+        statuses[str(envelope.failure.status or "no-response")] += 1
+        if envelope.failure.code is not None:
+            codes[str(envelope.failure.code)] += 1
+    oldest = min((m.sent_at for m in messages), default=None)
+    document = {
+        "queueUrl": queue.queue_url,
+        "visible": depth.visible,
+        "inFlight": depth.in_flight,
+        "delayed": depth.delayed,
+        "scanned": len(messages),
+        "oldestAgeSeconds": round(time.time() - oldest) if oldest else None,
+        "byKind": dict(kinds),
+        "byStatus": dict(statuses),
+        "byTwilioCode": dict(codes),
+    }
+    lines = [
+        f"dead-letter queue  {queue.queue_url}",
+        f"  waiting {depth.visible}   in flight {depth.in_flight}   delayed {depth.delayed}",
+        f"  oldest  {age(min(messages, key=lambda m: m.sent_at)) if messages else '-'}",
+        "  by kind      " + (", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "-"),
+        "  by status    " + (", ".join(f"{k} {v}" for k, v in statuses.most_common()) or "-"),
+        "  by code      " + (", ".join(f"{k} {v}" for k, v in codes.most_common()) or "-"),
+        "  (see docs/runbook.md for what each code means)",
+    ]
+    console.result(document, "\n".join(lines))
+    return 0
+
+
+def peek_row(message: QueuedMessage, show_content: bool) -> dict[str, Any]:
+    envelope = read(message)
+    row: dict[str, Any] = {
+        "messageId": message.message_id,
+        "age": age(message),
+        "received": message.receive_count,
+    }
+    if isinstance(envelope, str):
+        return {**row, "malformed": envelope}
+    row.update(
+        {
+            "messageSid": envelope.message_sid,
+            "conversationSid": envelope.conversation_sid,
+            "kind": envelope.kind,
+            "stage": envelope.failure.stage,
+            "status": envelope.failure.status,
+            "code": envelope.failure.code,
+            "ambiguous": envelope.failure.ambiguous,
+            "attempts": envelope.attempts,
+            "profileId": envelope.profile_id,
+            "observations": len(envelope.observations),
+            "firstFailedAt": envelope.first_failed_at,
+            "lastFailedAt": envelope.last_failed_at,
+        }
+    )
+    if show_content:
+        row["content"] = [o.get("content") for o in envelope.observations]
+        row["failureMessage"] = envelope.failure.message
+        if envelope.identifier:
+            row["identifier"] = envelope.identifier.to_json()
+    return row
+
+
+def command_peek(args: argparse.Namespace, console: Console) -> int:
+    queue = dead_letter_queue(args)
+    rows = [peek_row(m, args.show_content) for m in queue.scan(limit=args.n)]
+    lines = [
+        f"{len(rows)} message(s), oldest first"
+        + ("" if args.show_content else " (content hidden; --show-content)")
+    ]
+    for row in rows:
+        if "malformed" in row:
+            lines.append(f"  {row['messageId']}  MALFORMED: {row['malformed']}  age {row['age']}")
+            continue
+        failure = f"{row['stage']} HTTP {row['status'] or 'none'}" + (
+            f" code {row['code']}" if row["code"] else ""
+        )
+        flags = " ambiguous" if row["ambiguous"] else ""
+        lines.append(
+            f"  {row['messageSid']}  {row['kind']:<9} {failure:<34} attempts {row['attempts']}  "
+            f"age {row['age']}  obs {row['observations']}{flags}"
+        )
+        if args.show_content:
+            for content in row["content"]:
+                lines.append(f"      “{str(content)[:100]}”")
+    console.result({"messages": rows}, "\n".join(lines))
+    return 0
+
+
+def command_export(args: argparse.Namespace, console: Console) -> int:
+    queue = dead_letter_queue(args)
+    messages = queue.scan()
+    path = Path(args.out)
+    with path.open("w", encoding="utf-8") as handle:
+        for message in messages:
+            record = {
+                "messageId": message.message_id,
+                "sentAt": message.sent_at,
+                "attributes": message.attributes,
+            }
+            envelope = read(message)
+            record["envelope"] = json.loads(message.body) if not isinstance(envelope, str) else None
+            record["raw" if isinstance(envelope, str) else "valid"] = (
+                message.body if isinstance(envelope, str) else True
+            )
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    console.result(
+        {"out": str(path), "messages": len(messages)},
+        f"exported {len(messages)} message(s) to {path}; nothing was deleted",
+    )
+    return 0
+
+
+# ---- replay --------------------------------------------------------------------------------------
+
+
+def who_am_i(args: argparse.Namespace) -> dict[str, str]:
+    identity = {"user": getpass.getuser(), "host": socket.gethostname()}
+    try:
+        import boto3
+
+        session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
+        sts = session.client(
+            "sts", endpoint_url=getattr(args, "resolved_endpoint", None) or args.endpoint_url
+        )
+        arn = sts.get_caller_identity()["Arn"]
+        identity["aws"] = str(arn)
+    except Exception:  # noqa: BLE001, S110 - the audit line is best effort about the AWS identity
+        pass
+    return identity
+
+
+def command_replay(args: argparse.Namespace, console: Console) -> int:
+    from memory_bridge.replay import ReplayEngine, ReplayOptions, progress_line
+
+    options = ReplayOptions(
+        max_messages=args.max,
+        rate=args.rate,
+        kind=args.kind,
+        since=parse_since(args.since),
+        profile_id=args.profile_id,
+        dry_run=args.dry_run,
+        max_consecutive_failures=args.max_failures,
+    )
+    queue = dead_letter_queue(args)
+    memory = memory_client(args)
+    started = time.monotonic()
+    last = [0.0]
+    interactive = console.err.isatty()
+
+    def progress(summary: Any, remaining: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < (0.2 if interactive else 2.0) and remaining:
+            return
+        last[0] = now
+        line = progress_line(summary, remaining, now - started)
+        console.err.write(("\r" + line) if interactive else (line + "\n"))
+        console.err.flush()
+
+    console.progress(
+        ("DRY RUN: nothing will be posted or deleted. " if args.dry_run else "")
+        + f"Replaying {args.kind} messages from {queue.queue_url}"
+    )
+    summary = ReplayEngine(queue, memory, progress=progress).run(options)
+    if interactive:
+        console.err.write("\n")
+    report = summary.to_json()
+    report["audit"] = {
+        "who": who_am_i(args),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "what": "dlq replay" + (" --dry-run" if args.dry_run else ""),
+        "queueUrl": queue.queue_url,
+        "memoryApi": memory.base_url,
+    }
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2))
+    console.result(report, summary_table(summary, args.show_content))
+    return 0 if summary.complete else 1
+
+
+def summary_table(summary: Any, show_content: bool) -> str:
+    counts = summary.counts
+    lines = []
+    if summary.options.dry_run:
+        lines.append(
+            f"DRY RUN — would post {sum(p['observations'] for p in summary.plan)} observation(s) "
+            f"from {sum(p['messages'] for p in summary.plan)} message(s) in "
+            f"{sum(p['requests'] for p in summary.plan)} request(s):"
+        )
+        for entry in summary.plan:
+            ambiguous = f", {entry['ambiguous']} ambiguous (checked first)" if entry["ambiguous"] else ""
+            sids = f"  {', '.join(entry['messageSids'][:5])}" if show_content else ""
+            lines.append(
+                f"  {entry['profile']:<40} messages {entry['messages']:<4} observations "
+                f"{entry['observations']:<4} requests {entry['requests']}{ambiguous}{sids}"
+            )
+    rows = [
+        ("received", counts.received),
+        ("replayed", counts.replayed),
+        ("already posted (deleted)", counts.already_posted),
+        ("failed again (put back)", counts.failed),
+        ("left untouched", counts.left),
+        ("filtered out (left)", counts.filtered),
+        ("malformed (left)", counts.malformed),
+        ("Memory requests", counts.requests),
+        ("observations posted", counts.observations_posted),
+    ]
+    lines.append("")
+    lines.extend(f"  {name:<26} {value:>7}" for name, value in rows)
+    lines.append(f"  {'seconds':<26} {summary.seconds:>7.1f}")
+    if summary.stopped:
+        lines.append(f"  stopped early: {summary.stopped}; the rest is untouched on the queue")
+    for item in summary.malformed[:10]:
+        lines.append(f"  malformed {item['messageId']}: {item['reason']}")
+    return "\n".join(lines)
+
+
+def nonnegative_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be requests per second, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def register(commands: Any, parser_class: type, positive_int: Any) -> None:
+    dlq = commands.add_parser("dlq", help="see and replay the dead-letter queue (docs/runbook.md)")
+    sub = dlq.add_subparsers(
+        dest="subcommand", metavar="SUBCOMMAND", parser_class=parser_class, required=True
+    )
+
+    def common(parser: argparse.ArgumentParser, memory: bool) -> None:
+        add_queue_options(parser)
+        if memory:
+            add_memory_options(parser)
+        else:
+            group = parser.add_argument_group("AWS")
+            group.add_argument("--region")
+            group.add_argument("--profile", dest="aws_profile", help="AWS profile")
+            group.add_argument("--endpoint-url", help="AWS endpoint (moto's server for the local stack)")
+            parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    stats = sub.add_parser(
+        "stats", help="depth, in flight, oldest age, counts by kind, status and Twilio code"
+    )
+    common(stats, memory=False)
+    stats.set_defaults(handler=command_stats)
+
+    peek = sub.add_parser("peek", help="show envelopes without consuming them (content hidden)")
+    peek.add_argument("-n", type=positive_int, default=10, help="how many (default 10)")
+    peek.add_argument("--show-content", action="store_true", help="also show message content and addresses")
+    common(peek, memory=False)
+    peek.set_defaults(handler=command_peek)
+
+    export = sub.add_parser("export", help="copy every message to a JSON Lines file; nothing deleted")
+    export.add_argument(
+        "--out", required=True, help="FILE.jsonl (holds message content: treat as personal data)"
+    )
+    common(export, memory=False)
+    export.set_defaults(handler=command_export)
+
+    replay = sub.add_parser(
+        "replay",
+        help="post parked observations again; delete each message only after Memory accepted it",
+        description="Receive, group by store and profile, post at most 10 observations per request, delete "
+        "only after 202. Exit 0 when everything selected was replayed, 1 when some is left, "
+        "2 on a usage error.",
+    )
+    replay.add_argument("--dry-run", action="store_true", help="show what would be posted; change nothing")
+    replay.add_argument("--max", type=positive_int, help="replay at most this many messages")
+    replay.add_argument("--rate", type=nonnegative_rate, help="at most this many Memory requests per second")
+    replay.add_argument(
+        "--kind",
+        choices=["retryable", "permanent", "all"],
+        default="retryable",
+        help="which failures (default retryable; replay permanent ones once the cause is fixed)",
+    )
+    replay.add_argument("--since", help="only messages that failed since (ISO time or 30m / 2h / 1d)")
+    replay.add_argument("--profile-id", help="only this Memory profile (mem_profile_…)")
+    replay.add_argument(
+        "--max-failures",
+        type=positive_int,
+        default=5,
+        help="stop after this many consecutive failures, leaving the rest untouched (default 5)",
+    )
+    replay.add_argument("--report", help="write a JSON report with an audit line to this file")
+    replay.add_argument("--show-content", action="store_true", help="list MessageSids in the dry-run plan")
+    common(replay, memory=True)
+    replay.set_defaults(handler=command_replay)
