@@ -88,6 +88,9 @@ class LocalStack:
     def start(self, progress: Any = print) -> dict[str, Any]:
         from moto.server import ThreadedMotoServer
 
+        from memory_bridge_dev import moto_speedups
+
+        moto_speedups.apply()
         moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         moto.start()
         self.servers.append(moto)

@@ -213,3 +213,32 @@ def test_outputs():
     outputs = TEMPLATE["Outputs"]
     assert "/Prod/webhooks/conversations" in outputs["WebhookUrl"]["Value"]["Fn::Sub"]
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
+
+
+def test_replay_function_has_no_trigger_and_its_own_least_privilege_role():
+    replay = RESOURCES["ReplayFunction"]["Properties"]
+    assert replay["Handler"] == "app.lambda_handler"
+    assert replay["CodeUri"] == "functions/replay/"
+    assert "Events" not in replay
+    [policy] = replay["Policies"]
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert set(statements) == {"ReadTwilioCredentials", "ReplayDeadLetters"}
+    assert sorted(statements["ReplayDeadLetters"]["Action"]) == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+    ]
+    assert statements["ReplayDeadLetters"]["Resource"] == {"Fn::GetAtt": "DeadLetterQueue.Arn"}
+    assert "dynamodb" not in str(policy)
+    # The webhook cannot receive or delete from the queue: only replay can.
+    [webhook_policy] = RESOURCES["WebhookFunction"]["Properties"]["Policies"]
+    assert "sqs:DeleteMessage" not in str(webhook_policy) and "sqs:ReceiveMessage" not in str(webhook_policy)
+
+
+def test_example_replay_event_is_a_dry_run():
+    import json
+
+    event = json.loads((ROOT / "events" / "replay.json").read_text())
+    assert event == {"maxMessages": 500, "dryRun": True}

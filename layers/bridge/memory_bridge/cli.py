@@ -14,6 +14,7 @@ Results go to stdout (`--json` for scripts), progress lines to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -565,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     parser = build_parser()
-    args = parser.parse_args(argv)
+    with contextlib.redirect_stderr(err):  # argparse's own errors go where ours go
+        args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace, Console], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(err)

@@ -52,7 +52,15 @@ class ReplayMemory(Protocol):
         timeout: float | None = None,
     ) -> Outcome: ...
 
-    def list_observations(self, store_id: str, profile_id: str, **query: Any) -> Outcome: ...
+    def list_observations(
+        self,
+        store_id: str,
+        profile_id: str,
+        *,
+        page_size: int = 50,
+        page_token: str | None = None,
+        created_after: str | None = None,
+    ) -> Outcome: ...
 
     def lookup_profiles(self, store_id: str, identifier: Any, timeout: float | None = None) -> Outcome: ...
 
@@ -211,7 +219,9 @@ class ReplayEngine:
         empty_receives = 0
         limit = options.max_messages
         while empty_receives < 2 and (limit is None or len(pending) < limit):
-            batch = self.queue.receive(10, options.visibility_timeout)
+            # Long polling: a short poll samples only some SQS servers and may answer empty while
+            # messages wait, which would end the run early.
+            batch = self.queue.receive(10, options.visibility_timeout, wait_seconds=1)
             if not batch:
                 empty_receives += 1
                 continue
@@ -488,11 +498,13 @@ class ReplayEngine:
     def _accepted(self, request: ReplayEngine._Request, summary: ReplaySummary) -> None:
         posted = {id(o) for o in request.observations}
         summary.counts.observations_posted += len(request.observations)
+        finished = []
         for item in request.items:
             item.observations = [o for o in item.observations if id(o) not in posted]
             if not item.observations:
-                self.queue.delete([item.message])
-                summary.counts.replayed += 1
+                finished.append(item.message)
+        self.queue.delete(finished)  # one batch call for the request's messages
+        summary.counts.replayed += len(finished)
 
     def _put_back(
         self,
@@ -552,4 +564,51 @@ def progress_line(summary: ReplaySummary, remaining: int, elapsed: float) -> str
     return (
         f"  replayed {counts.replayed}  already-posted {counts.already_posted}  failed {counts.failed}  "
         f"left {remaining}  {rate:.1f} msg/s  ETA {eta_text}"
+    )
+
+
+class ReplayRequestError(ValueError):
+    """The ReplayFunction's event is not one it understands; the message names the field."""
+
+
+def options_from_event(event: Any, time_limit: float | None = None) -> ReplayOptions:
+    """Read {"maxMessages", "dryRun", "kind", "rate", "since", "profileId", "maxFailures"}."""
+    if not isinstance(event, dict):
+        raise ReplayRequestError(
+            'the event must be a JSON object such as {"maxMessages": 500, "dryRun": true}'
+        )
+    known = {"maxMessages", "dryRun", "kind", "rate", "since", "profileId", "maxFailures"}
+    unknown = sorted(set(event) - known)
+    if unknown:
+        raise ReplayRequestError(f"unknown field(s) {unknown}; known: {sorted(known)}")
+
+    def positive(name: str, kind: type) -> Any:
+        value = event.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ReplayRequestError(f"{name} must be a number greater than 0")
+        return kind(value)
+
+    dry_run = event.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise ReplayRequestError("dryRun must be true or false")
+    kind = event.get("kind", "retryable")
+    if kind not in ("retryable", "permanent", "all"):
+        raise ReplayRequestError("kind must be retryable, permanent or all")
+    since = None
+    if event.get("since") is not None:
+        since = _parse_time(str(event["since"]))
+        if since is None:
+            raise ReplayRequestError("since must be an ISO 8601 time")
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return ReplayOptions(
+        max_messages=positive("maxMessages", int),
+        rate=positive("rate", float),
+        kind=kind,
+        since=since,
+        profile_id=event.get("profileId"),
+        dry_run=dry_run,
+        max_consecutive_failures=positive("maxFailures", int) or 5,
+        time_limit=max(time_limit, 1.0) if time_limit is not None else None,
     )

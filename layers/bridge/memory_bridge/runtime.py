@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 
 from memory_bridge.config import Settings
 from memory_bridge.credentials import CachedCredentials, secrets_manager_fetcher
-from memory_bridge.dead_letters import SqsDeadLetterQueue
+from memory_bridge.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
 from memory_bridge.delivery import DeliveryRules
 from memory_bridge.idempotency import PowertoolsIdempotency
 from memory_bridge.memory_api import MemoryApiClient
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook import WebhookService
+
+if TYPE_CHECKING:
+    from memory_bridge.replay import ReplayEngine
 
 SERVICE_NAME = "memory-bridge"
 logger = Logger(service=SERVICE_NAME)
@@ -75,3 +79,15 @@ def reset() -> None:
     global _service
     with _lock:
         _service = None
+
+
+def replay_engine() -> ReplayEngine:
+    """The ReplayFunction's engine, over the same Memory client and envelope code as the webhook."""
+    from memory_bridge.replay import ReplayEngine  # not on the webhook's cold-start path
+
+    settings = Settings.from_env(os.environ)
+    credentials = CachedCredentials(secrets_manager_fetcher(settings.credentials_secret))
+    memory = MemoryApiClient(
+        settings.memory_api_base_url, credentials, connect_timeout=3.0, read_timeout=15.0
+    )
+    return ReplayEngine(DeadLetterQueue(settings.dead_letter_queue_url), memory)
