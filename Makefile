@@ -15,7 +15,7 @@ SAM_VERSION := 1.170.0
 SAM_PATH := $(if $(PY313),$(dir $(PY313)):)$(PATH)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv tools run test lint typecheck unit integration build deploy clean
+.PHONY: help venv tools run demo test lint typecheck unit integration build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ tools: $(SAM) ## install aws-sam-cli in its own environment
 
 run: venv ## run the bridge on the local stack (moto + Memory sandbox + local API front)
 	@$(BIN)/python -m memory_bridge_dev.local_stack
+
+demo: venv ## a scripted walk-through: send, break Memory, park, heal, replay, count
+	@$(BIN)/python -m memory_bridge_dev.demo
 
 lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff check .
