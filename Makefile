@@ -15,7 +15,7 @@ SAM_VERSION := 1.170.0
 SAM_PATH := $(if $(PY313),$(dir $(PY313)):)$(PATH)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv tools run demo test lint typecheck unit integration build deploy clean
+.PHONY: help venv tools run demo test lint typecheck unit integration build deploy deploy-guided clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,7 +61,13 @@ test: venv tools lint typecheck ## everything CI runs: lint, types, unit, integr
 build: tools ## sam build (no Docker)
 	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) build
 
-deploy: build ## sam deploy --guided (asks for the store id and the secret)
+STORE_NAME ?= memory-bridge
+STACK ?= memory-bridge
+deploy: venv tools ## store + secret (from TWILIO_*) + sam build/deploy: STORE_NAME=… STACK=… make deploy
+	PATH="$(SAM_PATH)" $(BIN)/memory-bridge setup --display-name $(STORE_NAME) --stack-name $(STACK) \
+		$(if $(AWS_REGION),--region $(AWS_REGION)) $(if $(AWS_PROFILE),--profile $(AWS_PROFILE))
+
+deploy-guided: build ## sam deploy --guided, for those who prefer to answer the questions
 	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
 
 clean: ## remove build output and caches (keeps .venv and .tools)

@@ -159,8 +159,24 @@ def test_make_demo_walks_through_and_ends_with_everything_once(tmp_path):
     ports = [str(free_port()) for _ in range(3)]
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "MEMORY_BRIDGE_LOCAL_STATE")}
     result = subprocess.run(
-        [sys.executable, "-m", "memory_bridge_dev.demo", "--front-port", ports[0], "--sandbox-port", ports[1],
-         "--moto-port", ports[2]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "memory_bridge_dev.demo",
+            "--front-port",
+            ports[0],
+            "--sandbox-port",
+            ports[1],
+            "--moto-port",
+            ports[2],
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "messages sent 5 · in Memory once each 5 · duplicates 0 · left on the queue 0" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

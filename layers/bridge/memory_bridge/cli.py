@@ -5,6 +5,7 @@
   memory-bridge stores create|list|show  Memory stores, with the asynchronous creation followed
   memory-bridge operations show ID       one store operation
   memory-bridge dlq stats|peek|export|replay   the dead-letter queue, for on-call (docs/runbook.md)
+  memory-bridge setup ...                store + secret + sam deploy (what `make deploy` runs)
 
 Exit codes: 0 done; 1 the work failed (Memory refused, a store failed, a webhook was not 2xx);
 2 a usage or configuration error (the message names the rule and what to do).
@@ -560,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     from memory_bridge import cli_dlq
 
     cli_dlq.register(commands, Parser, positive_int)
+    from memory_bridge import cli_setup
+
+    cli_setup.register(commands)
     return parser
 
 
