@@ -25,8 +25,12 @@ def test_no_secrets_or_personal_data_in_logs(bridge, monkeypatch):
     sandbox = bridge.sandbox
     try:
         bridge.send(message_params(message_sid="IM1", author=PHONE, body=SECRET_BODY))  # posted
-        for sid, fault in [("IM2", Fault(status=503)), ("IM3", Fault(status=429, retry_after=30)),
-                           ("IM4", Fault(drop="before")), ("IM5", Fault(latency=1.5))]:
+        for sid, fault in [
+            ("IM2", Fault(status=503)),
+            ("IM3", Fault(status=429, retry_after=30)),
+            ("IM4", Fault(drop="before")),
+            ("IM5", Fault(latency=1.5)),
+        ]:
             sandbox.add_fault(fault)
             bridge.send(message_params(message_sid=sid, author=PHONE, body=SECRET_BODY))
             sandbox.clear_faults()
@@ -47,7 +51,15 @@ def test_no_secrets_or_personal_data_in_logs(bridge, monkeypatch):
         logger.setLevel("INFO")
     logs = captured.getvalue()
     assert logs.count("\n") >= 10  # the run did log
-    for forbidden in (DEV_AUTH_TOKEN, "other-token-9f8e7d", SECRET_BODY, "4242", PHONE, "5555550199", "dana@example.com"):
+    for forbidden in (
+        DEV_AUTH_TOKEN,
+        "other-token-9f8e7d",
+        SECRET_BODY,
+        "4242",
+        PHONE,
+        "5555550199",
+        "dana@example.com",
+    ):
         assert forbidden not in logs, forbidden
     assert not re.search(r"\+1\d{10}", logs)
     assert "Basic " not in logs
