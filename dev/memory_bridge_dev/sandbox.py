@@ -17,6 +17,7 @@ import gzip
 import json
 import random
 import re
+import signal
 import socket
 import threading
 import time
@@ -678,9 +679,13 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = MemorySandbox(credentials=credentials)
     url = sandbox.serve(port=args.port)
     print(f"Memory sandbox on {url} (Ctrl-C stops it)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        sandbox.close()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stopped.wait()
+    sandbox.close()
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
