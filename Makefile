@@ -15,7 +15,7 @@ SAM_VERSION := 1.170.0
 SAM_PATH := $(if $(PY313),$(dir $(PY313)):)$(PATH)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv tools run demo test lint typecheck unit integration build deploy deploy-guided clean
+.PHONY: help venv tools run demo bench soak test lint typecheck unit integration build deploy deploy-guided clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ run: venv ## run the bridge on the local stack (moto + Memory sandbox + local AP
 
 demo: venv ## a scripted walk-through: send, break Memory, park, heal, replay, count
 	@$(BIN)/python -m memory_bridge_dev.demo
+
+bench: venv tools ## figures: cold start, warm path, replay throughput, memory, package size → bench/results/
+	PATH="$(SAM_PATH)" $(BIN)/python -m memory_bridge_dev.bench
+
+soak: venv ## fault injection: 5,000 messages, 8 senders, duplicates, 30 % faults, replay, then an accounting
+	@$(BIN)/python -m memory_bridge_dev.soak
+	HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q tests/unit/test_webhook_properties.py
 
 lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff check .

@@ -241,6 +241,7 @@ class LocalApiFront:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall per answer
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002 - handler logs
                 return

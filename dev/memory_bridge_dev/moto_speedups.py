@@ -1,4 +1,4 @@
-"""Make moto's SQS usable at volume (dev-only; never deployed).
+"""Make moto's server usable at volume (dev-only; never deployed).
 
 moto's SQS recomputes every message's visibility, through a slow datetime-based clock, many times per
 ReceiveMessage: with 2,000 messages a single receive takes about 0.65 s (moto notes "This can become
@@ -44,6 +44,11 @@ def apply() -> None:
         now = time.time() * 1000
         return sum(1 for m in self._messages if not now > m.visible_at)
 
+    # werkzeug answers HTTP/1.0 by default, so every boto3 call opened a new TCP connection;
+    # AWS keeps connections alive, and so does this.
+    from werkzeug.serving import WSGIRequestHandler
+
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"
     queue.messages = property(messages)
     queue.approximate_number_of_messages_delayed = property(delayed)
     queue.approximate_number_of_messages_not_visible = property(not_visible)
