@@ -332,6 +332,7 @@ def warm_path(webhooks: int, customers: int = 50) -> dict[str, Any]:
                 ExpressionAttributeValues={":s": {"S": "COMPLETED"}},
             )
             idem.append((time.perf_counter() - t0) * 1000)
+            idem_cpu.append((time.thread_time() - c0) * 1000)
     floor_p50, idem_p50 = statistics.median(floor), statistics.median(idem)
     growth = (rss_at[webhooks] - rss_at[webhooks // 2]) / rss_at[webhooks // 2] * 100
     return {

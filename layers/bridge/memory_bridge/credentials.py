@@ -175,7 +175,12 @@ def secrets_manager_fetcher(secret_id: str) -> Callable[[], TwilioCredentials]:
 
     def fetch() -> TwilioCredentials:
         if not providers:  # the boto3 client is made on first use, not at import
-            providers.append(SecretsProvider())
+            from botocore.config import Config
+
+            config = Config(
+                connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"}
+            )
+            providers.append(SecretsProvider(boto_config=config))
         # CachedCredentials does the caching; force_fetch keeps Powertools' own cache out of the way.
         value = providers[0].get(secret_id, force_fetch=True)
         if not isinstance(value, str | bytes):

@@ -32,8 +32,17 @@ class PowertoolsIdempotency:
             DynamoDBPersistenceLayer,
             IdempotencyConfig,
         )
+        from botocore.config import Config
 
-        self._persistence = DynamoDBPersistenceLayer(table_name=table_name)
+        # Short timeouts and two tries: a slow table must not push the answer past Twilio's 5 s.
+        # Parameter validation is skipped: Powertools builds these requests, and it costs CPU per call.
+        config = Config(
+            connect_timeout=1,
+            read_timeout=1,
+            retries={"max_attempts": 2, "mode": "standard"},
+            parameter_validation=False,
+        )
+        self._persistence = DynamoDBPersistenceLayer(table_name=table_name, boto_config=config)
         self._config = IdempotencyConfig(
             event_key_jmespath="message_sid",
             raise_on_no_idempotency_key=True,
