@@ -26,6 +26,7 @@ def _unix_time_millis(dt: datetime.datetime | None = None) -> float:
 
 def apply() -> None:
     from moto.sqs import models
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
 
     models.unix_time = _unix_time  # type: ignore[attr-defined]
     models.unix_time_millis = _unix_time_millis  # type: ignore[attr-defined]
@@ -49,6 +50,21 @@ def apply() -> None:
     from werkzeug.serving import WSGIRequestHandler
 
     WSGIRequestHandler.protocol_version = "HTTP/1.1"
+
+    # moto's delete walks every message twice and rebuilds the list; one walk that stops at the
+    # message holding the receipt handle does the same.
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return  # already deleted: SQS accepts that
+        for index, message in enumerate(self._messages):
+            if message.had_receipt_handle(receipt_handle):
+                self.pending_messages.discard(message)
+                self.deleted_messages.update(message.all_receipt_handles)
+                del self._messages[index]
+                return
+        raise ReceiptHandleIsInvalid()
+
+    queue.delete_message = delete_message
     queue.messages = property(messages)
     queue.approximate_number_of_messages_delayed = property(delayed)
     queue.approximate_number_of_messages_not_visible = property(not_visible)
