@@ -456,24 +456,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
+def positive(kind: Callable[[str], Any], meaning: str) -> Callable[[str], Any]:
+    """An argparse type: a number greater than 0, whose error says what was expected."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
+positive_float = positive(float, "a number of seconds")
+positive_int = positive(int, "a whole number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -560,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from memory_bridge import cli_dlq
 
-    cli_dlq.register(commands, Parser, positive_int)
+    cli_dlq.register(commands, Parser)
     from memory_bridge import cli_setup
 
     cli_setup.register(commands)

@@ -24,6 +24,8 @@ from memory_bridge.cli import (
     add_memory_options,
     local_stack_state,
     memory_client,
+    positive,
+    positive_int,
 )
 from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
 from memory_bridge.envelope import Envelope, MalformedEnvelope, parse_envelope
@@ -344,17 +346,7 @@ def summary_table(summary: Any, show_content: bool) -> str:
     return "\n".join(lines)
 
 
-def nonnegative_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be requests per second, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
-def register(commands: Any, parser_class: type, positive_int: Any) -> None:
+def register(commands: Any, parser_class: type) -> None:
     dlq = commands.add_parser("dlq", help="see and replay the dead-letter queue (docs/runbook.md)")
     sub = dlq.add_subparsers(
         dest="subcommand", metavar="SUBCOMMAND", parser_class=parser_class, required=True
@@ -399,7 +391,11 @@ def register(commands: Any, parser_class: type, positive_int: Any) -> None:
     )
     replay.add_argument("--dry-run", action="store_true", help="show what would be posted; change nothing")
     replay.add_argument("--max", type=positive_int, help="replay at most this many messages")
-    replay.add_argument("--rate", type=nonnegative_rate, help="at most this many Memory requests per second")
+    replay.add_argument(
+        "--rate",
+        type=positive(float, "requests per second"),
+        help="at most this many Memory requests per second",
+    )
     replay.add_argument(
         "--kind",
         choices=["retryable", "permanent", "all"],

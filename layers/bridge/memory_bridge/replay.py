@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from memory_bridge.dead_letters import QueuedMessage
+from memory_bridge.delivery import ObservationWriter
 from memory_bridge.envelope import Envelope, FailureRecord, MalformedEnvelope, parse_envelope
 from memory_bridge.observations import MAX_OBSERVATIONS_PER_REQUEST, Observation
 from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
@@ -43,14 +44,8 @@ class ReplayQueue(Protocol):
     def replace(self, old: QueuedMessage, envelope: Envelope) -> None: ...
 
 
-class ReplayMemory(Protocol):
-    def create_observations(
-        self,
-        store_id: str,
-        profile_id: str,
-        observations: Sequence[Observation],
-        timeout: float | None = None,
-    ) -> Outcome: ...
+class ReplayMemory(ObservationWriter, Protocol):
+    """The webhook's Memory calls, plus List Observations to find what Memory already holds."""
 
     def list_observations(
         self,
@@ -60,12 +55,6 @@ class ReplayMemory(Protocol):
         page_size: int = 50,
         page_token: str | None = None,
         created_after: str | None = None,
-    ) -> Outcome: ...
-
-    def lookup_profiles(self, store_id: str, identifier: Any, timeout: float | None = None) -> Outcome: ...
-
-    def create_profile(
-        self, store_id: str, trait_group: str, identifier: Any, timeout: float | None = None
     ) -> Outcome: ...
 
 
