@@ -74,3 +74,10 @@ def test_json_body_signed_by_hash_in_url():
     signature = compute_signature(url, [], "tok")
     assert check(signature, urls=(url,), params=[], tokens=("tok",), body=body)
     assert not check(signature, urls=(url,), params=[], tokens=("tok",), body=body + b" ")
+
+
+def test_unreadable_urls_are_checked_as_given_and_never_raise():
+    # Found by the property tests: a forged path or Host that urllib cannot split.
+    for url in ("https://localhost[", "https://[::1/x", "https://h.example:99999/x"):
+        assert url_variants(url) == [url]
+        assert not check(EXAMPLE_SIGNATURE, urls=(url,))

@@ -27,7 +27,7 @@ from tests.support import (
     signed_event,
 )
 
-EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "300"))
 PROPERTY_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,

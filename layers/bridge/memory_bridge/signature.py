@@ -25,7 +25,11 @@ def compute_signature(url: str, params: Iterable[tuple[str, str]], auth_token: s
 
 def url_variants(url: str) -> list[str]:
     """The URL as given, plus the form with the default port added or removed."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # not a URL urllib can read (a forged Host or path): only the exact form
+        return [url]
     default_port = _DEFAULT_PORTS.get(parts.scheme.lower())
     variants = [url]
     if default_port is None or not parts.hostname:
@@ -35,9 +39,9 @@ def url_variants(url: str) -> list[str]:
         host = f"[{host}]"
     userinfo = parts.netloc.rpartition("@")[0]
     prefix = f"{userinfo}@" if userinfo else ""
-    if parts.port is None:
+    if port is None:
         netloc = f"{prefix}{host}:{default_port}"
-    elif parts.port == default_port:
+    elif port == default_port:
         netloc = f"{prefix}{host}"
     else:
         return variants
@@ -46,7 +50,11 @@ def url_variants(url: str) -> list[str]:
 
 
 def _body_sha256_param(url: str) -> str | None:
-    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return None
+    for name, value in parse_qsl(query, keep_blank_values=True):
         if name == "bodySHA256":
             return value
     return None
