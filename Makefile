@@ -34,7 +34,14 @@ $(SAM):
 	@$(PYTHON) -m venv .tools/sam
 	@.tools/sam/bin/pip install $(PIP_FLAGS) aws-sam-cli==$(SAM_VERSION)
 
-tools: $(SAM) ## install aws-sam-cli in its own environment
+CHECKOV := .tools/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
+$(CHECKOV):
+	@echo "• installing checkov $(CHECKOV_VERSION) into .tools/checkov"
+	@$(PYTHON) -m venv .tools/checkov
+	@.tools/checkov/bin/pip install $(PIP_FLAGS) checkov==$(CHECKOV_VERSION)
+
+tools: $(SAM) $(CHECKOV) ## install aws-sam-cli and checkov, each in its own environment
 
 run: venv ## run the bridge on the local stack (moto + Memory sandbox + local API front)
 	@$(BIN)/python -m memory_bridge_dev.local_stack
