@@ -4,17 +4,13 @@ both real HTTP servers on loopback."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from memory_bridge_dev.parking import free_port
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+__all__ = ["free_port"]  # the e2e tests import it from here
 
 
 @pytest.fixture(scope="session")

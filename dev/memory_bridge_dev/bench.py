@@ -30,19 +30,12 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from memory_bridge_dev.parking import free_port, park_observations
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
 DEV_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -366,9 +359,8 @@ def replay_throughput(
 
     from memory_bridge.credentials import TwilioCredentials
     from memory_bridge.dead_letters import DeadLetterQueue
-    from memory_bridge.envelope import FailureRecord, new_envelope
     from memory_bridge.memory_api import MemoryApiClient, StaticCredentials
-    from memory_bridge.outcomes import Accepted, Retryable
+    from memory_bridge.outcomes import Accepted
     from memory_bridge.profiles import Identifier
     from memory_bridge.replay import ReplayEngine, ReplayOptions
     from memory_bridge_dev.aws_resources import create_dead_letter_queue, load_template
@@ -397,39 +389,10 @@ def replay_throughput(
             answer = memory.create_profile(store_id, "Contact", Identifier("phone", f"+1555200{p:04d}"))
             assert isinstance(answer, Accepted)
             profile_ids.append(answer.body["id"])
-        failure = FailureRecord.from_outcome("post_observations", Retryable(503, 20503, "down"))
-        now = datetime.now(UTC)
 
         def fill(queue_name: str) -> str:
             queue_url = create_dead_letter_queue(sqs, queue_name, template)
-            bodies = [
-                new_envelope(
-                    kind="retryable",
-                    store_id=store_id,
-                    message_sid=f"IM{queue_name}{i:06d}",
-                    conversation_sid="CH1",
-                    observations=[
-                        {
-                            "content": f"{queue_name} {i}",
-                            "source": "twilio-conversations",
-                            "occurredAt": "2026-11-21T10:00:00.000Z",
-                        }
-                    ],
-                    failure=failure,
-                    profile_id=profile_ids[i % profiles],
-                    identifier=None,
-                    trait_group="Contact",
-                    now=now,
-                ).to_json()
-                for i in range(messages)
-            ]
-            for start in range(0, messages, 10):
-                sqs.send_message_batch(
-                    QueueUrl=queue_url,
-                    Entries=[
-                        {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[start : start + 10])
-                    ],
-                )
+            park_observations(sqs, queue_url, store_id, profile_ids, messages, queue_name)
             return queue_url
 
         grouped_queue = fill("grouped")

@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 import urllib3
 
 from memory_bridge.signature import compute_signature
+from memory_bridge_dev.parking import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -44,15 +45,6 @@ FAULT_KINDS: list[dict[str, Any]] = [
     {"drop": "before"},
     {"drop": "after"},
 ]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def start_stack(state: Path) -> subprocess.Popen[str]:

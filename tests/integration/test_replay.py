@@ -7,16 +7,13 @@ import json
 import math
 import time
 from collections import Counter
-from datetime import UTC, datetime
 
 import pytest
 
 from memory_bridge import cli, runtime
 from memory_bridge.dead_letters import DeadLetterQueue
-from memory_bridge.envelope import FailureRecord, new_envelope
-from memory_bridge.outcomes import Retryable
-from memory_bridge.profiles import Identifier
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
+from memory_bridge_dev.parking import park_observations
 from memory_bridge_dev.sandbox import Fault
 from tests.integration.conftest import outcome
 from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, ROOT, message_params
@@ -258,37 +255,7 @@ def test_volume_2000_messages_100_profiles_each_posted_once(oncall):
     for p in range(100):
         sandbox.create_profile(sandbox.stores[store], {"traits": {"Contact": {"phone": f"+1555000{p:04d}"}}})
         profiles.append(sandbox.profile_for(store, "phone", f"+1555000{p:04d}"))
-    now = datetime.now(UTC)
-    failure = FailureRecord.from_outcome("post_observations", Retryable(503, 20503, "down"))
-    bodies = []
-    for i in range(2000):
-        profile = profiles[i % 100]
-        envelope = new_envelope(
-            kind="retryable",
-            store_id=store,
-            message_sid=f"IMvol{i:05d}",
-            conversation_sid="CH1",
-            observations=[
-                {
-                    "content": f"volume {i}",
-                    "source": "twilio-conversations",
-                    "occurredAt": "2026-11-21T10:00:00.000Z",
-                }
-            ],
-            failure=failure,
-            profile_id=profile,
-            identifier=Identifier("phone", "+1"),
-            trait_group="Contact",
-            now=now,
-        )
-        bodies.append(envelope.to_json())
-    for start in range(0, len(bodies), 10):
-        oncall.sqs.send_message_batch(
-            QueueUrl=oncall.queue_url,
-            Entries=[
-                {"Id": str(j), "MessageBody": body} for j, body in enumerate(bodies[start : start + 10])
-            ],
-        )
+    park_observations(oncall.sqs, oncall.queue_url, store, profiles, 2000, "vol")
     per_profile = Counter(i % 100 for i in range(2000))
     profile_batches = sum(math.ceil(n / 10) for n in per_profile.values())
     before = len(sandbox.requests)
