@@ -361,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         provisioning_seconds=args.provisioning_seconds,
     )
     stopped = threading.Event()
+    # Handled explicitly: a stack started in the background inherits SIGINT as ignored.
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
     try:
         info = stack.start(progress=lambda line: print(line, flush=True))
         print(summary(info), flush=True)

@@ -273,3 +273,9 @@ def test_volume_2000_messages_100_profiles_each_posted_once(oncall):
     assert requests <= profile_batches
     assert oncall.queue_depth() == 0
     assert DeadLetterQueue(oncall.queue_url).depth().in_flight == 0
+
+
+def test_audit_line_names_the_aws_identity_when_it_can(oncall, tmp_path):
+    report_path = tmp_path / "report.json"
+    oncall.run("dlq", "replay", "--report", str(report_path))
+    assert json.loads(report_path.read_text())["audit"]["who"]["aws"].startswith("arn:aws:")

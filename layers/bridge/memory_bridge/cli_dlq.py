@@ -250,7 +250,8 @@ def who_am_i(args: argparse.Namespace) -> dict[str, str]:
     try:
         import boto3
 
-        session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
+        region = args.region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        session = boto3.session.Session(profile_name=args.aws_profile, region_name=region)
         sts = session.client(
             "sts", endpoint_url=getattr(args, "resolved_endpoint", None) or args.endpoint_url
         )
