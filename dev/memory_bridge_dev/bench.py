@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 import urllib3
 
 from memory_bridge_dev.parking import free_port, park_observations
+from memory_bridge_dev.sam_tools import SAM, sam_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -459,21 +460,15 @@ def replay_throughput(
 
 
 def package_size() -> dict[str, Any]:
-    sam = ROOT / ".tools" / "sam" / "bin" / "sam"
-    if not sam.exists():
+    if not SAM.exists():
         return {"skipped": "aws-sam-cli not installed (make tools)"}
     build = Path(tempfile.mkdtemp(prefix="bench-build-"))
-    python313 = (
-        sorted(Path("/root/.pyenv/versions").glob("3.13*/bin")) if Path("/root/.pyenv").exists() else []
-    )
-    env = {
-        **os.environ,
-        "SAM_CLI_TELEMETRY": "0",
-        "PATH": os.pathsep.join([*map(str, python313), os.environ.get("PATH", "")]),
-    }
-    env.pop("AWS_ENDPOINT_URL", None)
     subprocess.run(
-        [str(sam), "build", "--build-dir", str(build)], cwd=ROOT, env=env, check=True, capture_output=True
+        [str(SAM), "build", "--build-dir", str(build)],
+        cwd=ROOT,
+        env=sam_environment(),
+        check=True,
+        capture_output=True,
     )
 
     def size(path: Path) -> float:

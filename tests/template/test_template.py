@@ -14,15 +14,13 @@ import pytest
 
 from memory_bridge.config import SOURCE_PATTERN, STORE_ID_PATTERN
 from memory_bridge_dev.aws_resources import load_template
+from memory_bridge_dev.sam_tools import SAM, python313_dirs, sam_environment
 from tests.support import ROOT
 
 pytestmark = pytest.mark.template
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
-SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
-PYTHON_313_DIRS = (
-    sorted(Path("/root/.pyenv/versions").glob("3.13*/bin")) if Path("/root/.pyenv").exists() else []
-)
+PYTHON_313_DIRS = python313_dirs()
 
 
 def require_sam() -> Path:
@@ -31,18 +29,6 @@ def require_sam() -> Path:
     if os.environ.get("CI"):
         pytest.fail("aws-sam-cli is missing from .tools/sam: `make tools` installs it")
     pytest.skip("aws-sam-cli not installed in .tools/sam (run `make tools`)")
-
-
-def sam_env() -> dict[str, str]:
-    env = {
-        **os.environ,
-        "SAM_CLI_TELEMETRY": "0",
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    }
-    extra = [str(p) for p in PYTHON_313_DIRS]
-    env["PATH"] = os.pathsep.join([*extra, env.get("PATH", "")])
-    env.pop("AWS_ENDPOINT_URL", None)
-    return env
 
 
 def test_cfn_lint_is_clean():
@@ -61,7 +47,7 @@ def test_sam_validate_lint():
         [str(sam), "validate", "--lint", "--template-file", str(ROOT / "template.yaml")],
         capture_output=True,
         text=True,
-        env=sam_env(),
+        env=sam_environment(),
         cwd=ROOT,
         check=False,
         timeout=300,
@@ -81,7 +67,7 @@ def test_sam_build_ships_the_core_and_nothing_dev_only(tmp_path):
         [str(sam), "build", "--template-file", str(ROOT / "template.yaml"), "--build-dir", str(build_dir)],
         capture_output=True,
         text=True,
-        env=sam_env(),
+        env=sam_environment(),
         cwd=ROOT,
         check=False,
         timeout=600,
