@@ -8,6 +8,7 @@ Secret value (JSON):
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 import time
@@ -40,8 +41,8 @@ class TwilioCredentials:
             tokens.append(self.previous_auth_token)
         return tuple(tokens)
 
-    @property
-    def authorization_header(self) -> str:
+    @functools.cached_property
+    def authorization_header(self) -> str:  # computed once per credentials value, not per request
         """HTTP Basic: the API key when present (Twilio's advice for production), else SID + token."""
         if self.api_key_sid and self.api_key_secret:
             user, password = self.api_key_sid, self.api_key_secret
