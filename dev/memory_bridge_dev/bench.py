@@ -597,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    if not args.only:  # a partial run (--only) must not replace the full figures a later run compares with
+        (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     print(render(result))
     print(f"\nwritten to bench/results/bench-{stamp}.json")
     return 0
