@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from memory_bridge.envelope import Envelope
-from memory_bridge.idempotency import DeliveryInProgress, JsonResult
+from memory_bridge.ledger import (
+    Busy,
+    Claimed,
+    ClaimResult,
+    Finished,
+    LedgerRecord,
+    LedgerUnavailable,
+    Settlement,
+)
 from memory_bridge.outcomes import Outcome
 from memory_bridge.signature import compute_signature
 from memory_bridge_dev.apigw import http_api_event, rest_api_event
@@ -162,7 +171,7 @@ class ListSink:
         self.parked: list[Envelope] = []
         self.fail = fail
 
-    def park(self, envelope: Envelope) -> str:
+    def park(self, envelope: Envelope, timeout: float | None = None) -> str:
         from memory_bridge.dead_letters import QueueUnavailable
 
         if self.fail:
@@ -171,28 +180,86 @@ class ListSink:
         return f"msg-{len(self.parked)}"
 
 
-class InMemoryIdempotency:
-    """The IdempotencyGuard contract with a dict instead of DynamoDB."""
+class InMemoryLedger:
+    """The ledger's contract (memory_bridge.ledger_table.LedgerTable) with a dict instead of DynamoDB."""
 
     def __init__(self) -> None:
-        self.records: dict[str, JsonResult | None] = {}
+        self.records: dict[str, LedgerRecord] = {}
+        self.down = False
 
-    def run_once(
-        self, key: str, work: Callable[[], JsonResult], context: Any = None
-    ) -> tuple[JsonResult, bool]:
-        if key in self.records:
-            existing = self.records[key]
-            if existing is None:
-                raise DeliveryInProgress(key)
-            return dict(existing), True
-        self.records[key] = None
-        try:
-            result = work()
-        except BaseException:
-            del self.records[key]
-            raise
-        self.records[key] = dict(result)
-        return result, False
+    def _check(self) -> None:
+        if self.down:
+            raise LedgerUnavailable("ledger down (fake)")
+
+    def claim(
+        self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
+    ) -> ClaimResult:
+        self._check()
+        record = self.records.get(message_sid)
+        if record is not None and record.outcome is not None:
+            return Finished(record)
+        if record is not None and record.lease_until >= now:
+            return Busy(record)
+        base = record or LedgerRecord(message_sid)
+        self.records[message_sid] = replace(
+            base,
+            unsure=base.unsure | frozenset(range(parts)),
+            lease_owner=owner,
+            lease_until=lease_until,
+            version=base.version + 1,
+        )
+        return Claimed(record)
+
+    def settle(self, settlement: Settlement, timeout: float) -> None:
+        self._check()
+        self._apply(settlement)
+
+    def _apply(self, settlement: Settlement) -> None:
+        base = self.records.get(settlement.message_sid) or LedgerRecord(settlement.message_sid)
+        self.records[settlement.message_sid] = replace(
+            base,
+            accepted=base.accepted | settlement.accepted,
+            unsure=base.unsure - settlement.cleared,
+            lease_until=0.0,
+            outcome=settlement.outcome if settlement.outcome is not None else base.outcome,
+            version=base.version + 1,
+        )
+
+    def read_many(self, message_sids: Sequence[str], timeout: float) -> dict[str, LedgerRecord]:
+        self._check()
+        return {sid: self.records[sid] for sid in message_sids if sid in self.records}
+
+    def claim_many(
+        self,
+        claims: Sequence[tuple[str, int | None, Sequence[int]]],
+        owner: str,
+        lease_until: float,
+        now: float,
+        timeout: float,
+    ) -> set[str]:
+        self._check()
+        changed = {
+            sid
+            for sid, version, _ in claims
+            if (self.records[sid].version if sid in self.records else None) != version
+        }
+        if changed:
+            return changed
+        for sid, _, parts in claims:
+            base = self.records.get(sid) or LedgerRecord(sid)
+            self.records[sid] = replace(
+                base,
+                unsure=base.unsure | frozenset(parts),
+                lease_owner=owner,
+                lease_until=lease_until,
+                version=base.version + 1,
+            )
+        return set()
+
+    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> None:
+        self._check()
+        for settlement in settlements:
+            self._apply(settlement)
 
 
 class RecordingMetrics:

@@ -360,11 +360,16 @@ def replay_throughput(
 
     from memory_bridge.credentials import TwilioCredentials
     from memory_bridge.dead_letters import DeadLetterQueue
+    from memory_bridge.ledger_table import LedgerTable
     from memory_bridge.memory_api import MemoryApiClient, StaticCredentials
     from memory_bridge.outcomes import Accepted
     from memory_bridge.profiles import Identifier
     from memory_bridge.replay import ReplayEngine, ReplayOptions
-    from memory_bridge_dev.aws_resources import create_dead_letter_queue, load_template
+    from memory_bridge_dev.aws_resources import (
+        create_dead_letter_queue,
+        create_idempotency_table,
+        load_template,
+    )
 
     results: dict[str, Any] = {
         "messages": messages,
@@ -403,9 +408,12 @@ def replay_throughput(
                 urls["sandbox"] + "/__sandbox/faults",
                 json={"latency": latency_ms / 1000, "match": "/Observations"},
             )
+        ledger = LedgerTable(
+            create_idempotency_table(boto3.client("dynamodb"), "bench-ledger", template), 3600
+        )
         before = memory.requests_sent
         t0 = time.perf_counter()
-        summary = ReplayEngine(DeadLetterQueue(grouped_queue), memory).run(ReplayOptions())
+        summary = ReplayEngine(DeadLetterQueue(grouped_queue), memory, ledger=ledger).run(ReplayOptions())
         grouped_seconds = time.perf_counter() - t0
         grouped_requests = memory.requests_sent - before
         results["grouped"] = {

@@ -167,8 +167,8 @@ def test_failing_again_goes_back_with_attempts_raised(oncall, fault):
     assert envelope.failure.status == (503 if fault.status else None)
     oncall.sandbox.clear_faults()
     # Next time it goes through once, even though a dropped connection made it ambiguous.
-    code, _, _ = oncall.run("dlq", "replay")
-    assert code == 0
+    code, out, _ = oncall.run("dlq", "replay", "--json")
+    assert code == 0, out
     assert contents(oncall) == {"message IM1": 1}
 
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory_bridge.dead_letters import QueueUnavailable
-from memory_bridge.delivery import Deadline, DeliveryRules, Parked, Posted, Skipped, deliver
+from memory_bridge.ledger import PartsPlan
+from memory_bridge.delivery import Deadline, DeliveryRules, Parked, Posted, Skipped, Unparked, deliver, prepare
 from memory_bridge.events import MessageAdded
 from memory_bridge.outcomes import Accepted, Moved, Permanent, Retryable
 from memory_bridge.profiles import Identifier, ProfileCache
@@ -26,8 +26,11 @@ def message(body="hello", author="+15555550100"):
 def run(memory, *, body="hello", author="+15555550100", sink=None, budget=4.0, cache=None, clock=None):
     clock = clock or FakeClock()
     sink = sink if sink is not None else ListSink()
+    prepared = prepare(message(body, author), RULES)
+    if isinstance(prepared, Skipped):
+        return prepared, sink, clock
     result = deliver(
-        message(body, author),
+        prepared,
         rules=RULES,
         memory=memory,
         profiles=cache if cache is not None else ProfileCache(ttl=60),
@@ -35,7 +38,7 @@ def run(memory, *, body="hello", author="+15555550100", sink=None, budget=4.0, c
         deadline=Deadline(budget, clock),
         sleep=clock.sleep,
     )
-    return result, sink, clock
+    return result.result, sink, clock
 
 
 def test_happy_path_posts_once():
@@ -160,7 +163,65 @@ def test_exhausted_budget_parks_instead_of_calling():
     assert "budget" in sink.parked[0].failure.message
 
 
-def test_queue_down_is_raised_for_a_503():
+def test_queue_down_is_an_unparked_outcome_for_a_503():
     memory = ScriptedMemory(lookups=[FOUND], posts=[Permanent(400, 520046)])
-    with pytest.raises(QueueUnavailable):
-        run(memory, sink=ListSink(fail=True))
+    result, _, _ = run(memory, sink=ListSink(fail=True))
+    assert isinstance(result, Unparked)
+
+
+def deliver_with(plan, posts, body="x" * 9000, sink=None):
+    """Deliver a three-part message (9,000 bytes) with the ledger's plan; returns the Delivery."""
+    sink = sink if sink is not None else ListSink()
+    cache = ProfileCache(ttl=60)
+    cache.put(Identifier("phone", "+15555550100"), PROFILE)
+    clock = FakeClock()
+    prepared = prepare(message(body), RULES)
+    return (
+        deliver(
+            prepared,
+            rules=RULES,
+            memory=ScriptedMemory(posts=posts),
+            profiles=cache,
+            dead_letters=sink,
+            deadline=Deadline(4.0, clock),
+            plan=plan,
+            sleep=clock.sleep,
+        ),
+        sink,
+    )
+
+
+def test_parts_memory_holds_are_not_posted_again():
+    delivery, sink = deliver_with(PartsPlan(done=(0, 1), post=(2,)), [OK])
+    assert delivery.result == Posted(observations=1, requests=1)
+    assert delivery.accepted == {2}
+    assert sink.parked == []
+
+
+def test_parts_in_doubt_are_parked_for_the_replay_never_posted_blind():
+    delivery, sink = deliver_with(PartsPlan(done=(0,), check=(1,), post=(2,)), [OK])
+    assert isinstance(delivery.result, Parked)
+    assert delivery.accepted == {2}
+    assert delivery.in_doubt == {1}
+    (envelope,) = sink.parked
+    assert envelope.parts == (1,)
+    assert envelope.failure.ambiguous
+
+
+def test_a_timeout_leaves_the_tried_parts_in_doubt_and_the_untried_ones_clear():
+    body = "y" * (4096 * 12)  # 12 parts: two requests
+    delivery, sink = deliver_with(
+        None, [OK, Retryable(status=None, message="read timed out", ambiguous=True)], body=body
+    )
+    assert isinstance(delivery.result, Parked)
+    assert delivery.accepted == set(range(10))
+    assert delivery.in_doubt == {10, 11}
+    assert sink.parked[0].parts == (10, 11)
+
+
+def test_unparked_still_reports_what_memory_took():
+    body = "z" * (4096 * 12)
+    delivery, _ = deliver_with(None, [OK, Permanent(400, 520046)], body=body, sink=ListSink(fail=True))
+    assert isinstance(delivery.result, Unparked)
+    assert delivery.accepted == set(range(10))
+    assert delivery.in_doubt == set()

@@ -1,4 +1,4 @@
-from memory_bridge.signature import compute_signature, is_valid_signature, url_variants
+from memory_bridge.signature import MAX_HASHED_BYTES, compute_signature, is_valid_signature, url_variants
 
 # Twilio's published example (twilio-notes.md, "X-Twilio-Signature").
 EXAMPLE_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
@@ -81,3 +81,35 @@ def test_unreadable_urls_are_checked_as_given_and_never_raise():
     for url in ("https://localhost[", "https://[::1/x", "https://h.example:99999/x"):
         assert url_variants(url) == [url]
         assert not check(EXAMPLE_SIGNATURE, urls=(url,))
+
+
+def test_any_of_many_candidate_urls_may_match():
+    forms = [f"https://mycompany.com/myapp.php?foo=1&bar=2&n={i}" for i in range(63)]
+    assert check(EXAMPLE_SIGNATURE, urls=(*forms, EXAMPLE_URL))
+    assert not check(EXAMPLE_SIGNATURE, urls=tuple(forms))
+    assert not check(EXAMPLE_SIGNATURE, urls=(*forms, EXAMPLE_URL), tokens=("54321", "other"))
+
+
+def test_candidates_past_the_hashing_budget_are_not_checked():
+    # A forged request with huge fields costs what a single candidate costs, not 64 times that.
+    huge = [*EXAMPLE_PARAMS, ("Body", "x" * (MAX_HASHED_BYTES // 2))]
+    signature = compute_signature(EXAMPLE_URL, huge, "12345")
+    assert check(signature, urls=(EXAMPLE_URL,), params=huge)  # the first is always checked
+    assert not check(signature, urls=("https://mycompany.com/other", EXAMPLE_URL), params=huge)
+    # Ordinary fields leave room for every candidate.
+    small = [*EXAMPLE_PARAMS, ("Body", "x" * 60_000)]
+    signature = compute_signature(EXAMPLE_URL, small, "12345")
+    forms = tuple(f"https://mycompany.com/myapp.php?n={i}" for i in range(63))
+    assert check(signature, urls=(*forms, EXAMPLE_URL), params=small, tokens=("old", "12345"))
+
+
+def test_json_body_hash_form_among_other_candidates():
+    import hashlib
+
+    body = b'{"EventType":"onMessageAdded"}'
+    digest = hashlib.sha256(body).hexdigest()
+    url = f"https://example.com/hook?tenant=acme,eu&bodySHA256={digest}"
+    signature = compute_signature(url, [], "tok")
+    encoded = f"https://example.com/hook?tenant=acme%2Ceu&bodySHA256={digest}"
+    assert check(signature, urls=(encoded, url), params=[], tokens=("tok",), body=body)
+    assert not check(signature, urls=(encoded, url), params=[], tokens=("tok",), body=body + b" ")

@@ -19,7 +19,7 @@ from memory_bridge.webhook import WebhookService, stdlib_logger
 from tests.support import (
     DEV_AUTH_TOKEN,
     WEBHOOK_URL,
-    InMemoryIdempotency,
+    InMemoryLedger,
     ListSink,
     RecordingMetrics,
     ScriptedMemory,
@@ -48,8 +48,8 @@ class CountingMemory(ScriptedMemory):
         return Accepted(202, {"message": "ok"})
 
 
-def service() -> tuple[WebhookService, CountingMemory, ListSink, InMemoryIdempotency]:
-    memory, sink, idempotency = CountingMemory(), ListSink(), InMemoryIdempotency()
+def service() -> tuple[WebhookService, CountingMemory, ListSink, InMemoryLedger]:
+    memory, sink, idempotency = CountingMemory(), ListSink(), InMemoryLedger()
     credentials = CachedCredentials(lambda: TwilioCredentials("AC1", DEV_AUTH_TOKEN))
     return (
         WebhookService(
@@ -62,7 +62,7 @@ def service() -> tuple[WebhookService, CountingMemory, ListSink, InMemoryIdempot
             memory=memory,
             profiles=ProfileCache(ttl=60),
             dead_letters=sink,
-            idempotency=idempotency,
+            ledger=idempotency,
             metrics=RecordingMetrics(),
             logger=stdlib_logger(),
         ),

@@ -43,7 +43,8 @@ class Settings:
     webhook_budget_seconds: float = 4.0
     memory_connect_timeout_seconds: float = 1.0
     memory_read_timeout_seconds: float = 2.5
-    idempotency_ttl_seconds: int = 3 * 24 * 3600
+    # The ledger record of each MessageSid must outlive its envelope on the queue (SQS keeps 14 days).
+    idempotency_ttl_seconds: int = 15 * 24 * 3600
     # A signature mismatch or a 401 re-reads the secret at most this often (token rotation).
     secret_refresh_interval_seconds: float = 5.0
 
@@ -115,7 +116,7 @@ class Settings:
             memory_connect_timeout_seconds=number("MEMORY_API_CONNECT_TIMEOUT", 1.0, 0.05, 5),
             memory_read_timeout_seconds=number("MEMORY_API_READ_TIMEOUT", 2.5, 0.05, 10),
             secret_refresh_interval_seconds=number("SECRET_REFRESH_INTERVAL_SECONDS", 5.0, 0, 300),
-            idempotency_ttl_seconds=int(number("IDEMPOTENCY_TTL_SECONDS", 3 * 24 * 3600, 60, 30 * 86400)),
+            idempotency_ttl_seconds=int(number("IDEMPOTENCY_TTL_SECONDS", 15 * 24 * 3600, 60, 30 * 86400)),
         )
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from memory_bridge.deadlines import call_within
+
 
 class CredentialsError(ValueError):
     """The secret is missing a field or is not the documented JSON. Never carries a secret value."""
@@ -133,23 +135,26 @@ class CachedCredentials:
         self._fetched_at = float("-inf")
         self.fetch_count = 0
 
-    def get(self) -> TwilioCredentials:
+    def get(self, timeout: float | None = None) -> TwilioCredentials:
+        """The cached value; a read (first use, or after `max_age`) waits at most `timeout` seconds."""
         value = self._value
         if value is not None and self._clock() - self._fetched_at < self._max_age:
             return value
         with self._lock:
             if self._value is None:
-                self._load()
+                self._load(timeout)
             elif self._clock() - self._fetched_at >= self._max_age:
                 # Pick up a rotation even without a failure; keep the old value if the read fails.
                 try:
-                    self._load()
+                    self._load(timeout)
                 except Exception:  # noqa: BLE001 - stale but valid beats none
                     self._fetched_at = self._clock()
             assert self._value is not None
             return self._value
 
-    def refresh(self, min_interval: float | None = None) -> TwilioCredentials | None:
+    def refresh(
+        self, min_interval: float | None = None, timeout: float | None = None
+    ) -> TwilioCredentials | None:
         """Read the secret again; the new value if it changed, else None (also when rate-limited).
 
         A signature mismatch (possibly a rotated token) refreshes at most every `min_refresh_interval`.
@@ -159,11 +164,11 @@ class CachedCredentials:
             if self._value is not None and self._clock() - self._fetched_at < interval:
                 return None
             before = self._value
-            self._load()
+            self._load(timeout)
             return self._value if self._value != before else None
 
-    def _load(self) -> None:
-        self._value = self._fetch()
+    def _load(self, timeout: float | None) -> None:
+        self._value = self._fetch() if timeout is None else call_within(timeout, self._fetch)
         self._fetched_at = self._clock()
         self.fetch_count += 1
 
@@ -171,19 +176,18 @@ class CachedCredentials:
 def secrets_manager_fetcher(secret_id: str) -> Callable[[], TwilioCredentials]:
     """Reads the secret through Powertools' SecretsProvider (boto3 honours AWS_ENDPOINT_URL)."""
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from botocore.config import Config
 
-    providers: list[SecretsProvider] = []
+    # Made here, at init, where the CPU is full-speed. Short timeouts and two tries, so that a call
+    # abandoned at its deadline (CachedCredentials' timeout) ends soon on its own.
+    config = Config(
+        connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 2, "mode": "standard"}
+    )
+    provider = SecretsProvider(boto_config=config)
 
     def fetch() -> TwilioCredentials:
-        if not providers:  # the boto3 client is made on first use, not at import
-            from botocore.config import Config
-
-            config = Config(
-                connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"}
-            )
-            providers.append(SecretsProvider(boto_config=config))
         # CachedCredentials does the caching; force_fetch keeps Powertools' own cache out of the way.
-        value = providers[0].get(secret_id, force_fetch=True)
+        value = provider.get(secret_id, force_fetch=True)
         if not isinstance(value, str | bytes):
             raise CredentialsError("the Twilio credentials secret has no string value")
         return parse_secret_string(value)

@@ -1,15 +1,18 @@
 """Adapter for the SQS dead-letter queue where failed posts are parked for replay.
 
 The boto3 client is created on first use: the happy path never touches the queue, so a cold
-start does not pay for it.
+start does not pay for it. A park runs under a wall-clock deadline taken from the webhook's time
+left, so a slow or hanging queue turns into a 503 that Twilio retries, never into a late answer.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from memory_bridge.deadlines import DeadlineExceeded, call_within
 from memory_bridge.envelope import Envelope
 
 if TYPE_CHECKING:
@@ -24,8 +27,10 @@ def default_sqs_client() -> SQSClient:
     import boto3
     from botocore.config import Config
 
-    # Short timeouts and two tries: the webhook must still answer Twilio inside 5 s.
-    config = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+    # Short timeouts and two tries, so that even a call abandoned at its deadline ends soon.
+    config = Config(
+        connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 2, "mode": "standard"}
+    )
     return boto3.client("sqs", config=config)
 
 
@@ -42,22 +47,39 @@ class SqsDeadLetterQueue:
             self._client = self._client_factory()
         return self._client
 
-    def park(self, envelope: Envelope) -> str:
-        """Send the envelope; returns the SQS message id, raises QueueUnavailable on any failure."""
-        attributes = {
-            name: {"DataType": "String", "StringValue": value}
-            for name, value in envelope.message_attributes().items()
-        }
-        try:
-            answer = self.client.send_message(
-                QueueUrl=self.queue_url, MessageBody=envelope.to_json(), MessageAttributes=attributes
-            )
-        except Exception as error:  # noqa: BLE001 - botocore raises many types; all mean "not parked"
-            raise QueueUnavailable(
-                f"could not write to the dead-letter queue: {type(error).__name__}"
-            ) from None
-        self.sent += 1
-        return str(answer.get("MessageId", ""))
+    def park(self, envelope: Envelope, timeout: float | None = None) -> str:
+        """Send the envelope (split when it would not fit SQS's size); returns the SQS message id.
+
+        Raises QueueUnavailable on any failure, or when `timeout` seconds pass without an answer.
+        """
+        ids = []
+        ends = time.monotonic() + timeout if timeout is not None else None
+        for piece in envelope.fitted_for_queue():
+            attributes = {
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in piece.message_attributes().items()
+            }
+
+            def send(
+                body: str = piece.to_json(),
+                attributes: dict[str, Any] = attributes,
+                client: Any = self.client,
+            ) -> Any:
+                return client.send_message(
+                    QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes
+                )
+
+            try:
+                answer = send() if ends is None else call_within(ends - time.monotonic(), send)
+            except DeadlineExceeded:
+                raise QueueUnavailable("the dead-letter queue did not answer in time") from None
+            except Exception as error:  # noqa: BLE001 - botocore raises many types; all mean "not parked"
+                raise QueueUnavailable(
+                    f"could not write to the dead-letter queue: {type(error).__name__}"
+                ) from None
+            self.sent += 1
+            ids.append(str(answer.get("MessageId", "")))
+        return ",".join(ids)
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,12 @@ class DeadLetterQueue(SqsDeadLetterQueue):
             in_flight=int(attributes.get(names[1], 0)),
             delayed=int(attributes.get(names[2], 0)),
         )
+
+    def visible_count(self) -> int:
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0))
 
     def receive(
         self, max_messages: int, visibility_timeout: int, wait_seconds: int = 0

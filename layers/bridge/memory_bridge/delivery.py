@@ -2,8 +2,10 @@
 
 Pure decision logic over injected parts (Memory client, profile cache, dead-letter sink, clock):
   resolve the author's profile (cached) → POST the observations (≤10 a request) →
-  Posted, or Parked(kind) after writing an envelope, or Skipped.
-A failure to park raises QueueUnavailable, which the webhook turns into a 503.
+  Posted, or Parked(kind) after writing an envelope, or Skipped; Unparked when the queue refused.
+The ledger's plan says which parts to post, which Memory may hold already (parked for the replay
+to check, never posted blind) and which are done. The report says what this delivery learnt of
+each part, for the ledger.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from memory_bridge.dead_letters import QueueUnavailable
 from memory_bridge.envelope import Envelope, FailureRecord, Stage, new_envelope
 from memory_bridge.events import MessageAdded
+from memory_bridge.ledger import PartsPlan
 from memory_bridge.observations import Observation, batches, build_observations
 from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
 from memory_bridge.profiles import (
@@ -27,8 +31,11 @@ from memory_bridge.profiles import (
     resolve_profile,
 )
 
-# Seconds kept back for writing the envelope to the queue if the post fails.
+# Seconds kept back for writing the envelope to the queue if the post fails, and for the ledger's
+# closing write: Memory calls get what is left.
 PARK_RESERVE_SECONDS = 0.6
+SETTLE_RESERVE_SECONDS = 0.3
+RESERVE_SECONDS = PARK_RESERVE_SECONDS + SETTLE_RESERVE_SECONDS
 # A call is not started with less than this left: park instead of risking Twilio's timeout.
 MIN_CALL_SECONDS = 0.25
 # Backoff before the single retry when the answer carried no Retry-After.
@@ -46,7 +53,7 @@ class ObservationWriter(ProfileDirectory, Protocol):
 
 
 class DeadLetterSink(Protocol):
-    def park(self, envelope: Envelope) -> str: ...
+    def park(self, envelope: Envelope, timeout: float | None = None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,32 @@ class Skipped:
     reason: Literal["empty", "system", "agent"]
 
 
-DeliveryResult = Posted | Parked | Skipped
+@dataclass(frozen=True)
+class Unparked:
+    """The envelope could not be written: the webhook answers 503 so that Twilio retries."""
+
+    reason: str
+
+
+DeliveryResult = Posted | Parked | Skipped | Unparked
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The result, and what this delivery learnt of each part (for the ledger)."""
+
+    result: DeliveryResult
+    accepted: frozenset[int] = frozenset()  # Memory answered 202
+    in_doubt: frozenset[int] = frozenset()  # may be in Memory: a timeout, a dropped connection
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A customer's message, ready to deliver: who wrote it and its observations (parts 0..n-1)."""
+
+    message: MessageAdded
+    who: Identifier
+    observations: tuple[Observation, ...]
 
 
 @dataclass(frozen=True)
@@ -101,10 +133,10 @@ class _Attempts:
         self.calls = 0
 
     def call_timeout(self) -> float | None:
-        return max(self._deadline.remaining() - PARK_RESERVE_SECONDS, MIN_CALL_SECONDS)
+        return max(self._deadline.remaining() - RESERVE_SECONDS, MIN_CALL_SECONDS)
 
     def has_time(self) -> bool:
-        return self._deadline.remaining() - PARK_RESERVE_SECONDS >= MIN_CALL_SECONDS
+        return self._deadline.remaining() - RESERVE_SECONDS >= MIN_CALL_SECONDS
 
     def run(self, call: Callable[[], Outcome | str]) -> Outcome | str:
         if not self.has_time():
@@ -114,7 +146,7 @@ class _Attempts:
         if not isinstance(outcome, Retryable) or outcome.ambiguous or self.retries_left == 0:
             return outcome
         wait = outcome.retry_after if outcome.retry_after is not None else DEFAULT_BACKOFF_SECONDS
-        if wait + MIN_CALL_SECONDS > self._deadline.remaining() - PARK_RESERVE_SECONDS:
+        if wait + MIN_CALL_SECONDS > self._deadline.remaining() - RESERVE_SECONDS:
             return outcome  # the retry would not fit: park now, replay later
         self.retries_left -= 1
         self._sleep(wait)
@@ -122,17 +154,8 @@ class _Attempts:
         return call()
 
 
-def deliver(
-    message: MessageAdded,
-    *,
-    rules: DeliveryRules,
-    memory: ObservationWriter,
-    profiles: ProfileCache,
-    dead_letters: DeadLetterSink,
-    deadline: Deadline,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    sleep: Callable[[float], None] = time.sleep,
-) -> DeliveryResult:
+def prepare(message: MessageAdded, rules: DeliveryRules) -> Prepared | Skipped:
+    """Who wrote it and what to remember; Skipped for agents, system messages and empty ones."""
     who = identifier_for(
         message.author, chat_id_type=rules.chat_id_type, agent_identities=rules.agent_identities
     )
@@ -141,51 +164,94 @@ def deliver(
     observations = build_observations(message, rules.source)
     if not observations:
         return Skipped("empty")
+    return Prepared(message, who, tuple(observations))
 
+
+def deliver(
+    prepared: Prepared,
+    *,
+    rules: DeliveryRules,
+    memory: ObservationWriter,
+    profiles: ProfileCache,
+    dead_letters: DeadLetterSink,
+    deadline: Deadline,
+    plan: PartsPlan | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> Delivery:
+    message, who = prepared.message, prepared.who
+    plan = plan or PartsPlan(post=tuple(range(len(prepared.observations))))
+    to_post = list(plan.post)
+    in_doubt = set(plan.check)  # an earlier delivery may have posted these: park, never post blind
+    accepted: set[int] = set()
     attempts = _Attempts(deadline, sleep)
 
+    def report(result: DeliveryResult) -> Delivery:
+        return Delivery(result, frozenset(accepted), frozenset(in_doubt))
+
     def park(
-        stage: Stage, failure: Failure, pending: Sequence[Observation], profile_id: str | None
-    ) -> Parked:
+        stage: Stage,
+        failure: Failure,
+        unposted: Sequence[int],
+        profile_id: str | None,
+        tried: Sequence[int] = (),
+    ) -> Delivery:
         kind: Literal["retryable", "permanent"] = (
             "permanent" if isinstance(failure, Permanent) else "retryable"
         )
+        if isinstance(failure, Retryable) and failure.ambiguous:
+            in_doubt.update(tried)  # the failed request may have reached Memory
+        parts = sorted({*unposted, *plan.check})
         envelope = new_envelope(
             kind=kind,
             store_id=rules.store_id,
             message_sid=message.message_sid,
             conversation_sid=message.conversation_sid,
-            observations=pending,
+            observations=[prepared.observations[p] for p in parts],
             failure=FailureRecord.from_outcome(stage, failure),
             profile_id=profile_id,
             identifier=who,
             trait_group=rules.trait_group,
             now=now(),
+            parts=parts,
         )
-        dead_letters.park(envelope)
-        return Parked(kind=kind, stage=stage, status=failure.status, code=failure.code)
+        try:
+            dead_letters.park(envelope, timeout=max(deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05))
+        except QueueUnavailable as error:
+            return report(Unparked(str(error)))
+        return report(Parked(kind=kind, stage=stage, status=failure.status, code=failure.code))
 
     profile_id = profiles.get(who)
-    if profile_id is None:
+    if profile_id is None and to_post:
         resolved = attempts.run(
             lambda: resolve_profile(memory, rules.store_id, who, rules.trait_group, attempts.call_timeout)
         )
         if isinstance(resolved, Retryable | Permanent):
-            return park("resolve_profile", resolved, observations, None)
+            return park("resolve_profile", resolved, to_post, None)
         assert isinstance(resolved, str)
         profile_id = resolved
         profiles.put(who, profile_id)
 
     posted = 0
-    for batch in batches(observations):
+    for batch in batches(to_post):
+        observations = [prepared.observations[p] for p in batch]
+        assert profile_id is not None
         outcome, profile_id = _post_following_merge(
-            memory, rules.store_id, profile_id, batch, attempts, profiles, who
+            memory, rules.store_id, profile_id, observations, attempts, profiles, who
         )
         if not isinstance(outcome, Accepted):
             failure = outcome if isinstance(outcome, Retryable | Permanent) else _unexpected(outcome)
-            return park("post_observations", failure, observations[posted:], profile_id)
+            return park("post_observations", failure, to_post[posted:], profile_id, tried=batch)
+        accepted.update(batch)
         posted += len(batch)
-    return Posted(observations=posted, requests=attempts.calls)
+    if plan.check:
+        doubt = Retryable(
+            status=None,
+            message="an earlier delivery may have posted these; the replay checks Memory first",
+            ambiguous=True,
+        )
+        return park("post_observations", doubt, [], profile_id)
+    return report(Posted(observations=posted, requests=attempts.calls))
 
 
 def _post_following_merge(

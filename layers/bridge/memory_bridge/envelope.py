@@ -21,6 +21,11 @@ ENVELOPE_VERSION = 1
 Kind = Literal["retryable", "permanent"]
 Stage = Literal["resolve_profile", "post_observations"]
 _PROFILE_ID = re.compile(r"^mem_profile_[0-7][0-9a-z]{25}$")
+# SQS takes only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF. JSON already
+# escapes the control characters; these are the rest, escaped the same way (\uXXXX).
+_REFUSED_BY_SQS = re.compile("[\ud800-\udfff\ufffe\uffff]")
+# SQS's limit is 256 KiB for the body and its attributes together; keep room for the attributes.
+MAX_ENVELOPE_BYTES = 250_000
 
 
 class MalformedEnvelope(ValueError):
@@ -67,6 +72,9 @@ class Envelope:
     last_failed_at: str = ""
     version: int = ENVELOPE_VERSION
     history: tuple[dict[str, Any], ...] = field(default=())
+    # Each observation's index within its message (see memory_bridge.ledger); None in envelopes
+    # parked before the ledger existed.
+    parts: tuple[int, ...] | None = None
 
     def to_json(self) -> str:
         failure = self.failure
@@ -93,7 +101,30 @@ class Envelope:
             "lastFailedAt": self.last_failed_at,
             "history": list(self.history),
         }
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        if self.parts is not None:
+            document["parts"] = list(self.parts)
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        return _REFUSED_BY_SQS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+    def with_parts(self, keep: set[int] | frozenset[int]) -> Envelope:
+        """The same envelope holding only the observations whose part is in `keep`."""
+        pairs = [(p, o) for p, o in zip(self.part_numbers, self.observations, strict=True) if p in keep]
+        return replace(self, observations=tuple(o for _, o in pairs), parts=tuple(p for p, _ in pairs))
+
+    @property
+    def part_numbers(self) -> tuple[int, ...]:
+        """The parts this envelope holds; an envelope from before the ledger counts from 0."""
+        return self.parts if self.parts is not None else tuple(range(len(self.observations)))
+
+    def fitted_for_queue(self, limit: int = MAX_ENVELOPE_BYTES) -> list[Envelope]:
+        """This envelope, or several holding its observations between them, each within SQS's size."""
+        if len(self.to_json().encode("utf-8")) <= limit or len(self.observations) <= 1:
+            return [self]
+        middle = len(self.observations) // 2
+        numbers = self.part_numbers
+        first = replace(self, observations=self.observations[:middle], parts=numbers[:middle])
+        second = replace(self, observations=self.observations[middle:], parts=numbers[middle:])
+        return first.fitted_for_queue(limit) + second.fitted_for_queue(limit)
 
     def message_attributes(self) -> dict[str, str]:
         """Small, content-free attributes for counting without parsing bodies."""
@@ -138,6 +169,7 @@ def new_envelope(
     identifier: Identifier | None,
     trait_group: str,
     now: datetime,
+    parts: Sequence[int] | None = None,
 ) -> Envelope:
     if profile_id is None and identifier is None:
         raise ValueError("an envelope needs a profile id or an identifier to resolve")
@@ -154,6 +186,7 @@ def new_envelope(
         trait_group=trait_group,
         first_failed_at=when,
         last_failed_at=when,
+        parts=tuple(parts) if parts is not None else None,
     )
 
 
@@ -202,6 +235,13 @@ def parse_envelope(text: str) -> Envelope:
     if profile_id is None and identifier is None:
         raise MalformedEnvelope("neither profileId nor identifier is set")
     attempts = _get(document, "attempts", int)
+    parts = document.get("parts")
+    if parts is not None and (
+        not isinstance(parts, list)
+        or len(parts) != len(observations)
+        or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in parts)
+    ):
+        raise MalformedEnvelope("parts must be one index per observation")
     retry_after = failure_doc.get("retryAfter")
     return Envelope(
         version=ENVELOPE_VERSION,
@@ -225,4 +265,5 @@ def parse_envelope(text: str) -> Envelope:
         first_failed_at=str(document.get("firstFailedAt") or ""),
         last_failed_at=str(document.get("lastFailedAt") or ""),
         history=tuple(h for h in document.get("history") or () if isinstance(h, dict)),
+        parts=tuple(parts) if parts is not None else None,
     )

@@ -2,17 +2,25 @@
 
 One pool per process, explicit connect/read timeouts, no automatic retries or redirects: every
 answer becomes one outcome value (`Accepted | Moved | Retryable | Permanent`) and the caller decides.
+Each request also has a wall-clock deadline: urllib3's timeouts bound each socket read, so a server
+that trickles its answer would outlast them; a watchdog cuts the socket when the deadline passes.
 """
 
 from __future__ import annotations
 
+import contextvars
 import gzip
 import json
+import socket
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -22,6 +30,7 @@ from urllib3.exceptions import (
 )
 
 from memory_bridge.credentials import TwilioCredentials
+from memory_bridge.deadlines import SocketWatchdog
 from memory_bridge.observations import Observation
 from memory_bridge.outcomes import Accepted, Moved, Outcome, Permanent, Retryable
 from memory_bridge.profiles import Identifier
@@ -32,10 +41,83 @@ USER_AGENT = "memory-bridge/0.1 (+urllib3)"
 GZIP_THRESHOLD_BYTES = 8 * 1024
 
 
-class CredentialsSource(Protocol):
-    def get(self) -> TwilioCredentials: ...
+_watchdog = SocketWatchdog()
 
-    def refresh(self, min_interval: float | None = None) -> TwilioCredentials | None: ...
+
+@dataclass
+class _RequestGuard:
+    """The deadline of the request in progress on this thread, and the sockets armed for it."""
+
+    deadline: float
+    tokens: list[int] = field(default_factory=list)
+    sockets: set[int] = field(default_factory=set)
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is not None and id(sock) not in self.sockets:
+            self.sockets.add(id(sock))
+            self.tokens.append(_watchdog.arm(self.deadline, sock))
+
+    def release(self) -> bool:
+        """Disarm; True when the deadline cut a socket during the request."""
+        fired = [_watchdog.disarm(token) for token in self.tokens]
+        return any(fired)
+
+
+_active_guard: contextvars.ContextVar[_RequestGuard | None] = contextvars.ContextVar(
+    "memory_bridge_request_guard", default=None
+)
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    # A fresh connection is armed once connected; a kept-alive one as the request starts.
+    def connect(self) -> None:
+        super().connect()
+        guard = _active_guard.get()
+        if guard is not None:
+            guard.watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        guard = _active_guard.get()
+        if guard is not None:
+            guard.watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        guard = _active_guard.get()
+        if guard is not None:
+            guard.watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        guard = _active_guard.get()
+        if guard is not None:
+            guard.watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+def guarded_pool_manager(maxsize: int = 1) -> urllib3.PoolManager:
+    """A keep-alive pool whose requests honour a wall-clock deadline (see `MemoryApiClient._send`)."""
+    manager = urllib3.PoolManager(num_pools=2, maxsize=maxsize, block=False, retries=False)
+    manager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+    return manager
+
+
+class CredentialsSource(Protocol):
+    def get(self, timeout: float | None = None) -> TwilioCredentials: ...
+
+    def refresh(
+        self, min_interval: float | None = None, timeout: float | None = None
+    ) -> TwilioCredentials | None: ...
 
 
 class StaticCredentials:
@@ -44,10 +126,14 @@ class StaticCredentials:
     def __init__(self, credentials: TwilioCredentials):
         self._credentials = credentials
 
-    def get(self) -> TwilioCredentials:
+    def get(self, timeout: float | None = None) -> TwilioCredentials:  # noqa: ARG002
         return self._credentials
 
-    def refresh(self, min_interval: float | None = None) -> TwilioCredentials | None:  # noqa: ARG002
+    def refresh(
+        self,
+        min_interval: float | None = None,  # noqa: ARG002
+        timeout: float | None = None,  # noqa: ARG002
+    ) -> TwilioCredentials | None:
         return None
 
 
@@ -102,7 +188,7 @@ class MemoryApiClient:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         # One keep-alive pool for the container's life: the TLS handshake is paid once.
-        self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=pool_size, block=False, retries=False)
+        self._pool = pool or guarded_pool_manager(pool_size)
         self.requests_sent = 0
 
     # ---- profiles and observations (the webhook's hot path) -------------------------------
@@ -196,13 +282,19 @@ class MemoryApiClient:
         compressible: bool = False,
     ) -> Outcome:
         """Send one request; on 401 read the credentials again once and, if they changed, resend."""
+        ends = None if timeout is None else time.monotonic() + timeout
         outcome = self._send(method, path, json_body, query, timeout, compressible)
-        if (
-            isinstance(outcome, Permanent)
-            and outcome.status == 401
-            and self._credentials.refresh() is not None
-        ):
-            outcome = self._send(method, path, json_body, query, timeout, compressible)
+        if isinstance(outcome, Permanent) and outcome.status == 401:
+            left = None if ends is None else ends - time.monotonic()
+            if left is not None and left < 0.2:
+                return outcome  # no time to read the secret and ask again
+            try:
+                fresh = self._credentials.refresh(timeout=None if left is None else left / 2)
+            except Exception:  # noqa: BLE001 - the secret could not be read again: the 401 stands
+                fresh = None
+            if fresh is not None:
+                again = None if ends is None else ends - time.monotonic()
+                outcome = self._send(method, path, json_body, query, again, compressible)
         return outcome
 
     def _send(
@@ -220,7 +312,7 @@ class MemoryApiClient:
             if pairs:
                 url += "?" + urlencode(pairs)
         headers = {
-            "Authorization": self._credentials.get().authorization_header,
+            "Authorization": self._credentials.get(timeout=timeout).authorization_header,
             "Accept": "application/json",
             "Accept-Encoding": "gzip",
             "User-Agent": USER_AGENT,
@@ -238,6 +330,8 @@ class MemoryApiClient:
             total=budget, connect=min(self._connect_timeout, budget), read=min(self._read_timeout, budget)
         )
         self.requests_sent += 1
+        guard = _RequestGuard(deadline=time.monotonic() + budget)
+        reset = _active_guard.set(guard)
         try:
             response = self._pool.request(
                 method,
@@ -249,19 +343,31 @@ class MemoryApiClient:
                 redirect=False,
                 preload_content=True,
             )
-        except (ConnectTimeoutError, NewConnectionError) as error:
-            # Nothing was sent: safe to try again.
-            return Retryable(status=None, message=f"connect failed: {type(error).__name__}")
-        except ReadTimeoutError:
-            return Retryable(status=None, message="read timed out", ambiguous=True)
-        except ProtocolError as error:
-            return Retryable(
-                status=None, message=f"connection dropped: {type(error).__name__}", ambiguous=True
-            )
-        except HTTPError as error:
-            return Retryable(status=None, message=f"transport error: {type(error).__name__}", ambiguous=True)
+        except Exception as error:  # noqa: BLE001 - mapped to an outcome below
+            cut = guard.release()
+            return _transport_failure(error, cut)
+        finally:
+            _active_guard.reset(reset)
+        if guard.release() and not response.data and response.status < 300:
+            # Cut after the status line but before the body: Memory may have taken it.
+            return Retryable(status=None, message="deadline passed while reading", ambiguous=True)
         lowered = {name.lower(): value for name, value in response.headers.items()}
         return outcome_from_response(response.status, lowered, response.data)
+
+
+def _transport_failure(error: Exception, cut_by_deadline: bool) -> Retryable:
+    if cut_by_deadline:
+        return Retryable(status=None, message="no complete answer before the deadline", ambiguous=True)
+    if isinstance(error, ConnectTimeoutError | NewConnectionError):
+        # Nothing was sent: safe to try again.
+        return Retryable(status=None, message=f"connect failed: {type(error).__name__}")
+    if isinstance(error, ReadTimeoutError):
+        return Retryable(status=None, message="read timed out", ambiguous=True)
+    if isinstance(error, ProtocolError):
+        return Retryable(status=None, message=f"connection dropped: {type(error).__name__}", ambiguous=True)
+    if isinstance(error, HTTPError | OSError):
+        return Retryable(status=None, message=f"transport error: {type(error).__name__}", ambiguous=True)
+    raise error
 
 
 def _seg(value: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from memory_bridge.events import Attachment, MessageAdded
 
@@ -18,6 +18,7 @@ MAX_CONTENT_BYTES = 4096
 MAX_OBSERVATIONS_PER_REQUEST = 10
 
 Observation = dict[str, Any]
+T = TypeVar("T")
 
 
 def split_utf8(text: str, max_bytes: int = MAX_CONTENT_BYTES) -> list[str]:
@@ -64,8 +65,6 @@ def build_observations(message: MessageAdded, source: str) -> list[Observation]:
     return [{"content": piece, "source": source, "occurredAt": occurred_at} for piece in split_utf8(content)]
 
 
-def batches(
-    observations: Sequence[Observation], size: int = MAX_OBSERVATIONS_PER_REQUEST
-) -> Iterator[list[Observation]]:
-    for start in range(0, len(observations), size):
-        yield list(observations[start : start + size])
+def batches(items: Sequence[T], size: int = MAX_OBSERVATIONS_PER_REQUEST) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])

@@ -16,7 +16,7 @@ from memory_bridge.config import Settings
 from memory_bridge.credentials import CachedCredentials, secrets_manager_fetcher
 from memory_bridge.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
 from memory_bridge.delivery import DeliveryRules
-from memory_bridge.idempotency import PowertoolsIdempotency
+from memory_bridge.ledger_table import LedgerTable
 from memory_bridge.memory_api import MemoryApiClient
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook import WebhookService
@@ -58,7 +58,7 @@ def build_webhook_service(settings: Settings) -> WebhookService:
         ),
         profiles=ProfileCache(ttl=settings.profile_cache_ttl_seconds),
         dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url),
-        idempotency=PowertoolsIdempotency(settings.idempotency_table, settings.idempotency_ttl_seconds),
+        ledger=LedgerTable(settings.idempotency_table, settings.idempotency_ttl_seconds),
         metrics=metrics,
         logger=logger,
     )
@@ -72,6 +72,25 @@ def webhook_service() -> WebhookService:
             if _service is None:
                 _service = build_webhook_service(Settings.from_env(os.environ))
     return _service
+
+
+def warm_up(secret_timeout: float = 1.5) -> None:
+    """At init, where Lambda gives a full vCPU: build the service (clients, pool) and read the secret.
+
+    The read is time-boxed so that init plus the first answer stay inside Twilio's 5 s; if it fails
+    or is slow, the first call reads it again. A configuration error is left for the first call to
+    answer (500, naming the variable), so it is not raised here.
+    """
+    try:
+        service = webhook_service()
+    except Exception:  # noqa: BLE001 - ConfigError and the like: reported by the first call
+        return
+    try:
+        service.credentials.get(timeout=secret_timeout)
+    except Exception as error:  # noqa: BLE001 - the first call reads it again, within its own budget
+        logger.warning(
+            "secret not read at init; the first call reads it", extra={"error": type(error).__name__}
+        )
 
 
 def reset() -> None:
@@ -90,4 +109,11 @@ def replay_engine() -> ReplayEngine:
     memory = MemoryApiClient(
         settings.memory_api_base_url, credentials, connect_timeout=3.0, read_timeout=15.0
     )
-    return ReplayEngine(DeadLetterQueue(settings.dead_letter_queue_url), memory)
+    # Envelopes go to the store the function is configured with: after a wrong MemoryStoreId was
+    # fixed and redeployed, what was parked against the old one is replayed to the right one.
+    return ReplayEngine(
+        DeadLetterQueue(settings.dead_letter_queue_url),
+        memory,
+        ledger=LedgerTable(settings.idempotency_table, settings.idempotency_ttl_seconds),
+        target_store=settings.memory_store_id,
+    )

@@ -2,10 +2,13 @@
 
   verify the signature (fail closed) → 403
   read the event; not onMessageAdded → 200 ignored; malformed → 400
-  once per MessageSid (idempotency) → deliver → 200 posted | parked | skipped | duplicate
-  the queue could not take a failed message → 503 (Twilio retries; nothing lost)
+  claim the MessageSid in the ledger → deliver → settle → 200 posted | parked | skipped | duplicate
+  the ledger or the queue could not be written → 503 (Twilio retries; nothing lost, nothing doubled)
+  anything unexpected → 503, logged by type only
 
-Every part is injected, so the same code runs in Lambda, the local stack and the tests.
+Every answer leaves within the budget (4 s, less whatever Lambda has not left): each outbound call
+gets its deadline from the time left. Every part is injected, so the same code runs in Lambda, the
+local stack and the tests.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from memory_bridge.credentials import CachedCredentials, CredentialsError
-from memory_bridge.dead_letters import QueueUnavailable
 from memory_bridge.delivery import (
+    RESERVE_SECONDS,
     DeadLetterSink,
     Deadline,
+    DeliveryResult,
     DeliveryRules,
     ObservationWriter,
     Parked,
     Posted,
     Skipped,
+    Unparked,
     deliver,
+    prepare,
 )
 from memory_bridge.events import (
     MESSAGE_ADDED,
@@ -37,12 +43,35 @@ from memory_bridge.events import (
     parse_message_added,
     read_webhook_request,
 )
-from memory_bridge.idempotency import DeliveryInProgress, IdempotencyGuard, JsonResult
+from memory_bridge.ledger import (
+    Busy,
+    ClaimResult,
+    Finished,
+    LedgerUnavailable,
+    Settlement,
+    plan_parts,
+)
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.signature import is_valid_signature
 
 # Leave this much of Lambda's own remaining time unused, whatever the configured budget.
 LAMBDA_SAFETY_SECONDS = 0.5
+# The ledger claim waits at most this long: a slow table answers 503 with time to spare.
+CLAIM_TIMEOUT_SECONDS = 0.8
+# The secret, when it must be read during a call (first call after a failed init, or a rotation).
+SECRET_TIMEOUT_SECONDS = 1.5
+
+JsonResult = dict[str, Any]
+
+
+class DeliveryLedger(Protocol):
+    """The webhook's two ledger calls (memory_bridge.ledger_table.LedgerTable)."""
+
+    def claim(
+        self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
+    ) -> ClaimResult: ...
+
+    def settle(self, settlement: Settlement, timeout: float) -> None: ...
 
 
 class MetricsSink(Protocol):
@@ -78,14 +107,27 @@ class WebhookService:
     memory: ObservationWriter
     profiles: ProfileCache
     dead_letters: DeadLetterSink
-    idempotency: IdempotencyGuard
+    ledger: DeliveryLedger
     metrics: MetricsSink
     logger: KeyedLogger
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         deadline = Deadline(self._budget(context), self.clock)
+        try:
+            return self._handle(event, context, deadline)
+        except Exception as error:  # noqa: BLE001 - last resort: never a traceback to Twilio
+            self.metrics.add_metric("WebhookErrors", "Count", 1)
+            # The type only: an exception's text may hold what it was handling.
+            self.logger.error(
+                "unexpected failure; answering 503 so that Twilio retries",
+                extra={"error": type(error).__name__},
+            )
+            return response(503, "unavailable")
+
+    def _handle(self, event: Mapping[str, Any], context: Any, deadline: Deadline) -> dict[str, Any]:
         try:
             request = read_webhook_request(event, self.public_webhook_url)
         except MalformedRequest:
@@ -93,7 +135,7 @@ class WebhookService:
             return self._reject_signature("unreadable request")
         if not request.signature:
             return self._reject_signature("missing signature")
-        rejection = self._verify(request)
+        rejection = self._verify(request, deadline)
         if rejection is not None:
             return rejection
 
@@ -113,40 +155,79 @@ class WebhookService:
         self.logger.append_keys(message_sid=message.message_sid, conversation_sid=message.conversation_sid)
         self.metrics.add_metric("MessagesReceived", "Count", 1)
 
-        def work() -> JsonResult:
-            result = deliver(
-                message,
-                rules=self.rules,
-                memory=self.memory,
-                profiles=self.profiles,
-                dead_letters=self.dead_letters,
-                deadline=deadline,
-                sleep=self.sleep,
-            )
-            return _result_json(result)
+        prepared = prepare(message, self.rules)
+        if isinstance(prepared, Skipped):
+            self._record(_result_json(prepared))
+            return response(200, "skipped", reason=prepared.reason)
 
+        parts = len(prepared.observations)
         try:
-            result, duplicate = self.idempotency.run_once(message.message_sid, work, context)
-        except DeliveryInProgress:
+            claim = self.ledger.claim(
+                message.message_sid,
+                owner=_owner(context),
+                parts=parts,
+                lease_until=self.wall_clock() + self._lease_seconds(context, deadline),
+                now=self.wall_clock(),
+                timeout=min(CLAIM_TIMEOUT_SECONDS, deadline.remaining() - RESERVE_SECONDS),
+            )
+        except LedgerUnavailable as error:
+            self.metrics.add_metric("LedgerUnavailable", "Count", 1)
+            self.logger.error(
+                "ledger unavailable before delivery; answering 503, nothing posted",
+                extra={"reason": str(error)},
+            )
+            return response(503, "ledger_unavailable")
+        if isinstance(claim, Finished):
+            first = (claim.record.outcome or {}).get("outcome")
+            self.metrics.add_metric("Duplicates", "Count", 1)
+            self.logger.info("duplicate delivery acknowledged", extra={"first_outcome": first})
+            return response(200, "duplicate", first=first)
+        if isinstance(claim, Busy):
             self.metrics.add_metric("DuplicatesInProgress", "Count", 1)
             self.logger.warning("same MessageSid is being delivered right now; asking Twilio to retry")
             return {
                 **response(409, "in_progress"),
                 "headers": {"Content-Type": "application/json", "Retry-After": "2"},
             }
-        except QueueUnavailable as error:
+        plan = plan_parts(range(parts), claim.previous)
+        if claim.previous is not None:
+            self.metrics.add_metric("Redeliveries", "Count", 1)
+            self.logger.info(
+                "earlier delivery did not finish; resuming",
+                extra={"done": len(plan.done), "in_doubt": len(plan.check), "to_post": len(plan.post)},
+            )
+        delivery = deliver(
+            prepared,
+            rules=self.rules,
+            memory=self.memory,
+            profiles=self.profiles,
+            dead_letters=self.dead_letters,
+            deadline=deadline,
+            plan=plan,
+            sleep=self.sleep,
+        )
+        result = _result_json(delivery.result)
+        unparked = isinstance(delivery.result, Unparked)
+        settlement = Settlement(
+            message.message_sid,
+            accepted=delivery.accepted,
+            cleared=frozenset(range(parts)) - delivery.in_doubt,
+            outcome=None if unparked else result,
+        )
+        try:
+            self.ledger.settle(settlement, timeout=max(deadline.remaining(), 0.05))
+        except LedgerUnavailable as error:
+            # Memory and the queue have what they have; the record still says "unsure", so a later
+            # delivery of this MessageSid parks those parts for the replay to check, never reposts.
+            self.metrics.add_metric("LedgerWriteFailed", "Count", 1)
+            self.logger.error("ledger not updated after delivery", extra={"reason": str(error)})
+        if unparked:
             self.metrics.add_metric("DeadLetterQueueUnavailable", "Count", 1)
             self.logger.error(
                 "message could not be parked; answering 503 so that Twilio retries",
-                extra={"reason": str(error)},
+                extra={"reason": result.get("reason")},
             )
             return response(503, "queue_unavailable")
-        if duplicate:
-            self.metrics.add_metric("Duplicates", "Count", 1)
-            self.logger.info(
-                "duplicate delivery acknowledged", extra={"first_outcome": result.get("outcome")}
-            )
-            return response(200, "duplicate", first=result.get("outcome"))
         self._record(result)
         return response(200, str(result["outcome"]), **{k: v for k, v in result.items() if k != "outcome"})
 
@@ -159,10 +240,18 @@ class WebhookService:
             budget = min(budget, remaining_ms() / 1000 - LAMBDA_SAFETY_SECONDS)
         return max(budget, 0.0)
 
-    def _verify(self, request: WebhookRequest) -> dict[str, Any] | None:
+    def _lease_seconds(self, context: Any, deadline: Deadline) -> float:
+        """Until this invocation surely ended: Lambda's own time left, else the budget, plus a second."""
+        remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining_ms):
+            return float(remaining_ms()) / 1000 + 1.0
+        return deadline.remaining() + 1.0
+
+    def _verify(self, request: WebhookRequest, deadline: Deadline) -> dict[str, Any] | None:
         """None when the signature is good; else the answer to give."""
+        secret_timeout = min(SECRET_TIMEOUT_SECONDS, deadline.remaining() - RESERVE_SECONDS)
         try:
-            tokens = self.credentials.get().signing_tokens
+            tokens = self.credentials.get(timeout=secret_timeout).signing_tokens
         except CredentialsError as error:
             self.logger.error("Twilio credentials secret is unusable", extra={"reason": str(error)})
             return response(503, "credentials_unavailable")
@@ -173,7 +262,7 @@ class WebhookService:
             return None
         # The token may have been rotated since this container cached it: read again (rate-limited).
         try:
-            fresh = self.credentials.refresh()
+            fresh = self.credentials.refresh(timeout=secret_timeout)
         except Exception:  # noqa: BLE001 - a failed re-read means the old tokens stand
             fresh = None
         if fresh is not None and self._signature_matches(request, fresh.signing_tokens):
@@ -227,7 +316,13 @@ class WebhookService:
             self.logger.info("message skipped", extra={"reason": reason})
 
 
-def _result_json(result: Posted | Parked | Skipped) -> JsonResult:
+def _owner(context: Any) -> str:
+    return str(getattr(context, "aws_request_id", None) or f"local-{time.monotonic_ns()}")
+
+
+def _result_json(result: DeliveryResult) -> JsonResult:
+    if isinstance(result, Unparked):
+        return {"outcome": "unparked", "reason": result.reason}
     if isinstance(result, Posted):
         return {"outcome": "posted", "observations": result.observations}
     if isinstance(result, Parked):

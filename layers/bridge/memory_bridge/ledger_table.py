@@ -1,0 +1,281 @@
+"""Adapter: the delivery ledger (memory_bridge.ledger) on the stack's DynamoDB table.
+
+One item per MessageSid, keyed `message#<MessageSid>` in the table's `id` attribute, expiring
+through the table's TTL attribute `expiration`. Every call runs under a wall-clock deadline taken
+from the caller's time left; a table that is slow, refuses or hangs raises LedgerUnavailable.
+
+Calls per message: the webhook makes two (claim, settle); a replay makes one batched read per
+100 messages, then a claim and a settle per message it posts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from memory_bridge.deadlines import DeadlineExceeded, call_within
+from memory_bridge.ledger import (
+    Busy,
+    Claimed,
+    ClaimResult,
+    Finished,
+    LedgerRecord,
+    LedgerUnavailable,
+    Settlement,
+)
+
+KEY_PREFIX = "message#"
+# Attribute names, always through ExpressionAttributeNames (several are DynamoDB reserved words).
+NAMES = {
+    "#acc": "accepted",
+    "#uns": "unsure",
+    "#owner": "lease_owner",
+    "#until": "lease_until",
+    "#out": "outcome",
+    "#ver": "version",
+    "#exp": "expiration",
+}
+
+
+def default_dynamodb_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Short timeouts and two tries, so that even an abandoned call ends soon on its own; the
+    # caller's deadline (call_within) is what bounds the wait.
+    config = Config(
+        connect_timeout=0.5,
+        read_timeout=1.0,
+        retries={"total_max_attempts": 2, "mode": "standard"},
+        parameter_validation=False,
+    )
+    return boto3.client("dynamodb", config=config)
+
+
+def _numbers(parts: Iterable[int]) -> dict[str, list[str]]:
+    return {"NS": [str(p) for p in sorted(set(parts))]}
+
+
+def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRecord | None:
+    if not item:
+        return None
+
+    def number_set(name: str) -> frozenset[int]:
+        return frozenset(int(v) for v in (item.get(name) or {}).get("NS", []))
+
+    outcome_text = (item.get("outcome") or {}).get("S")
+    return LedgerRecord(
+        message_sid=message_sid,
+        accepted=number_set("accepted"),
+        unsure=number_set("unsure"),
+        lease_owner=(item.get("lease_owner") or {}).get("S"),
+        lease_until=float((item.get("lease_until") or {}).get("N", 0)),
+        outcome=json.loads(outcome_text) if outcome_text else None,
+        version=int((item.get("version") or {}).get("N", 0)),
+    )
+
+
+class LedgerTable:
+    def __init__(
+        self,
+        table_name: str,
+        expires_after_seconds: int,
+        client_factory: Callable[[], Any] = default_dynamodb_client,
+    ):
+        self.table_name = table_name
+        self._expires_after = expires_after_seconds
+        self._client_factory = client_factory
+        self._client: Any = None
+        self.calls = 0
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def _key(self, message_sid: str) -> dict[str, Any]:
+        return {"id": {"S": KEY_PREFIX + message_sid}}
+
+    def _call(self, seconds: float, what: str, call: Callable[[], Any]) -> Any:
+        self.calls += 1
+        try:
+            return call_within(seconds, call)
+        except DeadlineExceeded:
+            raise LedgerUnavailable(f"ledger {what}: no answer in time") from None
+
+    # ---- the webhook -----------------------------------------------------------------
+
+    def claim(
+        self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
+    ) -> ClaimResult:
+        """Take the lease unless the message finished or is leased; mark every part unsure."""
+        values: dict[str, Any] = {
+            ":owner": {"S": owner},
+            ":until": {"N": f"{lease_until:.3f}"},
+            ":now": {"N": f"{now:.3f}"},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":exp": {"N": str(int(now) + self._expires_after)},
+        }
+        update = "SET #owner = :owner, #until = :until, #ver = if_not_exists(#ver, :zero) + :one, #exp = :exp"
+        names = _used_names("#owner", "#until", "#ver", "#exp", "#out")
+        if parts:
+            values[":parts"] = _numbers(range(parts))
+            update += " ADD #uns :parts"
+            names["#uns"] = NAMES["#uns"]
+        client = self.client
+
+        def call() -> ClaimResult:
+            try:
+                answer = client.update_item(
+                    TableName=self.table_name,
+                    Key=self._key(message_sid),
+                    UpdateExpression=update,
+                    ConditionExpression="attribute_not_exists(id) OR "
+                    "(attribute_not_exists(#out) AND #until < :now)",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except client.exceptions.ConditionalCheckFailedException as refused:
+                record = record_from_item(message_sid, refused.response.get("Item"))
+                if record is None:  # raced with a TTL delete: nothing to protect any more
+                    return Claimed(None)
+                return Finished(record) if record.outcome is not None else Busy(record)
+            return Claimed(record_from_item(message_sid, answer.get("Attributes")))
+
+        result: ClaimResult = self._guarded(timeout, "claim", call)
+        return result
+
+    def settle(self, settlement: Settlement, timeout: float) -> None:
+        """Write what a delivery learnt and give up its lease (and record its answer, if any)."""
+        request = self._settle_update(settlement)
+        client = self.client
+        self._guarded(timeout, "settle", lambda: client.update_item(**request))
+
+    # ---- the replay ------------------------------------------------------------------
+
+    def read_many(self, message_sids: Sequence[str], timeout: float) -> dict[str, LedgerRecord]:
+        """Records for these MessageSids (absent ones are left out), 100 keys per call."""
+        found: dict[str, LedgerRecord] = {}
+        unique = list(dict.fromkeys(message_sids))
+        client = self.client
+        for start in range(0, len(unique), 100):
+            keys = [self._key(sid) for sid in unique[start : start + 100]]
+            for _ in range(5):  # UnprocessedKeys: DynamoDB's own back-pressure
+                request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+
+                def read(r: dict[str, Any] = request) -> Any:
+                    return client.batch_get_item(RequestItems=r)
+
+                answer = self._guarded(timeout, "read", read)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    sid = item["id"]["S"][len(KEY_PREFIX) :]
+                    record = record_from_item(sid, item)
+                    if record is not None:
+                        found[sid] = record
+                keys = (answer.get("UnprocessedKeys") or {}).get(self.table_name, {}).get("Keys") or []
+                if not keys:
+                    break
+            if keys:
+                raise LedgerUnavailable("ledger read: keys left unprocessed")
+        return found
+
+    def claim_many(
+        self,
+        claims: Sequence[tuple[str, int | None, Sequence[int]]],
+        owner: str,
+        lease_until: float,
+        now: float,
+        timeout: float,
+    ) -> set[str]:
+        """Mark parts unsure and take the lease on several messages, one conditional update each.
+
+        Each claim is (MessageSid, the version read before, parts); it holds only if the record is
+        unchanged since. Returns the MessageSids whose record changed (nothing was written for them).
+        One call per message rather than one transaction: a claim that fails leaves the others
+        standing, which is what the replay wants.
+        """
+        changed: set[str] = set()
+        client = self.client
+        for sid, version, parts in claims:
+            values: dict[str, Any] = {
+                ":owner": {"S": owner},
+                ":until": {"N": f"{lease_until:.3f}"},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":exp": {"N": str(int(now) + self._expires_after)},
+                ":parts": _numbers(parts),
+            }
+            if version is None:
+                condition = "attribute_not_exists(id)"
+            else:
+                condition = "#ver = :seen"
+                values[":seen"] = {"N": str(version)}
+            request = {
+                "TableName": self.table_name,
+                "Key": self._key(sid),
+                "UpdateExpression": "SET #owner = :owner, #until = :until, "
+                "#ver = if_not_exists(#ver, :zero) + :one, #exp = :exp ADD #uns :parts",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": _used_names("#owner", "#until", "#ver", "#exp", "#uns"),
+                "ExpressionAttributeValues": values,
+            }
+
+            def call(r: dict[str, Any] = request) -> bool:
+                try:
+                    client.update_item(**r)
+                except client.exceptions.ConditionalCheckFailedException:
+                    return False
+                return True
+
+            if not self._guarded(timeout, "claim", call):
+                changed.add(sid)
+        return changed
+
+    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> None:
+        for settlement in settlements:
+            self.settle(settlement, timeout)
+
+    # ---- shared ----------------------------------------------------------------------
+
+    def _settle_update(self, settlement: Settlement) -> dict[str, Any]:
+        values: dict[str, Any] = {":zero": {"N": "0"}, ":one": {"N": "1"}}
+        sets = ["#until = :zero", "#ver = if_not_exists(#ver, :zero) + :one"]
+        names = ["#until", "#ver"]
+        clauses = []
+        if settlement.outcome is not None:
+            sets.append("#out = :out")
+            names.append("#out")
+            values[":out"] = {"S": json.dumps(settlement.outcome, separators=(",", ":"))}
+        clauses.append("SET " + ", ".join(sets))
+        if settlement.accepted:
+            clauses.append("ADD #acc :acc")
+            names.append("#acc")
+            values[":acc"] = _numbers(settlement.accepted)
+        if settlement.cleared:
+            clauses.append("DELETE #uns :cleared")
+            names.append("#uns")
+            values[":cleared"] = _numbers(settlement.cleared)
+        return {
+            "TableName": self.table_name,
+            "Key": self._key(settlement.message_sid),
+            "UpdateExpression": " ".join(clauses),
+            "ExpressionAttributeNames": _used_names(*names),
+            "ExpressionAttributeValues": values,
+        }
+
+    def _guarded(self, timeout: float, what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return self._call(timeout, what, call)
+        except LedgerUnavailable:
+            raise
+        except Exception as error:  # noqa: BLE001 - botocore raises many types; all mean "not written"
+            raise LedgerUnavailable(f"ledger {what} failed: {type(error).__name__}") from None
+
+
+def _used_names(*names: str) -> dict[str, str]:
+    return {name: NAMES[name] for name in names}
