@@ -50,6 +50,50 @@ def test_store_then_secret_and_nothing_secret_printed(setup_env):
     assert len(setup_env.requests_to("CreateStore")) == 1
 
 
+def test_updating_the_secret_keeps_a_rotation_in_progress_and_fields_it_does_not_set(setup_env):
+    """Mid-rotation the secret holds previous_auth_token: the webhook still accepts the old token's
+    signatures. setup must not drop it (nor anything else it does not set)."""
+    name = f"setup-rotation-{id(setup_env)}"
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {
+                "account_sid": DEV_ACCOUNT_SID,
+                "auth_token": "old-token-being-rotated-out",
+                "previous_auth_token": "older-token-still-accepted",
+                "api_key_sid": "SK" + "1" * 32,
+                "api_key_secret": "api-key-secret-value",
+                "note": "set by hand",
+            }
+        ),
+    )
+    code, out, err = run(setup_env, "--display-name", "bridge-store", "--secret-name", name)
+    assert code == 0, err
+    stored = json.loads(secrets.get_secret_value(SecretId=name)["SecretString"])
+    assert stored == {
+        "account_sid": DEV_ACCOUNT_SID,
+        "auth_token": DEV_AUTH_TOKEN,  # what setup sets wins
+        "previous_auth_token": "older-token-still-accepted",
+        "api_key_sid": "SK" + "1" * 32,
+        "api_key_secret": "api-key-secret-value",
+        "note": "set by hand",
+    }
+    assert "kept from the current value: api_key_secret, api_key_sid, note, previous_auth_token" in err
+    for value in ("older-token-still-accepted", "api-key-secret-value", DEV_AUTH_TOKEN):
+        assert value not in out + err
+
+
+def test_a_secret_that_is_not_a_json_object_is_left_alone(setup_env):
+    name = f"setup-not-json-{id(setup_env)}"
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name=name, SecretString="just-a-token")
+    code, _, err = run(setup_env, "--display-name", "bridge-store", "--secret-name", name)
+    assert code == 1
+    assert "does not hold a JSON object" in err and "just-a-token" not in err
+    assert secrets.get_secret_value(SecretId=name)["SecretString"] == "just-a-token"
+
+
 def test_a_store_that_fails_is_not_deployed_against(setup_env):
     setup_env.fail_next_store = {
         "type": "PROVISIONING",

@@ -4,9 +4,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory_bridge.ledger import PartsPlan
-from memory_bridge.delivery import Deadline, DeliveryRules, Parked, Posted, Skipped, Unparked, deliver, prepare
+from memory_bridge.delivery import (
+    Deadline,
+    DeliveryRules,
+    Parked,
+    Posted,
+    Skipped,
+    Unparked,
+    deliver,
+    prepare,
+)
 from memory_bridge.events import MessageAdded
+from memory_bridge.ledger import PartsPlan
 from memory_bridge.outcomes import Accepted, Moved, Permanent, Retryable
 from memory_bridge.profiles import Identifier, ProfileCache
 from tests.support import FakeClock, ListSink, ScriptedMemory

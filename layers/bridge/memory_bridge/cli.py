@@ -225,19 +225,45 @@ def params_from_event_file(path: Path) -> list[tuple[str, str]]:
     return parse_qsl(raw, keep_blank_values=True)
 
 
+def send_token(args: argparse.Namespace, url: str, state: dict[str, Any] | None, console: Console) -> str:
+    """The auth token to sign with: --auth-token (with a warning), the local stack's dev token when it
+    is the target, $TWILIO_AUTH_TOKEN, or a hidden prompt when stdin is a terminal. Never echoed."""
+    if args.auth_token:
+        console.progress(
+            "memory-bridge: warning: --auth-token lands in your shell history (and the process list); "
+            "prefer TWILIO_AUTH_TOKEN, or leave both out to be asked for it"
+        )
+        return str(args.auth_token)
+    if state and state.get("auth_token") and url == state.get("webhook_url"):
+        return str(state["auth_token"])  # the local stack checks signatures with its dev token
+    token = os.environ.get("TWILIO_AUTH_TOKEN")
+    if token:
+        return token
+    if sys.stdin is not None and sys.stdin.isatty():
+        import getpass
+
+        token = getpass.getpass(f"Twilio auth token to sign for {url} (not shown): ")
+        if token:
+            return token
+    raise UsageError(
+        f"no auth token to sign for {url}: set TWILIO_AUTH_TOKEN (run in a terminal to be asked for it "
+        "instead), or start the local stack with `make run` and leave out --url"
+    )
+
+
 def command_send(args: argparse.Namespace, console: Console) -> int:
     import urllib3
 
     state = local_stack_state()
     url = args.url or (state or {}).get("webhook_url")
-    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or (state or {}).get("auth_token")
-    if not url or not token:
+    if not url:
         raise UsageError(
-            "no target: pass --url and --auth-token (or TWILIO_AUTH_TOKEN) for a deployed stack, "
+            "no target: pass --url (with TWILIO_AUTH_TOKEN set) for a deployed stack, "
             "or start the local stack with `make run`"
         )
     if not args.event_file and (args.from_ is None or args.body is None):
         raise UsageError("--from and --body are required (or pass --event-file events/…)")
+    token = send_token(args, url, state, console)
     account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or (state or {}).get("account_sid") or "AC" + "0" * 32
     params = webhook_params(args, account_sid)
     signature = compute_signature(url, params, token)
@@ -485,10 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
         "send",
         help="sign and POST an onMessageAdded webhook, exactly as Twilio would",
         description="Build an onMessageAdded webhook, sign it with the auth token as Twilio "
-        "does, and POST it. With no --url/--auth-token it targets the running local stack.",
+        "does, and POST it. With no --url it targets the running local stack and its dev token. For "
+        "another URL the token comes from $TWILIO_AUTH_TOKEN, or from a prompt when run in a terminal.",
     )
     send.add_argument("--url", help="webhook URL (a deployed stack's WebhookUrl output)")
-    send.add_argument("--auth-token", help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN)")
+    send.add_argument(
+        "--auth-token",
+        help="avoid: it lands in shell history; set TWILIO_AUTH_TOKEN instead (or answer the prompt)",
+    )
     send.add_argument(
         "--from",
         dest="from_",

@@ -1,7 +1,8 @@
 """`memory-bridge dlq stats | peek | export | replay`: the on-call engineer's tools.
 
-Reading (stats, peek, export) never consumes: each message is hidden for the length of the scan
-(30 s at most) and released at once. Message content is hidden unless asked for.
+Reading (stats, peek, export) never consumes. stats and peek hold what they read for a few seconds
+and put it back; export holds what it has read until it ends (SQS has no non-consuming read), and
+says so. Totals come from SQS's own approximate counts. Message content is hidden unless asked for.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 import re
 import socket
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,14 @@ from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
 from memory_bridge.envelope import Envelope, MalformedEnvelope, parse_envelope
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def store_id_argument(text: str) -> str:
+    from memory_bridge.config import STORE_ID_PATTERN
+
+    if not STORE_ID_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(f"must look like mem_store_<26 chars> ({STORE_ID_PATTERN.pattern})")
+    return text
 
 
 def add_queue_options(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +72,29 @@ def dead_letter_queue(args: argparse.Namespace) -> DeadLetterQueue:
         queue_url = stack_output(session, endpoint, args.stack_name, "DeadLetterQueueUrl")
     client = session.client("sqs", endpoint_url=endpoint)
     args.resolved_endpoint = endpoint  # the audit line asks the same AWS endpoint who we are
+    args.aws_session = session
     return DeadLetterQueue(queue_url, client_factory=lambda: client)
+
+
+def ledger_table(args: argparse.Namespace) -> Any:
+    """The delivery ledger the functions share (found like the queue; call dead_letter_queue first)."""
+    from memory_bridge.ledger_table import LedgerTable
+
+    state = local_stack_state()
+    table = args.table or os.environ.get("IDEMPOTENCY_TABLE")
+    if not table and args.stack_name:
+        table = stack_output(
+            args.aws_session, args.resolved_endpoint, args.stack_name, "IdempotencyTableName"
+        )
+    if not table and state and not args.queue_url:
+        table = state.get("idempotency_table")
+    if not table:
+        raise UsageError(
+            "no ledger table: pass --table NAME (the stack's IdempotencyTableName output) or --stack-name "
+            "NAME; the replay reads it so that nothing is posted twice"
+        )
+    client = args.aws_session.client("dynamodb", endpoint_url=args.resolved_endpoint)
+    return LedgerTable(table, 15 * 24 * 3600, client_factory=lambda: client)
 
 
 def stack_output(session: Any, endpoint: str | None, stack: str, key: str) -> str:
@@ -106,8 +136,10 @@ def read(message: QueuedMessage) -> Envelope | str:
         return str(error)
 
 
-def age(message: QueuedMessage) -> str:
-    seconds = max(time.time() - message.sent_at, 0)
+def age(message: QueuedMessage | float) -> str:
+    """How long ago a message (or an epoch time) was sent: 42s, 37m, 5.2h."""
+    sent_at = message if isinstance(message, float | int) else message.sent_at
+    seconds = max(time.time() - sent_at, 0)
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:
@@ -119,42 +151,51 @@ def age(message: QueuedMessage) -> str:
 
 
 def command_stats(args: argparse.Namespace, console: Console) -> int:
+    from memory_bridge import queue_scan
+
     queue = dead_letter_queue(args)
-    depth = queue.depth()
-    messages = queue.scan()
-    kinds: Counter[str] = Counter()
-    statuses: Counter[str] = Counter()
-    codes: Counter[str] = Counter()
-    for message in messages:
-        envelope = read(message)
-        if isinstance(envelope, str):
-            kinds["malformed"] += 1
-            continue
-        kinds[envelope.kind] += 1
-        statuses[str(envelope.failure.status or "no-response")] += 1
-        if envelope.failure.code is not None:
-            codes[str(envelope.failure.code)] += 1
-    oldest = min((m.sent_at for m in messages), default=None)
+    # The totals are SQS's own (approximate) counts; the breakdown is read from a sample, each message
+    # hidden for a few seconds at most and put back at once.
+    breakdown, report = queue_scan.sample(queue, args.sample, clock=time.monotonic)
+    depth, oldest = report.depth, breakdown.oldest_sent_at
+    note = queue_scan.sample_note(report)
+    reasons = breakdown.attention
     document = {
         "queueUrl": queue.queue_url,
+        "approximate": True,  # visible, inFlight and delayed are SQS's approximate counts
         "visible": depth.visible,
         "inFlight": depth.in_flight,
         "delayed": depth.delayed,
-        "scanned": len(messages),
+        "scanned": breakdown.count,
+        "sample": note,
+        "sampleLimit": args.sample,
+        "sampleComplete": breakdown.count >= depth.visible,
+        "sampleSeconds": round(report.seconds, 2),
         "oldestAgeSeconds": round(time.time() - oldest) if oldest else None,
-        "byKind": dict(kinds),
-        "byStatus": dict(statuses),
-        "byTwilioCode": dict(codes),
+        "oldestAgeOf": "sample",
+        "byKind": dict(breakdown.kinds),
+        "byStatus": dict(breakdown.statuses),
+        "byTwilioCode": dict(breakdown.codes),
+        "needsAttention": {"messages": breakdown.attention_messages, "byReason": dict(reasons)},
     }
+    attention = ", ".join(f"{k} {v}" for k, v in reasons.most_common())
     lines = [
         f"dead-letter queue  {queue.queue_url}",
-        f"  waiting {depth.visible}   in flight {depth.in_flight}   delayed {depth.delayed}",
-        f"  oldest  {age(min(messages, key=lambda m: m.sent_at)) if messages else '-'}",
-        "  by kind      " + (", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "-"),
-        "  by status    " + (", ".join(f"{k} {v}" for k, v in statuses.most_common()) or "-"),
-        "  by code      " + (", ".join(f"{k} {v}" for k, v in codes.most_common()) or "-"),
+        f"  waiting ≈{depth.visible}   in flight ≈{depth.in_flight}   delayed ≈{depth.delayed}"
+        "   (SQS's approximate counts)",
+        f"  {note}"
+        + ("; the lines below describe the sample (--sample N)" if not document["sampleComplete"] else ""),
+        f"  oldest in sample  {age(oldest) if oldest else '-'}",
+        "  by kind      " + (", ".join(f"{k} {v}" for k, v in breakdown.kinds.most_common()) or "-"),
+        "  by status    " + (", ".join(f"{k} {v}" for k, v in breakdown.statuses.most_common()) or "-"),
+        "  by code      " + (", ".join(f"{k} {v}" for k, v in breakdown.codes.most_common()) or "-"),
+        f"  needs attention  {breakdown.attention_messages}"
+        + (f" ({attention}): a plain replay will not fix these" if attention else ""),
         "  (see docs/runbook.md for what each code means)",
     ]
+    warning = queue_scan.release_warning(report)
+    if warning:
+        console.progress(warning)
     console.result(document, "\n".join(lines))
     return 0
 
@@ -193,10 +234,13 @@ def peek_row(message: QueuedMessage, show_content: bool) -> dict[str, Any]:
 
 
 def command_peek(args: argparse.Namespace, console: Console) -> int:
+    from memory_bridge import queue_scan
+
     queue = dead_letter_queue(args)
-    rows = [peek_row(m, args.show_content) for m in queue.scan(limit=args.n)]
+    messages, report = queue_scan.peek(queue, args.n, clock=time.monotonic)
+    rows = [peek_row(m, args.show_content) for m in messages]
     lines = [
-        f"{len(rows)} message(s), oldest first"
+        f"{len(rows)} message(s) of ≈{report.depth.visible} waiting, oldest first"
         + ("" if args.show_content else " (content hidden; --show-content)")
     ]
     for row in rows:
@@ -214,17 +258,36 @@ def command_peek(args: argparse.Namespace, console: Console) -> int:
         if args.show_content:
             for content in row["content"]:
                 lines.append(f"      “{str(content)[:100]}”")
-    console.result({"messages": rows}, "\n".join(lines))
+    warning = queue_scan.release_warning(report)
+    if warning:
+        console.progress(warning)
+    console.result({"messages": rows, "waiting": report.depth.visible, "approximate": True}, "\n".join(lines))
     return 0
 
 
 def command_export(args: argparse.Namespace, console: Console) -> int:
+    from memory_bridge import queue_scan
+
     queue = dead_letter_queue(args)
-    messages = queue.scan()
     path = Path(args.out)
+
+    def progress(report: queue_scan.ScanReport) -> None:
+        if report.phase == "read":
+            console.progress(
+                f"  exported {report.read} of ≈{report.wanted} ({report.rate:.0f}/s, "
+                f"{report.seconds:.0f} s); they stay hidden from a replay until the export ends"
+            )
+        else:
+            console.progress(f"  put back {report.released} of {report.read}")
+
+    console.progress(
+        f"Exporting {queue.queue_url} to {path}: each message read stays hidden from a replay until the "
+        "export ends (SQS cannot read without hiding)"
+    )
     with path.open("w", encoding="utf-8") as handle:
-        for message in messages:
-            record = {
+
+        def write(message: QueuedMessage) -> None:  # each record as it is read, not all at the end
+            record: dict[str, Any] = {
                 "messageId": message.message_id,
                 "sentAt": message.sent_at,
                 "attributes": message.attributes,
@@ -235,10 +298,34 @@ def command_export(args: argparse.Namespace, console: Console) -> int:
                 message.body if isinstance(envelope, str) else True
             )
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    console.result(
-        {"out": str(path), "messages": len(messages)},
-        f"exported {len(messages)} message(s) to {path}; nothing was deleted",
-    )
+
+        report = queue_scan.export(queue, write, limit=args.max, clock=time.monotonic, progress=progress)
+    depth = report.depth
+    document = {
+        "out": str(path),
+        "messages": report.read,
+        "waitingAtStart": depth.visible,
+        "inFlightAtStart": depth.in_flight,
+        "approximate": True,  # the counts at the start are SQS's approximate ones
+        "complete": report.complete,
+        "stopped": report.stopped,
+        "seconds": round(report.seconds, 2),
+        "receives": report.receives,
+        "longestHoldSeconds": report.longest_hold,
+        "putBack": report.released,
+        "putBackFailed": report.release_failed,
+    }
+    lines = [f"exported {report.read} message(s) to {path}; nothing was deleted"]
+    if report.read < depth.visible:
+        lines.append(f"  ≈{depth.visible} were waiting at the start; stopped: {report.stopped}")
+    if depth.in_flight:
+        lines.append(
+            f"  ≈{depth.in_flight} were in flight (held by a replay or another reader): not in the file"
+        )
+    warning = queue_scan.release_warning(report)
+    if warning:
+        console.progress(warning)
+    console.result(document, "\n".join(lines))
     return 0
 
 
@@ -273,8 +360,10 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         profile_id=args.profile_id,
         dry_run=args.dry_run,
         max_consecutive_failures=args.max_failures,
+        store_id=args.store,
     )
     queue = dead_letter_queue(args)
+    ledger = ledger_table(args)
     memory = memory_client(args)
     started = time.monotonic()
     last = [0.0]
@@ -293,7 +382,7 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         ("DRY RUN: nothing will be posted or deleted. " if args.dry_run else "")
         + f"Replaying {args.kind} messages from {queue.queue_url}"
     )
-    summary = ReplayEngine(queue, memory, progress=progress).run(options)
+    summary = ReplayEngine(queue, memory, ledger=ledger, progress=progress).run(options)
     if interactive:
         console.err.write("\n")
     report = summary.to_json()
@@ -365,21 +454,46 @@ def register(commands: Any, parser_class: type) -> None:
             parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     stats = sub.add_parser(
-        "stats", help="depth, in flight, oldest age, counts by kind, status and Twilio code"
+        "stats",
+        help="depth, in flight, oldest age, counts by kind, status and Twilio code",
+        description="The totals are SQS's approximate counts (≈). The breakdown (kind, status, Twilio code, "
+        "what needs attention, the oldest) comes from a sample of at most --sample messages, each hidden "
+        "for a few seconds at most and put back at once.",
+    )
+    stats.add_argument(
+        "--sample",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="read at most N messages for the breakdown (default 1000)",
     )
     common(stats, memory=False)
     stats.set_defaults(handler=command_stats)
 
-    peek = sub.add_parser("peek", help="show envelopes without consuming them (content hidden)")
+    peek = sub.add_parser(
+        "peek",
+        help="show envelopes without consuming them (content hidden)",
+        description="Read at most N messages, each hidden for a few seconds at most, and put them back "
+        "at once. SQS hands out messages in no promised order: these are a few, not the N oldest.",
+    )
     peek.add_argument("-n", type=positive_int, default=10, help="how many (default 10)")
     peek.add_argument("--show-content", action="store_true", help="also show message content and addresses")
     common(peek, memory=False)
     peek.set_defaults(handler=command_peek)
 
-    export = sub.add_parser("export", help="copy every message to a JSON Lines file; nothing deleted")
+    export = sub.add_parser(
+        "export",
+        help="copy every message to a JSON Lines file; nothing deleted",
+        description="Copy every waiting message to a JSON Lines file, written as it is read; nothing is "
+        "deleted. SQS cannot read a message without hiding it, so export HIDES EACH MESSAGE IT HAS READ "
+        "UNTIL IT ENDS, then puts them all back: a replay started during an export of a big queue sees "
+        "only what the export has not read yet. It stops at the number SQS reported waiting at the "
+        "start, at --max, or when 3 receives in a row bring nothing new; progress goes to stderr.",
+    )
     export.add_argument(
         "--out", required=True, help="FILE.jsonl (holds message content: treat as personal data)"
     )
+    export.add_argument("--max", type=positive_int, metavar="N", help="export at most N messages")
     common(export, memory=False)
     export.set_defaults(handler=command_export)
 
@@ -404,7 +518,22 @@ def register(commands: Any, parser_class: type) -> None:
         help="which failures (default retryable; replay permanent ones once the cause is fixed)",
     )
     replay.add_argument("--since", help="only messages that failed since (ISO time or 30m / 2h / 1d)")
-    replay.add_argument("--profile-id", help="only this Memory profile (mem_profile_…)")
+    replay.add_argument(
+        "--profile-id",
+        help="only this customer's messages: parked under this Memory profile, or whose author resolves "
+        "to it now (unresolved, or since merged; costs one Lookup per author)",
+    )
+    replay.add_argument(
+        "--store",
+        type=store_id_argument,
+        help="post to this store (mem_store_…) whatever store the envelopes name: after a wrong "
+        "MemoryStoreId was fixed; authors are resolved again in it",
+    )
+    replay.add_argument(
+        "--table",
+        help="the ledger table (the stack's IdempotencyTableName output; default: $IDEMPOTENCY_TABLE, "
+        "the stack's, or the local stack's)",
+    )
     replay.add_argument(
         "--max-failures",
         type=positive_int,

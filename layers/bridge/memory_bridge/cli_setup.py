@@ -42,27 +42,67 @@ def secret_document(credentials: TwilioCredentials) -> dict[str, str]:
     return document
 
 
-def put_secret(args: argparse.Namespace, document: dict[str, str]) -> tuple[str, bool]:
-    """Create the secret, or add a new version; returns (ARN, created)."""
+def put_secret(args: argparse.Namespace, document: dict[str, str]) -> tuple[str, bool, list[str]]:
+    """Create the secret, or add a new version; returns (ARN, created, names of the fields kept).
+
+    A new version keeps every field of the current value that `document` does not set: above all
+    `previous_auth_token`, which the webhook accepts signatures from while a token rotation is under way
+    (dropping it would turn every webhook signed with the old token into a 403 mid-rotation).
+    """
     import boto3
 
     session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
     client = session.client("secretsmanager", endpoint_url=args.endpoint_url)
-    body = json.dumps(document)
     try:
         try:
-            return str(
-                client.create_secret(
-                    Name=args.secret_name, SecretString=body, Description="memory-bridge Twilio credentials"
-                )["ARN"]
-            ), True
+            return (
+                str(
+                    client.create_secret(
+                        Name=args.secret_name,
+                        SecretString=json.dumps(document),
+                        Description="memory-bridge Twilio credentials",
+                    )["ARN"]
+                ),
+                True,
+                [],
+            )
         except client.exceptions.ResourceExistsException:
-            return str(client.put_secret_value(SecretId=args.secret_name, SecretString=body)["ARN"]), False
+            pass
+        current = current_secret_fields(client, args.secret_name)
+        kept = sorted(name for name in current if name not in document)
+        body = json.dumps({**current, **document})
+        return str(client.put_secret_value(SecretId=args.secret_name, SecretString=body)["ARN"]), False, kept
+    except WorkFailed:
+        raise
     except Exception as error:  # noqa: BLE001 - the message must not carry the value
         raise WorkFailed(
             f"could not write secret {args.secret_name!r}: {type(error).__name__}; "
             "check --region/--profile and secretsmanager permissions"
         ) from None
+
+
+def current_secret_fields(client: Any, name: str) -> dict[str, Any]:
+    """The secret's current JSON object, to be kept in the new version. Refuses rather than guesses."""
+    try:
+        text = client.get_secret_value(SecretId=name).get("SecretString") or "{}"
+    except client.exceptions.ResourceNotFoundException:
+        return {}  # scheduled for deletion or just deleted: nothing to keep
+    except Exception as error:  # noqa: BLE001 - the message must not carry the value
+        raise WorkFailed(
+            f"could not read secret {name!r} to keep its other fields (previous_auth_token during a "
+            f"token rotation): {type(error).__name__}; it was not changed. Allow "
+            "secretsmanager:GetSecretValue, or update it by hand"
+        ) from None
+    try:
+        current = json.loads(text)
+    except ValueError:
+        current = None
+    if not isinstance(current, dict):
+        raise WorkFailed(
+            f"secret {name!r} does not hold a JSON object, so setup cannot keep its other fields; it was "
+            "not changed. Fix or delete it, then run setup again"
+        )
+    return current
 
 
 def sam_executable() -> str:
@@ -178,8 +218,11 @@ def command_setup(args: argparse.Namespace, console: Console) -> int:
     console.progress(
         f"[2/{steps}] Secret {args.secret_name!r} from the TWILIO_* variables (values not shown)"
     )
-    arn, created = put_secret(args, secret_document(credentials))
-    console.progress(f"      {'created' if created else 'updated'} {arn}")
+    arn, created, kept = put_secret(args, secret_document(credentials))
+    console.progress(
+        f"      {'created' if created else 'updated'} {arn}"
+        + (f" (kept from the current value: {', '.join(kept)})" if kept else "")
+    )
 
     document: dict[str, Any] = {"storeId": store["id"], "secretArn": arn, "stackName": args.stack_name}
     if args.skip_deploy:

@@ -182,18 +182,3 @@ class DeadLetterQueue(SqsDeadLetterQueue):
         """
         self.park(envelope)
         self.delete([old])
-
-    def scan(self, limit: int | None = None, hold_seconds: int = 30) -> list[QueuedMessage]:
-        """Read messages without consuming them: each is hidden while the scan runs, then released."""
-        seen: dict[str, QueuedMessage] = {}
-        empty = 0
-        try:
-            while empty < 2 and (limit is None or len(seen) < limit):
-                batch = self.receive(10, hold_seconds)
-                empty = 0 if batch else empty + 1
-                for message in batch:
-                    seen.setdefault(message.message_id, message)
-        finally:
-            self.release(list(seen.values()))
-        found = sorted(seen.values(), key=lambda m: m.sent_at)
-        return found[:limit] if limit is not None else found
