@@ -231,6 +231,8 @@ class _Prefixed(io.StringIO):
 class LocalApiFront:
     """What `sam local start-api` does, without Docker: HTTP request → API Gateway event → handler."""
 
+    API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit; larger is answered 413
+
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
         self.handler_module = load_handler_module()
@@ -257,7 +259,29 @@ class LocalApiFront:
         threading.Thread(target=self._server.serve_forever, name="api-front", daemon=True).start()
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
+        from memory_bridge_dev.sandbox import BodyError, body_length, read_body
+
         path, _, query = request.path.partition("?")
+        try:
+            # Read (or reject) the body before routing: one left unread would be taken for the
+            # next request on this keep-alive connection.
+            body = read_body(request.rfile, body_length(request.headers, limit=self.API_GATEWAY_MAX_BODY))
+        except BodyError as error:
+            # API Gateway answers a request it cannot frame; nothing after it on the connection
+            # can be trusted, so close it.
+            message = (
+                f"HTTP content length exceeded {self.API_GATEWAY_MAX_BODY} bytes."
+                if error.status == 413
+                else f"Bad request: {error.message}"
+            )
+            request.close_connection = True
+            self._reply(
+                request,
+                error.status,
+                {"Content-Type": "application/json", "Connection": "close"},
+                json.dumps({"message": message}).encode(),
+            )
+            return
         if path != WEBHOOK_PATH or request.command != "POST":
             # API Gateway's answer for a route that does not exist.
             self._reply(
@@ -267,8 +291,18 @@ class LocalApiFront:
                 json.dumps({"message": "Missing Authentication Token"}).encode(),
             )
             return
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            # A REST API without binary media types hands the function text; this front refuses
+            # what cannot be text rather than drop the connection.
+            self._reply(
+                request,
+                400,
+                {"Content-Type": "application/json"},
+                b'{"message": "Bad request: the body is not valid UTF-8"}',
+            )
+            return
         event = rest_api_event(
             method="POST",
             path=path,

@@ -6,14 +6,19 @@ resolve-or-create, merges answered with 308), observations (create, list with pa
 with their asynchronous operation (QUEUED → PROVISIONING → ACTIVE over a configurable time).
 
 Faults can be set while it runs, from Python or over HTTP (`/__sandbox/faults`): a status with
-`Retry-After`, latency, or a dropped connection before or after the request was processed.
+`Retry-After`, latency, a dropped connection before or after the request was processed, an answer
+trickled out a byte at a time (`trickle`), or no answer at all on a connection held open (`hang`).
+
+Malformed HTTP (a garbage or negative Content-Length, a broken chunked or gzip body, a body that is
+not UTF-8 JSON, a non-numeric paging parameter) is answered 400 with a TwilioError body; the admin
+endpoints answer 400 with a plain `{"message": ...}`.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import gzip
+import io
 import json
 import random
 import re
@@ -24,6 +29,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +42,8 @@ PROFILE_ID = re.compile(r"^mem_profile_[0-7][0-9a-z]{25}$")
 DISPLAY_NAME = re.compile(r"^[a-zA-Z0-9-]+$")
 OBSERVATION_KEYS = {"content", "source", "occurredAt", "conversationIds"}
 ADMIN_PREFIX = "/__sandbox"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # larger request bodies are answered 413 without being read
+HANG_CAP_SECONDS = 120.0  # a hung request is let go after this long even if nobody clears it
 
 
 def ttid(prefix: str) -> str:
@@ -90,9 +98,98 @@ def normalize(id_type: str, value: str) -> str:
     return text
 
 
+# ---- HTTP framing, shared with the local API front and the fault proxy --------------------
+
+
+class BodyError(Exception):
+    """A request body that cannot be read as framed: answer `status`, then close the connection
+    (after a framing error the next request on it cannot be found)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def body_length(headers: Message, limit: int = MAX_BODY_BYTES) -> int | None:
+    """The request body's length from its headers, or None when it comes chunked.
+
+    Raises BodyError for a Content-Length that is not a plain decimal number (negative, garbage,
+    several that disagree), for both Transfer-Encoding and Content-Length, for a transfer coding
+    other than chunked, and (413) for a length over `limit`. Nothing is read from the socket.
+    """
+    encodings = headers.get_all("Transfer-Encoding") or []
+    lengths = headers.get_all("Content-Length") or []
+    if encodings:
+        codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
+        if codings != ["chunked"]:
+            raise BodyError(501, f"Transfer-Encoding {', '.join(codings) or '(empty)'} is not supported")
+        if lengths:
+            raise BodyError(400, "a request cannot have both Transfer-Encoding and Content-Length")
+        return None
+    if not lengths:
+        return 0
+    values = {v.strip() for value in lengths for v in value.split(",")}
+    if len(values) != 1 or not re.fullmatch(r"[0-9]{1,19}", next(iter(values))):
+        raise BodyError(400, "Content-Length must be one non-negative decimal number")
+    length = int(values.pop())
+    if length > limit:
+        raise BodyError(413, f"the body is larger than {limit} bytes")
+    return length
+
+
+def read_body(rfile: io.BufferedIOBase, length: int | None, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Read a body framed as `body_length` said: `length` bytes, or chunked when None."""
+    if length is None:
+        return _read_chunked(rfile, limit)
+    data = rfile.read(length) if length else b""
+    if len(data) < length:
+        raise BodyError(400, "the body ended before Content-Length bytes arrived")
+    return data
+
+
+def _read_chunked(rfile: io.BufferedIOBase, limit: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = rfile.readline(1024)
+        size_text = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9a-fA-F]{1,8}", size_text):
+            raise BodyError(400, "malformed chunk size line")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        total += size
+        if total > limit:
+            raise BodyError(413, f"the body is larger than {limit} bytes")
+        chunk = rfile.read(size)
+        if len(chunk) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise BodyError(400, "malformed chunk")
+        parts.append(chunk)
+    for _ in range(100):  # trailer fields, ignored, up to the empty line
+        line = rfile.readline(8192)
+        if line in (b"\r\n", b"\n"):
+            return b"".join(parts)
+        if not line.endswith(b"\n"):
+            break
+    raise BodyError(400, "malformed chunked trailer")
+
+
+BEFORE_OR_AFTER = (None, "before", "after")
+
+
 @dataclass
 class Fault:
-    """One injected failure. `times` None means until cleared; `match` filters on the path."""
+    """One injected failure. `times` None means until cleared; `match` filters on the path.
+
+    `drop`: "before" closes without reading the request (nothing processed); "after" processes it,
+    then closes without an answer.
+    `hang`: "before" reads the request and does not process it, "after" processes it; either way
+    no answer is sent and the connection is held open until the faults are cleared (`clear_faults`,
+    `reset`, `DELETE /__sandbox/faults`), the sandbox closes, or `hang_seconds` (capped at 120 s)
+    pass; then it is closed. Hung requests are recorded, "before" ones with status None.
+    `trickle`: the answer (status line, headers and body) goes out `trickle_bytes` bytes at a time
+    with `trickle` seconds between writes; the request is processed as usual.
+    """
 
     status: int | None = None
     retry_after: int | None = None
@@ -102,6 +199,22 @@ class Fault:
     match: str = "/v1/"
     method: str | None = None
     probability: float = 1.0
+    hang: str | None = None  # "before" (read, not processed) or "after" (processed); never answered
+    hang_seconds: float = HANG_CAP_SECONDS
+    trickle: float = 0.0  # seconds between writes of the answer; 0 sends it at once
+    trickle_bytes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.drop not in BEFORE_OR_AFTER:
+            raise ValueError(f"drop must be 'before' or 'after', not {self.drop!r}")
+        if self.hang not in BEFORE_OR_AFTER:
+            raise ValueError(f"hang must be 'before' or 'after', not {self.hang!r}")
+        if not isinstance(self.trickle, int | float) or self.trickle < 0:
+            raise ValueError("trickle must be a number of seconds >= 0")
+        if not isinstance(self.trickle_bytes, int) or self.trickle_bytes < 1:
+            raise ValueError("trickle_bytes must be an integer >= 1")
+        if not isinstance(self.hang_seconds, int | float) or self.hang_seconds <= 0:
+            raise ValueError("hang_seconds must be a number of seconds > 0")
 
     def applies(self, method: str, path: str) -> bool:
         if self.match not in path or (self.method and self.method.upper() != method):
@@ -216,6 +329,10 @@ class MemorySandbox:
         self.base_url = ""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Hung requests wait on the release event current when they took their fault; clearing the
+        # faults (or closing) sets it and puts a fresh one in its place.
+        self._release = threading.Event()
+        self._closing = threading.Event()
 
     # ---- running it -------------------------------------------------------------------
 
@@ -226,14 +343,23 @@ class MemorySandbox:
             pass
 
         Handler.sandbox = sandbox
+        self._closing = threading.Event()
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://{host}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="memory-sandbox", daemon=True)
+        # A short poll interval: close() (shutdown) waits up to one interval; every test pays it.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="memory-sandbox",
+            daemon=True,
+        )
         self._thread.start()
         return self.base_url
 
     def close(self) -> None:
+        self._closing.set()  # trickled answers stop, hung requests are let go
+        self._release_hung()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -253,8 +379,15 @@ class MemorySandbox:
         return fault
 
     def clear_faults(self) -> None:
+        """Remove every fault and let go of the requests that `hang` faults hold."""
         with self.lock:
             self.faults.clear()
+            self._release_hung()
+
+    def _release_hung(self) -> None:
+        with self.lock:
+            self._release.set()
+            self._release = threading.Event()
 
     def merge_profiles(self, merged: str, canonical: str) -> None:
         with self.lock:
@@ -280,6 +413,7 @@ class MemorySandbox:
     def reset(self) -> None:
         with self.lock:
             self.faults.clear()
+            self._release_hung()
             self.requests.clear()
             self.profiles.clear()
             self.identifiers.clear()
@@ -296,6 +430,12 @@ class MemorySandbox:
                             self.faults.remove(fault)
                     return fault
         return None
+
+    def _take_fault(self, method: str, path: str) -> tuple[Fault | None, threading.Event]:
+        """The fault for this request and the event that lets go of it if it hangs (one step, so a
+        `clear_faults` cannot slip in between)."""
+        with self.lock:
+            return self.take_fault(method, path), self._release
 
     # ---- the API ----------------------------------------------------------------------
 
@@ -384,8 +524,7 @@ class MemorySandbox:
         )
 
     def list_stores(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        size = int(query.get("pageSize", ["50"])[0])
-        start = int(query.get("pageToken", ["0"])[0] or 0)
+        size, start = _paging(query, maximum=100)  # the spec's ControlPlanePageSize: 1..100
         ids = sorted(self.stores)
         page = ids[start : start + size]
         meta: dict[str, Any] = {"key": "stores", "pageSize": size}
@@ -499,13 +638,7 @@ class MemorySandbox:
         self, store: Store, profile_id: str, query: dict[str, list[str]]
     ) -> tuple[int, Any, dict[str, str]]:
         profile_id = self._profile(store, profile_id, write=False)
-        try:
-            size = int(query.get("pageSize", ["50"])[0])
-            start = int(query.get("pageToken", ["0"])[0] or 0)
-        except ValueError:
-            raise _schema_error("pageSize and pageToken must be numbers here") from None
-        if not 1 <= size <= 1000:
-            raise _schema_error("pageSize must be 1..1000")
+        size, start = _paging(query, maximum=1000)
         size = min(size, 50)
         items = list(self.observations.get((store.id, profile_id), []))
         source = query.get("source", [None])[0]
@@ -525,6 +658,18 @@ class MemorySandbox:
         return 200, {"observations": page, "meta": meta}, {}
 
 
+def _paging(query: dict[str, list[str]], maximum: int) -> tuple[int, int]:
+    """pageSize (1..maximum, default 50) and the sandbox's numeric pageToken (default 0)."""
+    size_text = query.get("pageSize", ["50"])[0]
+    token_text = query.get("pageToken", ["0"])[0] or "0"
+    if not re.fullmatch(r"-?[0-9]{1,9}", size_text) or not re.fullmatch(r"[0-9]{1,9}", token_text):
+        raise _schema_error("pageSize and pageToken must be numbers here")
+    size = int(size_text)
+    if not 1 <= size <= maximum:
+        raise _schema_error(f"pageSize must be 1..{maximum}")
+    return size, int(token_text)
+
+
 class _Handler(BaseHTTPRequestHandler):
     sandbox: MemorySandbox
     protocol_version = "HTTP/1.1"  # keep-alive, as the real API offers
@@ -535,25 +680,53 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002 - quiet by default
         return
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        encoding = (self.headers.get("Content-Encoding") or "").lower()
-        if encoding == "gzip":
-            raw = gzip.decompress(raw)
-        elif encoding == "deflate":
-            raw = zlib.decompress(raw)
-        return raw
+    def _decoded(self, raw: bytes) -> bytes:
+        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
+        if encoding in ("", "identity") or not raw:
+            return raw
+        if encoding not in ("gzip", "deflate"):
+            raise BodyError(400, f"Content-Encoding {encoding} is not supported by the sandbox")
+        try:
+            if encoding == "gzip":
+                return _inflate(raw, 16 + zlib.MAX_WBITS)
+            try:
+                return _inflate(raw, zlib.MAX_WBITS)  # deflate as HTTP means it: zlib-wrapped...
+            except zlib.error:
+                return _inflate(raw, -zlib.MAX_WBITS)  # ...or, as some clients send it, raw
+        except zlib.error:
+            raise BodyError(400, f"the body is not valid {encoding} data") from None
 
-    def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _answer(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, *, trickle: Fault | None = None
+    ) -> None:
         data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        socket_writer = self.wfile
+        if trickle is not None:
+            self.wfile = io.BytesIO()  # collect the whole answer, then let it out slowly
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        finally:
+            collected, self.wfile = self.wfile, socket_writer
+        if trickle is not None and isinstance(collected, io.BytesIO):
+            self._trickle(collected.getvalue(), trickle)
+
+    def _trickle(self, answer: bytes, fault: Fault) -> None:
+        step = fault.trickle_bytes
+        for offset in range(0, len(answer), step):
+            if offset and self.sandbox._closing.wait(fault.trickle):
+                self._drop()
+                return
+            try:
+                self.wfile.write(answer[offset : offset + step])
+            except OSError:  # the client gave up
+                self.close_connection = True
+                return
 
     def _drop(self) -> None:
         # Close without an answer: the client sees a dropped connection.
@@ -561,30 +734,61 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _hang(self, fault: Fault, release: threading.Event) -> None:
+        # No answer; the connection stays open until released (or the cap), then it is closed.
+        release.wait(min(fault.hang_seconds, HANG_CAP_SECONDS))
+        self._drop()
+
+    def _record(self, record: RecordedRequest) -> None:
+        with self.sandbox.lock:
+            self.sandbox.requests.append(record)
+
     def _handle(self) -> None:
         url = urlsplit(self.path)
         if url.path.startswith(ADMIN_PREFIX):
             self._admin(url.path[len(ADMIN_PREFIX) :], parse_qs(url.query))
             return
         sandbox = self.sandbox
-        fault = sandbox.take_fault(self.command, url.path)
-        if fault and fault.drop == "before":
-            self._drop()
-            return
-        if fault and fault.latency:
-            time.sleep(fault.latency)
-        raw = self._read_body()
         record = RecordedRequest(
             method=self.command,
             path=url.path,
             query=parse_qs(url.query),
             headers={k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"},
             body=None,
+            operation=_operation_for(self.command, url.path),
         )
+        try:
+            length = body_length(self.headers)
+        except BodyError as error:  # checked first: a malformed request uses up no fault
+            self._reject(record, error)
+            return
+        fault, release = sandbox._take_fault(self.command, url.path)
+        if fault and fault.drop == "before":
+            self._drop()
+            return
+        if fault and fault.latency:
+            time.sleep(fault.latency)
+        try:
+            raw = read_body(self.rfile, length)
+        except BodyError as error:
+            self._reject(record, error)
+            return
+        if fault and fault.hang == "before":
+            with contextlib.suppress(BodyError, ValueError):
+                record.body = json.loads(self._decoded(raw)) if raw else None
+            self._record(record)  # seen, never processed: status None
+            self._hang(fault, release)
+            return
         try:
             if raw:
                 try:
-                    record.body = json.loads(raw)
+                    text = self._decoded(raw).decode("utf-8")
+                except BodyError as error:
+                    raise ApiError(error.status, _body_error_code(error.status), error.message) from None
+                except UnicodeDecodeError:
+                    raise _schema_error("body is not UTF-8") from None
+                try:
+                    record.body = json.loads(text)
                 except ValueError:
                     raise _schema_error("body is not JSON") from None
             if fault and fault.status:
@@ -599,28 +803,64 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers = error.status, error.headers
             moved = headers.pop("X-Moved-Uri", None)
             body = {"message": error.message, "uri": moved} if moved else error.body()
-            if not record.operation:
-                record.operation = _operation_for(self.command, url.path)
         record.status, record.response_body, record.response_headers = status, body, headers
-        with sandbox.lock:
-            sandbox.requests.append(record)
+        self._record(record)
         if fault and fault.drop == "after":
             self._drop()
             return
-        self._answer(status, body, headers)
+        if fault and fault.hang == "after":
+            self._hang(fault, release)
+            return
+        self._answer(status, body, headers, trickle=fault if fault and fault.trickle else None)
+
+    def _reject(self, record: RecordedRequest, error: BodyError) -> None:
+        """Answer a request whose body could not be framed, and close: the rest of the stream is
+        not a request anyone can find."""
+        api_error = ApiError(error.status, _body_error_code(error.status), f"Bad request: {error.message}")
+        record.status, record.response_body = error.status, api_error.body()
+        self._record(record)
+        self._answer_and_close(error.status, record.response_body)
+
+    def _answer_and_close(self, status: int, body: Any) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self._answer(status, body, {"Connection": "close"})
 
     def _admin(self, path: str, query: dict[str, list[str]]) -> None:
+        try:
+            raw = read_body(self.rfile, body_length(self.headers))
+        except BodyError as error:
+            self._answer_and_close(error.status, {"message": error.message})
+            return
+        try:
+            body = json.loads(self._decoded(raw).decode("utf-8")) if raw else {}
+        except (BodyError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+            self._answer(400, {"message": f"the body is not UTF-8 JSON: {error}"})
+            return
+        if not isinstance(body, dict):
+            self._answer(400, {"message": "the body must be a JSON object"})
+            return
+        try:
+            self._admin_route(path, query, body)
+        except _AdminError as error:
+            self._answer(400, {"message": str(error)})
+
+    def _admin_route(self, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> None:
         sandbox = self.sandbox
-        raw = self._read_body()
-        body = json.loads(raw) if raw else {}
         if path == "/faults" and self.command == "POST":
-            fault = sandbox.add_fault(Fault(**body))
+            try:
+                fault = Fault(**body)
+            except (TypeError, ValueError) as error:
+                raise _AdminError(f"not a fault: {error}") from None
+            sandbox.add_fault(fault)
             self._answer(201, asdict(fault))
         elif path == "/faults" and self.command == "DELETE":
             sandbox.clear_faults()
             self._answer(200, {"faults": []})
         elif path == "/faults" and self.command == "GET":
-            self._answer(200, {"faults": [asdict(f) for f in sandbox.faults]})
+            with sandbox.lock:
+                faults = [asdict(f) for f in sandbox.faults]
+            self._answer(200, {"faults": faults})
         elif path == "/observations" and self.command == "GET":
             self._answer(200, {"observations": sandbox.all_observations(query.get("storeId", [None])[0])})
         elif path == "/requests" and self.command == "GET":
@@ -634,10 +874,16 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         elif path == "/merge" and self.command == "POST":
-            sandbox.merge_profiles(body["merged"], body["canonical"])
+            merged, canonical = body.get("merged"), body.get("canonical")
+            if not isinstance(merged, str) or not isinstance(canonical, str):
+                raise _AdminError("merge needs 'merged' and 'canonical' profile ids")
+            sandbox.merge_profiles(merged, canonical)
             self._answer(200, body)
         elif path == "/stores" and self.command == "POST":
-            self._answer(201, {"id": sandbox.seed_store(body.get("displayName", "seeded"))})
+            display_name = body.get("displayName", "seeded")
+            if not isinstance(display_name, str):
+                raise _AdminError("displayName must be a string")
+            self._answer(201, {"id": sandbox.seed_store(display_name)})
         elif path == "/fail-next-store" and self.command == "POST":
             sandbox.fail_next_store = {
                 "type": "PROVISIONING",
@@ -652,6 +898,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, {"message": "unknown sandbox admin path"})
 
     do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
+
+
+class _AdminError(Exception):
+    """A well-formed admin request that asks for something impossible: 400 with the message."""
+
+
+def _body_error_code(status: int) -> int:
+    return 520046 if status == 400 else 20000 + status
+
+
+def _inflate(raw: bytes, wbits: int, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Decompress with a bound on the output; gzip may hold several members, as gzip.decompress
+    accepts."""
+    data = bytearray()
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        data += inflater.decompress(raw, limit + 1 - len(data))
+        if len(data) > limit:
+            raise BodyError(413, f"the decompressed body is larger than {limit} bytes")
+        if not inflater.eof:
+            raise zlib.error("the compressed body is truncated")
+        raw = inflater.unused_data
+        if not raw or wbits <= zlib.MAX_WBITS:  # only gzip members come concatenated
+            return bytes(data)
 
 
 def _operation_for(method: str, path: str) -> str:

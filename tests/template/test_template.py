@@ -115,7 +115,9 @@ def test_idempotency_table_is_on_demand_with_ttl():
     table = RESOURCES["IdempotencyTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
-    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]  # Powertools' default key
+    assert table["KeySchema"] == [
+        {"AttributeName": "id", "KeyType": "HASH"}
+    ]  # the ledger's key: message#<MessageSid>
     assert table["SSESpecification"]["SSEEnabled"] is True
 
 
@@ -144,13 +146,13 @@ def test_iam_is_least_privilege():
     assert statements["ReadTwilioCredentials"]["Action"] == "secretsmanager:GetSecretValue"
     assert statements["ParkFailedPosts"]["Action"] == "sqs:SendMessage"
     assert statements["ParkFailedPosts"]["Resource"] == {"Fn::GetAtt": "DeadLetterQueue.Arn"}
-    assert sorted(statements["IdempotencyRecords"]["Action"]) == [
-        "dynamodb:DeleteItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-    ]
-    assert statements["IdempotencyRecords"]["Resource"] == {"Fn::GetAtt": "IdempotencyTable.Arn"}
+    # The ledger's claim and settle are both conditional UpdateItems: nothing else on the table.
+    assert statements["DeliveryLedger"]["Action"] == "dynamodb:UpdateItem"
+    assert statements["DeliveryLedger"]["Resource"] == {"Fn::GetAtt": "IdempotencyTable.Arn"}
+    [replay_policy] = RESOURCES["ReplayFunction"]["Properties"]["Policies"]
+    replay = {s["Sid"]: s for s in replay_policy["Statement"]}
+    assert sorted(replay["DeliveryLedger"]["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
+    assert replay["DeliveryLedger"]["Resource"] == {"Fn::GetAtt": "IdempotencyTable.Arn"}
     secret_resource = str(statements["ReadTwilioCredentials"]["Resource"])
     assert "TwilioCredentialsSecret" in secret_resource and "secret:*" not in secret_resource
     for statement in policy["Statement"]:
