@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -9,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from memory_bridge import runtime
+from memory_bridge import cli, runtime
 from memory_bridge.envelope import Envelope, parse_envelope
 from memory_bridge_dev.apigw import load_handler_module
 from memory_bridge_dev.aws_resources import (
@@ -123,6 +124,34 @@ def bridge(aws_env: str, sandbox: MemorySandbox, monkeypatch: pytest.MonkeyPatch
         secrets=secrets,
     )
     runtime.reset()
+
+
+@pytest.fixture
+def oncall(bridge: Bridge, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Bridge:
+    """The bridge, plus `run(*argv)`: the operator CLI in-process against its queue and sandbox."""
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN)
+    monkeypatch.setenv("MEMORY_BRIDGE_LOCAL_STATE", str(tmp_path / "none.json"))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            code = cli.main(
+                [
+                    *argv,
+                    "--queue-url",
+                    bridge.queue_url,
+                    *(["--memory-api-url", bridge.sandbox.base_url] if argv[:2] == ("dlq", "replay") else []),
+                ],
+                out=out,
+                err=err,
+            )
+        except SystemExit as exited:
+            code = int(exited.code or 0)
+        return code, out.getvalue(), err.getvalue()
+
+    bridge.run = run
+    return bridge
 
 
 def outcome(response: dict[str, Any]) -> str:

@@ -16,37 +16,10 @@ from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
 from memory_bridge_dev.parking import park_observations
 from memory_bridge_dev.sandbox import Fault
 from tests.integration.conftest import outcome
-from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, ROOT, message_params
+from tests.support import ROOT, message_params
 
 pytestmark = pytest.mark.integration
 REPLAY_HANDLER = load_handler_module("functions/replay/app.py", "replay_app")
-
-
-@pytest.fixture
-def oncall(bridge, monkeypatch, tmp_path):
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN)
-    monkeypatch.setenv("MEMORY_BRIDGE_LOCAL_STATE", str(tmp_path / "none.json"))
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        try:
-            code = cli.main(
-                [
-                    *argv,
-                    "--queue-url",
-                    bridge.queue_url,
-                    *(["--memory-api-url", bridge.sandbox.base_url] if argv[:2] == ("dlq", "replay") else []),
-                ],
-                out=out,
-                err=err,
-            )
-        except SystemExit as exited:
-            code = int(exited.code or 0)
-        return code, out.getvalue(), err.getvalue()
-
-    bridge.run = run
-    return bridge
 
 
 def park_via_webhook(bridge, sid: str, author: str = "+15555550100", body: str | None = None):
