@@ -5,6 +5,15 @@ ReceiveMessage: with 2,000 messages a single receive takes about 0.65 s (moto no
 very inefficient if a large number of messages are in-flight"). The same clock, read from time.time(),
 gives the same answers about 20 times faster. Applied to the in-process moto servers of the tests and
 the local stack; it changes moto's speed, not what the bridge sends or receives.
+
+The clock also takes an offset, for tests that need time to pass without waiting: `advance(900)`
+moves moto's SQS clock (and only it) 900 s ahead, so messages received with a 900 s visibility
+timeout are visible again at once; `reset()` puts it back to the real time. Every SQS clock read
+goes through `now()`: moto's `unix_time`/`unix_time_millis` in its SQS models (sent and first
+receive timestamps, `Message.change_visibility` and so `mark_received`, delays, `visible`/`delayed`,
+long polling, retention, ChangeMessageVisibility) and the queue scans patched below. The offset is
+process-wide: it moves every queue of the in-process server. Moving it back (`reset()`) leaves the
+messages received meanwhile invisible for the time it was ahead; tests use a queue of their own.
 """
 
 from __future__ import annotations
@@ -14,10 +23,35 @@ import time
 from typing import Any
 
 _EPOCH = datetime.datetime(1970, 1, 1)
+# Seconds moto's SQS clock runs ahead of time.time(); see advance().
+_offset = 0.0
+
+
+def now() -> float:
+    """moto's SQS clock: epoch seconds, `offset()` ahead of the real time."""
+    return time.time() + _offset
+
+
+def offset() -> float:
+    return _offset
+
+
+def advance(seconds: float) -> None:
+    """Move moto's SQS clock `seconds` ahead (in this process), e.g. past a visibility timeout."""
+    global _offset
+    if seconds < 0:
+        raise ValueError("moto's SQS clock only moves forward; reset() puts it back")
+    _offset += seconds
+
+
+def reset() -> None:
+    """Back to the real time."""
+    global _offset
+    _offset = 0.0
 
 
 def _unix_time(dt: datetime.datetime | None = None) -> float:
-    return time.time() if dt is None else (dt - _EPOCH).total_seconds()
+    return now() if dt is None else (dt - _EPOCH).total_seconds()
 
 
 def _unix_time_millis(dt: datetime.datetime | None = None) -> float:
@@ -34,16 +68,16 @@ def apply() -> None:
 
     # The same filters as moto's, reading the clock once per scan instead of twice per message.
     def messages(self: Any) -> list[Any]:
-        now = time.time() * 1000
-        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+        millis = now() * 1000
+        return [m for m in self._messages if millis > m.visible_at and not millis < m.delayed_until]
 
     def delayed(self: Any) -> int:
-        now = time.time() * 1000
-        return sum(1 for m in self._messages if now < m.delayed_until)
+        millis = now() * 1000
+        return sum(1 for m in self._messages if millis < m.delayed_until)
 
     def not_visible(self: Any) -> int:
-        now = time.time() * 1000
-        return sum(1 for m in self._messages if not now > m.visible_at)
+        millis = now() * 1000
+        return sum(1 for m in self._messages if not millis > m.visible_at)
 
     # werkzeug answers HTTP/1.0 by default, so every boto3 call opened a new TCP connection;
     # AWS keeps connections alive, and so does this.

@@ -112,6 +112,9 @@ def test_a_hanging_aws_dependency_answers_503_in_time_and_loses_nothing(
     response, seconds = timed_send(oncall, message_params(message_sid="IM1", body="hang on"))
     assert seconds < ANSWER_LIMIT, seconds
     assert response["statusCode"] == 503
+    # The abandoned boto3 call still runs on its own timeouts (two attempts of 0.5 s connect + 1 s
+    # read, and a backoff): Twilio's retry comes later than that, and while the dependency still hangs.
+    time.sleep(3.5)
     proxy.clear()
     oncall.sandbox.clear_faults()
     expire_leases(oncall)  # Twilio's retry comes later than this invocation's lease
@@ -138,7 +141,8 @@ def test_ledger_table_unreachable_is_a_503_and_nothing_is_posted(bridge, monkeyp
 def test_ledger_failing_after_memory_accepted_answers_200_and_a_redelivery_posts_nothing(oncall, aws_proxy):
     proxy, route = aws_proxy
     route("AWS_ENDPOINT_URL_DYNAMODB")
-    oncall.sandbox.add_fault(Fault(latency=1.0, match=OBSERVATIONS, times=1))
+    # Under the bridge's 1 s read timeout (MEMORY_API_READ_TIMEOUT), so that Memory's 202 arrives.
+    oncall.sandbox.add_fault(Fault(latency=0.8, match=OBSERVATIONS, times=1))
     # While Memory takes its time, the table starts failing: the claim went through, the settle won't.
     timer = threading.Timer(0.4, lambda: proxy.set_fault("status", status=500, operation="UpdateItem"))
     timer.start()
@@ -217,7 +221,8 @@ def test_a_delete_that_fails_after_the_202_does_not_post_again(oncall, aws_proxy
     park(oncall, "IM1", "delete me")
     proxy, _ = aws_proxy
     proxy.set_fault("status", status=500, operation="DeleteMessageBatch")
-    code, out, _ = oncall.run("dlq", "replay", "--json", "--endpoint-url", proxy.base_url)
+    code, out, err = oncall.run("dlq", "replay", "--json", "--endpoint-url", proxy.base_url)
+    assert out, (code, err)
     report = json.loads(out)
     assert report["counts"]["replayed"] == 1 and any("not deleted" in n for n in report["notes"])
     proxy.clear()

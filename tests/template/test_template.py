@@ -210,7 +210,7 @@ def test_replay_function_has_no_trigger_and_its_own_least_privilege_role():
     assert "Events" not in replay
     [policy] = replay["Policies"]
     statements = {s["Sid"]: s for s in policy["Statement"]}
-    assert set(statements) == {"ReadTwilioCredentials", "ReplayDeadLetters"}
+    assert set(statements) == {"ReadTwilioCredentials", "ReplayDeadLetters", "DeliveryLedger"}
     assert sorted(statements["ReplayDeadLetters"]["Action"]) == [
         "sqs:ChangeMessageVisibility",
         "sqs:DeleteMessage",
@@ -219,7 +219,9 @@ def test_replay_function_has_no_trigger_and_its_own_least_privilege_role():
         "sqs:SendMessage",
     ]
     assert statements["ReplayDeadLetters"]["Resource"] == {"Fn::GetAtt": "DeadLetterQueue.Arn"}
-    assert "dynamodb" not in str(policy)
+    # The delivery ledger: read what Memory holds per MessageSid, claim and settle; nothing else.
+    assert sorted(statements["DeliveryLedger"]["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
+    assert statements["DeliveryLedger"]["Resource"] == {"Fn::GetAtt": "IdempotencyTable.Arn"}
     # The webhook cannot receive or delete from the queue: only replay can.
     [webhook_policy] = RESOURCES["WebhookFunction"]["Properties"]["Policies"]
     assert "sqs:DeleteMessage" not in str(webhook_policy) and "sqs:ReceiveMessage" not in str(webhook_policy)

@@ -156,10 +156,15 @@ class DeadLetterQueue(SqsDeadLetterQueue):
     def delete(self, messages: list[QueuedMessage]) -> None:
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
-            answer = self.client.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)],
-            )
+            try:
+                answer = self.client.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)],
+                )
+            except Exception as error:  # noqa: BLE001 - botocore raises many types; all mean "not deleted"
+                raise QueueUnavailable(
+                    f"the dead-letter queue refused the delete: {type(error).__name__}"
+                ) from None
             if answer.get("Failed"):
                 raise QueueUnavailable(f"{len(answer['Failed'])} message(s) could not be deleted")
 

@@ -581,7 +581,7 @@ class _Run:
                 )
             return [i for i in items if not i.check]
         fresh = []
-        settlements = []
+        settlements: list[tuple[Pending, Settlement]] = []
         for item in items:
             found = []
             for part, observation in zip(item.parts, item.observations, strict=True):
@@ -592,7 +592,12 @@ class _Run:
             if found:
                 item.parts = [p for p in item.parts if p not in found]
                 settlements.append(
-                    Settlement(item.envelope.message_sid, accepted=frozenset(found), cleared=frozenset(found))
+                    (
+                        item,
+                        Settlement(
+                            item.envelope.message_sid, accepted=frozenset(found), cleared=frozenset(found)
+                        ),
+                    )
                 )
             item.check = set()
             if not item.parts:
@@ -775,7 +780,10 @@ class _Run:
                 if throttled < self.options.max_consecutive_failures:
                     continue  # honour Retry-After and try the same request again, slower
                 self.settle(
-                    [Settlement(i.envelope.message_sid, cleared=frozenset(p)) for i, p in _pairs(request)]
+                    [
+                        (i, Settlement(i.envelope.message_sid, cleared=frozenset(p)))
+                        for i, p in _pairs(request)
+                    ]
                 )
                 self.leave(request.items)
                 return "stop"  # leave it untouched: Memory is shedding load
@@ -788,7 +796,7 @@ class _Run:
             doubtful = isinstance(failure, Retryable) and failure.ambiguous
             self.settle(
                 [
-                    Settlement(i.envelope.message_sid, cleared=frozenset() if doubtful else frozenset(p))
+                    (i, Settlement(i.envelope.message_sid, cleared=frozenset() if doubtful else frozenset(p)))
                     for i, p in _pairs(request)
                 ]
             )
@@ -801,7 +809,7 @@ class _Run:
         self.counts.observations_posted += sum(len(p) for p in request.parts)
         self.settle(
             [
-                Settlement(i.envelope.message_sid, accepted=frozenset(p), cleared=frozenset(p))
+                (i, Settlement(i.envelope.message_sid, accepted=frozenset(p), cleared=frozenset(p)))
                 for i, p in _pairs(request)
             ]
         )
@@ -814,16 +822,22 @@ class _Run:
 
     # ---- bookkeeping ----------------------------------------------------------------------
 
-    def settle(self, settlements: list[Settlement]) -> None:
-        if not settlements:
+    def settle(self, settled: list[tuple[Pending, Settlement]]) -> None:
+        if not settled:
             return
         try:
             self.ledger.settle_many(
-                settlements, timeout=min(LEDGER_TIMEOUT_SECONDS, max(self.time_left(), 1.0))
+                [s for _, s in settled], timeout=min(LEDGER_TIMEOUT_SECONDS, max(self.time_left(), 1.0))
             )
         except LedgerUnavailable as error:
-            # The parts stay "unsure" in the ledger: a later run looks in Memory before posting.
+            # The parts stay "unsure" in the ledger: a later run looks in Memory before posting. The
+            # versions we hold are now stale, so a later claim of ours fails and leaves the message.
             self.summary.notes.append(f"ledger not updated after a request ({error})")
+            return
+        # Each settle raised the record's version: a later claim of ours (the next chunk of a long
+        # message) is conditional on it, so keep ours in step.
+        for item, _ in settled:
+            item.version = (item.version or 0) + 1
 
     def delete(self, items: list[Pending], already_posted: bool = False) -> None:
         if not items:

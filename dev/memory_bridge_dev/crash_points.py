@@ -1,0 +1,135 @@
+"""Run the CLI and kill it (SIGKILL, as `kill -9` does) at a chosen step of a replay (dev-only).
+
+    MEMORY_BRIDGE_CRASH=<step>:<n> python -m memory_bridge_dev.crash_points dlq replay …
+
+runs `memory-bridge dlq replay …` and kills the process the n-th time the replay reaches <step>
+(STEPS below); without MEMORY_BRIDGE_CRASH it is the plain CLI. Either way it writes
+"crash-points: engine started" to stderr when the replay engine starts, so that a driver killing it
+from outside at a random time can count from there, and "crash-points: killed at <step> #<n>" just
+before a kill. Nothing is caught or cleaned up: the process ends as it would under kill -9.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+ENV = "MEMORY_BRIDGE_CRASH"
+STARTED = "crash-points: engine started"
+KILLED = "crash-points: killed at"
+
+# step → what has happened when the process dies there
+STEPS = {
+    "claim": "a request is about to take its lease: the ledger is not written yet",
+    "claimed": "the parts are unsure in the ledger and leased; the POST has not started",
+    "posted": "Memory answered 202; the ledger does not know yet",
+    "settled": "a ledger settle was written (after a 202 or a List); the SQS delete has not happened",
+    "chunk": "one request of a message needing several was accepted; the next has not been claimed",
+    "deleted": "messages were deleted from the queue after their settle",
+    "listed": "List Observations answered; what it found is not settled yet",
+    "replaced": "a changed envelope was parked again; the old message is not deleted yet",
+}
+
+_calls: Counter[str] = Counter()
+
+
+def parse(value: str | None) -> tuple[str, int] | None:
+    """`step:n` → (step, n); None or "" → None."""
+    if not value:
+        return None
+    step, _, count = value.partition(":")
+    if step not in STEPS:
+        raise ValueError(f"{ENV}: unknown step {step!r}; known: {sorted(STEPS)}")
+    n = int(count or "1")
+    if n < 1:
+        raise ValueError(f"{ENV}: the count must be 1 or more")
+    return step, n
+
+
+def _say(text: str) -> None:
+    os.write(2, (text + "\n").encode())
+
+
+def _reached(step: str, target: tuple[str, int] | None) -> None:
+    _calls[step] += 1
+    if target is not None and target == (step, _calls[step]):
+        _say(f"{KILLED} {step} #{_calls[step]}")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _wrap(
+    owner: Any,
+    name: str,
+    step: str,
+    target: tuple[str, int] | None,
+    *,
+    before: bool,
+    only_if: Callable[[tuple[Any, ...], Any], bool] = lambda _args, _result: True,
+) -> None:
+    original = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if before:
+            _reached(step, target)
+            return original(*args, **kwargs)
+        result = original(*args, **kwargs)
+        if only_if(args, result):
+            _reached(step, target)
+        return result
+
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(owner, name, wrapper)
+
+
+def install(target: tuple[str, int] | None) -> None:
+    """Patch the replay's steps (and announce the engine's start)."""
+    from memory_bridge import dead_letters, replay
+
+    run = replay._Run
+    _wrap(run, "claim", "claim", target, before=True)
+    _wrap(run, "claim", "claimed", target, before=False, only_if=lambda _a, kept: bool(kept.items))
+    _wrap(run, "accepted", "posted", target, before=True)
+    _wrap(
+        run,
+        "accepted",
+        "chunk",
+        target,
+        before=False,
+        only_if=lambda args, _r: any(item.parts for item in args[1].items),
+    )
+    _wrap(run, "settle", "settled", target, before=False, only_if=lambda args, _r: bool(args[1]))
+    _wrap(run, "delete", "deleted", target, before=False, only_if=lambda args, _r: bool(args[1]))
+    _wrap(run, "existing_keys", "listed", target, before=False, only_if=lambda _a, keys: keys is not None)
+
+    queue = dead_letters.DeadLetterQueue
+    park = queue.park
+
+    def replace(self: Any, old: Any, envelope: Any) -> None:
+        park(self, envelope)
+        _reached("replaced", target)
+        self.delete([old])
+
+    queue.replace = replace  # type: ignore[method-assign]
+
+    engine_run = replay.ReplayEngine.run
+
+    def announced(self: Any, options: Any) -> Any:
+        _say(STARTED)
+        return engine_run(self, options)
+
+    replay.ReplayEngine.run = announced  # type: ignore[method-assign]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from memory_bridge import cli
+
+    install(parse(os.environ.get(ENV)))
+    return cli.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
