@@ -4,6 +4,7 @@ unit tests (integration tests use moto's server and the Memory sandbox instead).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -120,13 +121,14 @@ class FakeContext:
     function_name = "WebhookFunction"
     memory_limit_in_mb = 256
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:WebhookFunction"
-    aws_request_id = "req-1"
     function_version = "$LATEST"
     log_group_name = "/aws/lambda/WebhookFunction"
     log_stream_name = "stream"
 
     def __init__(self, remaining_ms: int = 10_000):
         self._remaining = remaining_ms
+        # One per invocation, as Lambda's: the ledger tells deliveries apart by it.
+        self.aws_request_id = f"req-{uuid.uuid4().hex[:12]}"
 
     def get_remaining_time_in_millis(self) -> int:
         return self._remaining
@@ -210,20 +212,27 @@ class InMemoryLedger:
         )
         return Claimed(record)
 
-    def settle(self, settlement: Settlement, timeout: float) -> None:
+    def settle(self, settlement: Settlement, timeout: float) -> int | None:
         self._check()
-        self._apply(settlement)
+        return self._apply(settlement)
 
-    def _apply(self, settlement: Settlement) -> None:
+    def _apply(self, settlement: Settlement) -> int | None:
         base = self.records.get(settlement.message_sid) or LedgerRecord(settlement.message_sid)
-        self.records[settlement.message_sid] = replace(
-            base,
-            accepted=base.accepted | settlement.accepted,
-            unsure=base.unsure - settlement.cleared,
-            lease_until=0.0,
-            outcome=settlement.outcome if settlement.outcome is not None else base.outcome,
-            version=base.version + 1,
-        )
+        if settlement.owner is not None and base.lease_owner != settlement.owner:
+            if not settlement.accepted:
+                return None  # claimed by another since: only what Memory accepted is written
+            updated = replace(base, accepted=base.accepted | settlement.accepted, version=base.version + 1)
+        else:
+            updated = replace(
+                base,
+                accepted=base.accepted | settlement.accepted,
+                unsure=base.unsure - settlement.cleared,
+                lease_until=0.0,
+                outcome=settlement.outcome if settlement.outcome is not None else base.outcome,
+                version=base.version + 1,
+            )
+        self.records[settlement.message_sid] = updated
+        return updated.version
 
     def read_many(self, message_sids: Sequence[str], timeout: float) -> dict[str, LedgerRecord]:
         self._check()
@@ -236,16 +245,12 @@ class InMemoryLedger:
         lease_until: float,
         now: float,
         timeout: float,
-    ) -> set[str]:
+    ) -> dict[str, int]:
         self._check()
-        changed = {
-            sid
-            for sid, version, _ in claims
-            if (self.records[sid].version if sid in self.records else None) != version
-        }
-        if changed:
-            return changed
-        for sid, _, parts in claims:
+        claimed: dict[str, int] = {}
+        for sid, version, parts in claims:
+            if (self.records[sid].version if sid in self.records else None) != version:
+                continue  # changed under us
             base = self.records.get(sid) or LedgerRecord(sid)
             self.records[sid] = replace(
                 base,
@@ -254,12 +259,17 @@ class InMemoryLedger:
                 lease_until=lease_until,
                 version=base.version + 1,
             )
-        return set()
+            claimed[sid] = base.version + 1
+        return claimed
 
-    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> None:
+    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> dict[str, int]:
         self._check()
+        versions = {}
         for settlement in settlements:
-            self._apply(settlement)
+            version = self._apply(settlement)
+            if version is not None:
+                versions[settlement.message_sid] = version
+        return versions
 
 
 class RecordingMetrics:

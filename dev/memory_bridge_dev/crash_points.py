@@ -7,15 +7,24 @@ runs `memory-bridge dlq replay …` and kills the process the n-th time the repl
 "crash-points: engine started" to stderr when the replay engine starts, so that a driver killing it
 from outside at a random time can count from there, and "crash-points: killed at <step> #<n>" just
 before a kill. Nothing is caught or cleaned up: the process ends as it would under kill -9.
+
+`run_replay` drives one such process from outside (a hook kill, a kill at a random time after the
+engine started, or a run left to finish), and `expire_leases` writes what the passing of the
+killed run's hold would mean in the ledger; the crash test and `make soak` share both.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 ENV = "MEMORY_BRIDGE_CRASH"
@@ -122,6 +131,93 @@ def install(target: tuple[str, int] | None) -> None:
         return engine_run(self, options)
 
     replay.ReplayEngine.run = announced  # type: ignore[method-assign]
+
+
+@dataclass
+class ReplayProcess:
+    """How one replay subprocess ended."""
+
+    code: int | None
+    killed: str | None  # "hook" (at a named step), "time" (from outside), or None: it finished
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run_replay(
+    replay_argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    step: tuple[str, int] | None = None,
+    kill_after_ms: int | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+) -> ReplayProcess:
+    """Run `memory-bridge <replay_argv>` under this module; kill it at `step` (the n-th time the
+    replay reaches it) or `kill_after_ms` after its engine started (SIGKILL either way)."""
+    env = {k: v for k, v in env.items() if k != ENV}
+    if step is not None:
+        env[ENV] = f"{step[0]}:{step[1]}"
+    argv = [sys.executable, "-m", "memory_bridge_dev.crash_points", *replay_argv]
+    started_at = time.monotonic()
+    process = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out: list[str] = []
+    err: list[str] = []
+    engine_started = threading.Event()
+
+    def pump(stream: Any, into: list[str], watch: bool) -> None:
+        for line in stream:
+            into.append(line)
+            if watch and line.startswith(STARTED):
+                engine_started.set()
+
+    readers = [
+        threading.Thread(target=pump, args=(process.stdout, out, False), daemon=True),
+        threading.Thread(target=pump, args=(process.stderr, err, True), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    killed: str | None = None
+    try:
+        if kill_after_ms is not None and engine_started.wait(timeout):
+            time.sleep(kill_after_ms / 1000)
+            if process.poll() is None:
+                process.kill()  # SIGKILL: kill -9
+                killed = "time"
+        process.wait(timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for reader in readers:
+            reader.join(5)
+    stderr = "".join(err)
+    if KILLED in stderr:
+        killed = "hook"
+    return ReplayProcess(process.returncode, killed, "".join(out), stderr, time.monotonic() - started_at)
+
+
+def expire_leases(dynamodb: Any, table: str) -> int:
+    """End every ledger lease, as the passing of a killed run's hold would; returns how many.
+
+    A replay's lease runs until its own clock + its hold (~15 min), a clock nobody here can move."""
+    from memory_bridge.ledger_table import KEY_PREFIX
+
+    ended = 0
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table)
+    for item in (item for page in pages for item in page["Items"]):
+        key = item["id"]["S"]
+        if key.startswith(KEY_PREFIX) and float(item.get("lease_until", {}).get("N", "0")) > 0:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"id": {"S": key}},
+                UpdateExpression="SET lease_until = :zero",
+                ExpressionAttributeValues={":zero": {"N": "0"}},
+            )
+            ended += 1
+    return ended
 
 
 def main(argv: Sequence[str] | None = None) -> int:

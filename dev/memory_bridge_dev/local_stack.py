@@ -4,6 +4,14 @@
   the Memory sandbox   with a store created through `stores create` (its async operation included)
   a local API front    POST /webhooks/conversations → a real API Gateway event → the real WebhookFunction
 
+Dev-only controls on the front (never part of the deployed API):
+  POST   /__local/sqs-clock   {"advance": 901}   moves moto's SQS clock ahead: held messages come back
+  POST   /__local/aws-faults  {"service": "dynamodb", "mode": "status", "status": 500}
+                              {"service": "sqs", "mode": "hang", "operation": "SendMessage"}
+  DELETE /__local/aws-faults                     the webhook's AWS calls go through again
+The AWS faults need `--aws-fault-proxy`: a fault proxy (memory_bridge_dev.fault_proxy) between the
+webhook and moto, one for SQS and one for DynamoDB. The CLI still talks to moto directly.
+
 Ctrl-C stops everything.
 """
 
@@ -81,6 +89,7 @@ class LocalStack:
     moto_port: int = 5000
     host: str = "127.0.0.1"
     provisioning_seconds: float = 1.5
+    aws_fault_proxy: bool = False
     state_path: str | None = None
     servers: list[Any] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
@@ -134,7 +143,17 @@ class LocalStack:
         )
         os.environ.update(environment)
         os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "WebhookFunction")
-        front = LocalApiFront(self.host, self.front_port)
+        proxies: dict[str, Any] = {}
+        if self.aws_fault_proxy:
+            from memory_bridge_dev.fault_proxy import FaultProxy
+
+            # Only the webhook (this process) goes through them: boto3's per-service endpoints.
+            for service in ("sqs", "dynamodb"):
+                proxy = FaultProxy(moto_url, host=self.host)
+                os.environ[f"AWS_ENDPOINT_URL_{service.upper()}"] = proxy.serve()
+                self.servers.append(proxy)
+                proxies[service] = proxy
+        front = LocalApiFront(self.host, self.front_port, proxies)
         front.start()
         self.servers.append(front)
         webhook_url = f"http://{self.host}:{self.front_port}{WEBHOOK_PATH}"
@@ -148,6 +167,8 @@ class LocalStack:
             "moto_url": moto_url,
             "secret_arn": secret_arn,
             "idempotency_table": table,
+            "control_url": f"http://{self.host}:{self.front_port}/__local",
+            "aws_fault_proxy": sorted(proxies),
             "pid": os.getpid(),
         }
         self._write_state()
@@ -205,6 +226,8 @@ class LocalStack:
                 else:
                     server.close()
         self.servers.clear()
+        for service in self.info.get("aws_fault_proxy", []):
+            os.environ.pop(f"AWS_ENDPOINT_URL_{service.upper()}", None)
         state_file = self.info.get("state_file")
         if state_file:
             with contextlib.suppress(OSError):
@@ -233,8 +256,9 @@ class LocalApiFront:
 
     API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit; larger is answered 413
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, aws_proxies: dict[str, Any] | None = None):
         self.host, self.port = host, port
+        self.aws_proxies = aws_proxies or {}
         self.handler_module = load_handler_module()
         self._server: ThreadingHTTPServer | None = None
 
@@ -252,6 +276,9 @@ class LocalApiFront:
                 front.handle(self)
 
             def do_GET(self) -> None:
+                front.handle(self)
+
+            def do_DELETE(self) -> None:
                 front.handle(self)
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
@@ -281,6 +308,10 @@ class LocalApiFront:
                 {"Content-Type": "application/json", "Connection": "close"},
                 json.dumps({"message": message}).encode(),
             )
+            return
+        if path.startswith("/__local/"):
+            status, answer = self.control(request.command, path, body)
+            self._reply(request, status, {"Content-Type": "application/json"}, json.dumps(answer).encode())
             return
         if path != WEBHOOK_PATH or request.command != "POST":
             # API Gateway's answer for a route that does not exist.
@@ -323,6 +354,32 @@ class LocalApiFront:
             return
         data = str(result.get("body") or "").encode()
         self._reply(request, int(result.get("statusCode", 200)), result.get("headers") or {}, data)
+
+    def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """The dev-only controls (see the module's docstring): (status, JSON answer)."""
+        from memory_bridge_dev import moto_speedups
+
+        try:
+            asked = json.loads(body or b"{}")
+            if not isinstance(asked, dict):
+                raise ValueError("the body must be a JSON object")
+            if path == "/__local/sqs-clock" and method == "POST":
+                moto_speedups.advance(float(asked.get("advance", 0)))
+                return 200, {"offset": moto_speedups.offset()}
+            if path == "/__local/aws-faults" and method == "DELETE":
+                for proxy in self.aws_proxies.values():
+                    proxy.clear()
+                return 200, {"cleared": sorted(self.aws_proxies)}
+            if path == "/__local/aws-faults" and method == "POST":
+                proxy = self.aws_proxies.get(str(asked.pop("service", "")))
+                if proxy is None:
+                    known = sorted(self.aws_proxies) or "none: start with --aws-fault-proxy"
+                    return 400, {"error": f"service must be one of {known}"}
+                fault = proxy.set_fault(str(asked.pop("mode", "")), **asked)
+                return 200, {"mode": fault.mode, "operation": fault.operation}
+        except (ValueError, TypeError) as error:
+            return 400, {"error": str(error)}
+        return 404, {"error": f"no control {method} {path}"}
 
     @staticmethod
     def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], data: bytes) -> None:
@@ -386,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1.5,
         help="how long the sandbox takes to make a store ACTIVE",
     )
+    parser.add_argument(
+        "--aws-fault-proxy",
+        action="store_true",
+        help="put a fault proxy between the webhook and moto (SQS, DynamoDB), driven by /__local/aws-faults",
+    )
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     stack = LocalStack(
@@ -393,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         sandbox_port=args.sandbox_port,
         moto_port=args.moto_port,
         provisioning_seconds=args.provisioning_seconds,
+        aws_fault_proxy=args.aws_fault_proxy,
     )
     stopped = threading.Event()
     # Handled explicitly: a stack started in the background inherits SIGINT as ignored.

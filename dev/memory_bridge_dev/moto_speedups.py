@@ -14,11 +14,17 @@ receive timestamps, `Message.change_visibility` and so `mark_received`, delays, 
 long polling, retention, ChangeMessageVisibility) and the queue scans patched below. The offset is
 process-wide: it moves every queue of the in-process server. Moving it back (`reset()`) leaves the
 messages received meanwhile invisible for the time it was ahead; tests use a queue of their own.
+
+One fix of faithfulness, not speed: DynamoDB applies each conditional write to an item atomically,
+moto's threaded server does not (two concurrent `UpdateItem ... attribute_not_exists(id)` both
+succeeded in 2-3 of 100 tries). The delivery ledger rests on that atomicity, so its writes are
+serialized here, as AWS serializes them per item.
 """
 
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from typing import Any
 
@@ -58,7 +64,29 @@ def _unix_time_millis(dt: datetime.datetime | None = None) -> float:
     return _unix_time(dt) * 1000.0
 
 
+# DynamoDB's writes, one at a time (see the module's docstring).
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_dynamodb_lock = threading.RLock()
+
+
+def _serialize_dynamodb_writes() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    for name in _DYNAMODB_WRITES:
+        original = getattr(DynamoHandler, name)
+        if getattr(original, "_serialized", False):
+            continue  # apply() ran before
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _dynamodb_lock:
+                return _original(self, *args, **kwargs)
+
+        locked._serialized = True  # type: ignore[attr-defined]
+        setattr(DynamoHandler, name, locked)
+
+
 def apply() -> None:
+    _serialize_dynamodb_writes()
     from moto.sqs import models
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
 

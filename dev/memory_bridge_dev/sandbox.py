@@ -233,6 +233,7 @@ class RecordedRequest:
     response_body: Any = None
     response_headers: dict[str, str] = field(default_factory=dict)
     operation: str = ""
+    received_at: float = field(default_factory=time.time)  # epoch seconds
 
 
 @dataclass
@@ -869,6 +870,8 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "requests": [
                         {"method": r.method, "path": r.path, "status": r.status, "operation": r.operation}
+                        # ?bodies=1: what each request carried too (a test's or the soak's own data)
+                        | ({"body": r.body, "receivedAt": r.received_at} if query.get("bodies") else {})
                         for r in sandbox.requests
                     ]
                 },

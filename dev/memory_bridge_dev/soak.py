@@ -4,10 +4,18 @@
   • 10 % are delivered twice, half of those at the same moment;
   • the sandbox fails 30 % of requests: 429 with Retry-After, 500, 503, 3 s latency, a connection dropped
     before the request is read, and one dropped after it was accepted (5 % each);
-  • senders behave like Twilio: a non-2xx answer or no answer within 5 s is retried (at most 3 tries);
+  • the webhook's AWS calls fail too, through a fault proxy in front of moto: every 8 s, by turns, a
+    1.5 s DynamoDB outage (the ledger table answers 500) or a 2.5 s hang of SQS SendMessage;
+  • senders behave like Twilio: a non-2xx answer or no answer within 5 s is retried (at most 5 tries,
+    1, 2, 4 and 8 s apart);
+  • then 50 parked envelopes are put on the dead-letter queue a second time (SQS duplicates);
+  • then replays are killed (SIGKILL) at random points while Memory still drops some answers: at a
+    named step of the replay (memory_bridge_dev.crash_points) or at a random time after it started;
+    after each kill, time passes (moto's SQS clock jumps past the hold, the killed run's leases end);
   • then Memory heals and `memory-bridge dlq replay` runs until the queue is empty.
 
-Per message id it counts: posted once, posted more than once, never posted, still parked.
+Per message id it counts: posted once, posted more than once, never posted, still parked; and the
+slowest answer any sender got (Twilio waits 5 s).
 """
 
 from __future__ import annotations
@@ -30,13 +38,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import boto3
 import urllib3
 
 from memory_bridge.signature import compute_signature
+from memory_bridge_dev import crash_points
 from memory_bridge_dev.parking import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
+# Twilio's retries of Conversations webhooks are undocumented; these senders try five times.
+SENDER_TRIES = 5
 FAULT_KINDS: list[dict[str, Any]] = [
     {"status": 429, "retry_after": 1},
     {"status": 500},
@@ -47,11 +59,11 @@ FAULT_KINDS: list[dict[str, Any]] = [
 ]
 
 
-def start_stack(state: Path) -> subprocess.Popen[str]:
+def start_stack(state: Path, log: Path | None) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "MEMORY_BRIDGE_LOCAL_STATE": str(state),
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "POWERTOOLS_LOG_LEVEL": "INFO" if log else "ERROR",
         "POWERTOOLS_METRICS_DISABLED": "true",
     }
     env.pop("AWS_ENDPOINT_URL", None)
@@ -67,10 +79,10 @@ def start_stack(state: Path) -> subprocess.Popen[str]:
         str(free_port()),
         "--moto-port",
         str(free_port()),
+        "--aws-fault-proxy",
     ]
-    process = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
-    )
+    output = log.open("w") if log else subprocess.DEVNULL
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=output, stderr=output, text=True)
     deadline = time.monotonic() + 60
     while not state.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -95,6 +107,7 @@ class Senders:
         self.pool = urllib3.PoolManager(maxsize=concurrency * 2, retries=False)
         self.answers: Counter[str] = Counter()
         self.twilio_timeouts = 0
+        self.slowest = 0.0  # seconds, the slowest answer (or timeout) a sender saw
         self.gave_up: list[str] = []
         self.lock = threading.Lock()
 
@@ -118,7 +131,8 @@ class Senders:
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Twilio-Signature": compute_signature(self.url, params, self.token),
         }
-        for attempt in range(3):
+        for attempt in range(SENDER_TRIES):
+            started = time.monotonic()
             try:
                 response = self.pool.request(
                     "POST", self.url, body=body, headers=headers, timeout=urllib3.Timeout(connect=2, read=5)
@@ -132,9 +146,10 @@ class Senders:
                 status = "connection-error"
             with self.lock:
                 self.answers[status] += 1
+                self.slowest = max(self.slowest, time.monotonic() - started)
             if status.startswith("2"):
                 return
-            time.sleep(1 + attempt)
+            time.sleep(2**attempt)  # 1, 2, 4, 8 s: long enough to outlast an outage window
         with self.lock:
             self.gave_up.append(sid)
 
@@ -148,6 +163,97 @@ def run_cli(state: Path, *argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def aws_outages(control: str, stop: threading.Event, windows: Counter[str]) -> None:
+    """By turns, every 8 s: the ledger table down for 1.5 s, or SendMessage hanging for 2.5 s."""
+    turn = 0
+    while not stop.wait(8.0):
+        if turn % 2 == 0:
+            fault, name, seconds = (
+                {"service": "dynamodb", "mode": "status", "status": 500},
+                "table outage",
+                1.5,
+            )
+        else:
+            fault = {"service": "sqs", "mode": "hang", "operation": "SendMessage", "hang_seconds": 10}
+            name, seconds = "queue hang", 2.5
+        urllib3.request("POST", f"{control}/aws-faults", json=fault)
+        stop.wait(seconds)
+        urllib3.request("DELETE", f"{control}/aws-faults")
+        windows[name] += 1
+        turn += 1
+
+
+def aws_client(service: str, info: dict[str, Any]) -> Any:
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=info["moto_url"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def put_twice(sqs: Any, queue_url: str, count: int) -> int:
+    """Send `count` parked envelopes to the queue again, as SQS's duplicate deliveries would."""
+    copied: set[str] = set()
+    for _ in range(count):
+        answer = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageAttributeNames=["All"]
+        )
+        for message in answer.get("Messages", []):
+            if len(copied) >= count or message["MessageId"] in copied:
+                continue
+            copied.add(message["MessageId"])
+            attributes = {
+                name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+                for name, value in (message.get("MessageAttributes") or {}).items()
+            }
+            sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
+        if len(copied) >= count:
+            break
+    return len(copied)
+
+
+def killed_replays(
+    info: dict[str, Any], state: Path, count: int, rng: random.Random, dynamodb: Any
+) -> list[dict[str, Any]]:
+    """Replays killed at random points, each followed by the passing of its hold."""
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(state), "PYTHONUNBUFFERED": "1"}
+    # "chunk" needs a message of more than ten observations: the crash test has those, the soak does not.
+    steps = [step for step in crash_points.STEPS if step != "chunk"]
+    runs = []
+    for index in range(count):
+        mode = rng.choice([*steps, "time", "time"])
+        step = None if mode == "time" else (mode, rng.randint(1, 3))
+        after_ms = rng.randrange(100, 3000) if mode == "time" else None
+        ended = crash_points.run_replay(
+            ["dlq", "replay", "--kind", "all", "--json"],
+            env,
+            step=step,
+            kill_after_ms=after_ms,
+            timeout=120,
+            cwd=ROOT,
+        )
+        if ended.code not in (0, 1, -9):
+            raise RuntimeError(f"replay {index + 1} failed (exit {ended.code}): {ended.stderr[-500:]}")
+        where = f"{step[0]}#{step[1]}" if step else f"{after_ms} ms"
+        runs.append(
+            {
+                "at": where,
+                "killed": ended.killed or "finished",
+                "seconds": round(ended.seconds, 2),
+                "ended_at": round(time.time(), 3),
+            }
+        )
+        print(
+            f"  replay {index + 1}/{count} killed at {where}: {ended.killed or 'finished first'}", flush=True
+        )
+        # 15 minutes pass: the killed run's leases end, then the messages it held are visible again.
+        crash_points.expire_leases(dynamodb, info["idempotency_table"])
+        urllib3.request("POST", f"{info['control_url']}/sqs-clock", json={"advance": 901})
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="make soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,12 +264,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicate-rate", type=float, default=0.10)
     parser.add_argument("--fault-rate", type=float, default=0.30)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-aws-faults", dest="aws_faults", action="store_false", help="no table outages or queue hangs"
+    )
+    parser.add_argument("--dlq-duplicates", type=int, default=50, help="envelopes put on the queue twice")
+    parser.add_argument("--replay-kills", type=int, default=8, help="replays killed at random points")
+    parser.add_argument(
+        "--stack-log", type=Path, help="write the webhook's log lines (JSON, no content) to this file"
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     state = Path(tempfile.mkdtemp(prefix="memory-bridge-soak-")) / "local-stack.json"
     started = time.monotonic()
     print(f"• starting the local stack (state {state})", flush=True)
-    stack = start_stack(state)
+    stack = start_stack(state, args.stack_log)
     try:
         info = json.loads(state.read_text())
         sandbox = info["sandbox_url"]
@@ -211,20 +325,39 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         threads = [threading.Thread(target=sender) for _ in range(args.senders)]
+        outages: Counter[str] = Counter()
+        outages_stop = threading.Event()
+        outage_thread = threading.Thread(
+            target=aws_outages, args=(info["control_url"], outages_stop, outages), daemon=True
+        )
+        if args.aws_faults:
+            outage_thread.start()
         for thread in threads:
             thread.start()
         for _ in threads:
             work.put(None)
         for thread in threads:
             thread.join()
+        outages_stop.set()
+        if args.aws_faults:
+            outage_thread.join()
         sending_seconds = time.monotonic() - started
         _, stats_out = run_cli(state, "dlq", "stats", "--json")
         parked_before = json.loads(stats_out)
         print(
-            f"• sent in {sending_seconds:.0f} s; parked {parked_before['visible']} "
-            f"({parked_before['byKind']}); healing Memory and replaying",
+            f"• sent in {sending_seconds:.0f} s; AWS fault windows {dict(outages)}; "
+            f"parked {parked_before['visible']} ({parked_before['byKind']})",
             flush=True,
         )
+        sqs, dynamodb = aws_client("sqs", info), aws_client("dynamodb", info)
+        duplicated = put_twice(sqs, info["queue_url"], args.dlq_duplicates)
+        print(f"• {duplicated} parked envelopes put on the queue a second time", flush=True)
+        urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
+        for fault in ({"drop": "after", "probability": 0.1}, {"latency": 0.05}):
+            urllib3.request("POST", f"{sandbox}/__sandbox/faults", json={**fault, "match": "/Observations"})
+        print(f"• {args.replay_kills} replays killed at random points (Memory drops 10 % of answers)")
+        kills = killed_replays(info, state, args.replay_kills, rng, dynamodb)
+        print("• healing Memory and replaying to the end", flush=True)
         urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
         time.sleep(3.5)  # let requests that were still sleeping in the sandbox finish
         rounds = []
@@ -246,6 +379,16 @@ def main(argv: list[str] | None = None) -> int:
             "still_parked": sum(1 for sid in sids if still_parked[sid]),
         }
         doubled = [sid for sid in sids if posted[sid] > 1]
+        # For a doubled message: every Memory request that carried it, in order, and its answer.
+        log = urllib3.request("GET", f"{sandbox}/__sandbox/requests?bodies=1").json()["requests"]
+        trail = {
+            sid: [
+                f"{r.get('receivedAt'):.3f} {r.get('method')} {r.get('operation')} → {r.get('status')}"
+                for r in log
+                if f"soak {sid}" in json.dumps(r.get("body"))
+            ]
+            for sid in doubled[:10]
+        }
         result = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "messages": args.messages,
@@ -256,12 +399,17 @@ def main(argv: list[str] | None = None) -> int:
             "fault_rate": args.fault_rate,
             "answers": dict(senders.answers),
             "twilio_timeouts": senders.twilio_timeouts,
+            "slowest_answer_seconds": round(senders.slowest, 2),
+            "aws_fault_windows": dict(outages),
+            "dlq_duplicates": duplicated,
+            "killed_replays": kills,
             "senders_gave_up": len(senders.gave_up),
             "parked_after_sending": parked_before["visible"],
             "parked_by_kind": parked_before["byKind"],
             "replay_rounds": rounds,
             "accounting": accounting,
             "doubled_examples": doubled[:10],
+            "doubled_requests": trail,
             "seconds": round(time.monotonic() - started, 1),
         }
     finally:
@@ -270,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"soak-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
-    ok = accounting["posted_once"] == args.messages and sum(accounting.values()) == args.messages
+    ok = (
+        accounting["posted_once"] == args.messages
+        and sum(accounting.values()) == args.messages
+        and senders.twilio_timeouts == 0
+    )
     print("\nmemory-bridge soak — accounting per message id")
     print(f"  posted once             {accounting['posted_once']:>6}")
     print(f"  posted more than once   {accounting['posted_more_than_once']:>6}")
@@ -278,10 +430,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  still parked            {accounting['still_parked']:>6}")
     print(
         f"  HTTP answers to the senders: {dict(senders.answers)}; Twilio-side timeouts (>5 s): "
-        f"{senders.twilio_timeouts}; senders that gave up: {len(senders.gave_up)}"
+        f"{senders.twilio_timeouts}; slowest answer {senders.slowest:.2f} s; "
+        f"senders that gave up: {len(senders.gave_up)}"
+    )
+    killed = Counter(run["killed"] for run in result["killed_replays"])
+    print(
+        f"  faults: AWS windows {result['aws_fault_windows']}; {result['dlq_duplicates']} envelopes on the "
+        f"queue twice; replays killed {dict(killed)}"
     )
     print(f"  {result['seconds']} s in all; written to bench/results/soak-{stamp}.json")
-    print("  " + ("OK: every message posted exactly once." if ok else "TARGET MISSED: see the counts above."))
+    print(
+        "  "
+        + (
+            "OK: every message posted exactly once, every answer inside 5 s."
+            if ok
+            else "TARGET MISSED: see the counts above."
+        )
+    )
     return 0 if ok else 1
 
 

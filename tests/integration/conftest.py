@@ -154,5 +154,15 @@ def oncall(bridge: Bridge, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Br
     return bridge
 
 
+@pytest.fixture
+def sqs_clock() -> Iterator[Any]:
+    """moto's SQS clock (memory_bridge_dev.moto_speedups), at the real time again afterwards."""
+    from memory_bridge_dev import moto_speedups
+
+    moto_speedups.reset()
+    yield moto_speedups
+    moto_speedups.reset()
+
+
 def outcome(response: dict[str, Any]) -> str:
     return str(json.loads(response["body"])["outcome"])

@@ -496,3 +496,95 @@ def test_front_reads_the_body_of_an_unknown_route_so_keep_alive_holds(front):
     second = conn.getresponse()
     assert second.status == 403
     second.read()
+
+
+# ---- moto, as faithful as the ledger needs ----------------------------------------------------
+
+
+def test_concurrent_conditional_writes_to_one_item_have_one_winner(aws_env):
+    """DynamoDB applies a conditional write atomically; moto_speedups makes moto's server do so too
+    (without it, 2-3 of 100 simultaneous pairs both won). The ledger's claim rests on this."""
+    import threading
+
+    from memory_bridge_dev.aws_resources import create_idempotency_table
+
+    clients = [boto3.client("dynamodb") for _ in range(2)]
+    table = create_idempotency_table(clients[0], f"race-{uuid.uuid4().hex[:10]}")
+    double_winners = 0
+    for _ in range(60):
+        key = {"id": {"S": uuid.uuid4().hex}}
+        barrier, wins = threading.Barrier(2), []
+
+        def claim(
+            client: Any, key: dict[str, Any] = key, barrier: Any = barrier, wins: list[int] = wins
+        ) -> None:
+            barrier.wait()
+            try:
+                client.update_item(
+                    TableName=table,
+                    Key=key,
+                    UpdateExpression="SET lease_owner = :me",
+                    ConditionExpression="attribute_not_exists(id)",
+                    ExpressionAttributeValues={":me": {"S": "x"}},
+                )
+                wins.append(1)
+            except client.exceptions.ConditionalCheckFailedException:
+                pass
+
+        threads = [threading.Thread(target=claim, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert wins, "nobody won"
+        double_winners += len(wins) > 1
+    assert double_winners == 0
+
+
+# ---- the local front's dev-only controls -------------------------------------------------------
+
+
+def test_front_sqs_clock_control_lets_held_messages_come_back(aws_env, sqs_clock):
+    import urllib3
+
+    api = LocalApiFront("127.0.0.1", 0)
+    api.start()
+    assert api._server is not None
+    control = f"http://127.0.0.1:{api._server.server_address[1]}/__local"
+    try:
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName=f"front-clock-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="held")
+        assert len(sqs.receive_message(QueueUrl=url, VisibilityTimeout=900).get("Messages", [])) == 1
+        assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+        answer = urllib3.request("POST", f"{control}/sqs-clock", json={"advance": 901})
+        assert answer.status == 200 and answer.json()["offset"] == 901
+        [back] = sqs.receive_message(QueueUrl=url)["Messages"]
+        assert back["Body"] == "held"
+        assert urllib3.request("POST", f"{control}/sqs-clock", json={"advance": -1}).status == 400
+        assert urllib3.request("POST", f"{control}/sqs-clock", body=b"[1]").status == 400
+        assert urllib3.request("GET", f"{control}/nothing").status == 404
+    finally:
+        api.stop()
+
+
+def test_front_aws_fault_controls_drive_the_proxies_and_name_the_services(aws_env):
+    import urllib3
+
+    with FaultProxy(aws_env) as proxy:
+        api = LocalApiFront("127.0.0.1", 0, {"dynamodb": proxy})
+        api.start()
+        assert api._server is not None
+        control = f"http://127.0.0.1:{api._server.server_address[1]}/__local/aws-faults"
+        try:
+            fault = {"service": "dynamodb", "mode": "status", "status": 500, "operation": "UpdateItem"}
+            answer = urllib3.request("POST", control, json=fault)
+            assert answer.status == 200 and proxy.fault is not None and proxy.fault.operation == "UpdateItem"
+            unknown = urllib3.request("POST", control, json={"service": "sqs", "mode": "hang"})
+            assert unknown.status == 400 and "dynamodb" in unknown.json()["error"]
+            bad_mode = urllib3.request("POST", control, json={"service": "dynamodb", "mode": "explode"})
+            assert bad_mode.status == 400 and "mode must be one of" in bad_mode.json()["error"]
+            assert urllib3.request("DELETE", control).json() == {"cleared": ["dynamodb"]}
+            assert proxy.fault is None
+        finally:
+            api.stop()

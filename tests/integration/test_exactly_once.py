@@ -23,7 +23,6 @@ from memory_bridge import runtime
 from memory_bridge.envelope import FailureRecord, new_envelope
 from memory_bridge.outcomes import Retryable
 from memory_bridge.profiles import Identifier
-from memory_bridge_dev import moto_speedups
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
 from memory_bridge_dev.fault_proxy import FaultProxy
 from memory_bridge_dev.sandbox import Fault
@@ -160,6 +159,56 @@ def test_ledger_failing_after_memory_accepted_answers_200_and_a_redelivery_posts
     assert copies(oncall) == {"safe already": 1}
 
 
+def test_a_settle_that_lands_late_keeps_the_doubt_of_whoever_claimed_since(bridge):
+    """An abandoned settle (or one thawed with its container minutes later) must not clear what a
+    later delivery marked unsure; what Memory accepted is still recorded."""
+    from memory_bridge.ledger import Claimed, Settlement
+    from memory_bridge.ledger_table import LedgerTable
+
+    ledger = LedgerTable(bridge.table, 3600, client_factory=lambda: bridge.dynamodb)
+    now = time.time()
+    first = ledger.claim("IMlate", owner="req-A", parts=2, lease_until=now - 1, now=now, timeout=5)
+    second = ledger.claim("IMlate", owner="req-B", parts=2, lease_until=now + 30, now=now, timeout=5)
+    assert isinstance(first, Claimed) and isinstance(second, Claimed)  # A's lease had ended
+    # B posted part 0 and 1, and its settle failed: both unsure. Then A's late settle arrives:
+    # part 1 refused cleanly, part 0 accepted.
+    ledger.settle(
+        Settlement(
+            "IMlate", accepted=frozenset({0}), cleared=frozenset({0, 1}), outcome={"x": 1}, owner="req-A"
+        ),
+        timeout=5,
+    )
+    [record] = ledger.read_many(["IMlate"], timeout=5).values()
+    assert record.accepted == {0}
+    assert record.in_doubt == {1}  # B's doubt stands: the replay looks before posting it
+    assert record.outcome is None and record.lease_owner == "req-B"
+    # B's own settle still holds.
+    ledger.settle(
+        Settlement("IMlate", accepted=frozenset({1}), cleared=frozenset({1}), owner="req-B"), timeout=5
+    )
+    [record] = ledger.read_many(["IMlate"], timeout=5).values()
+    assert record.accepted == {0, 1} and record.in_doubt == frozenset()
+
+
+def test_the_same_webhook_at_the_same_moment_is_posted_once(oncall):
+    """Twilio's duplicate deliveries can arrive together: one claim wins, the other gets 409."""
+    for n in range(15):
+        params = message_params(message_sid=f"IMtwin{n:02d}", body=f"together {n}")
+        barrier, answers = threading.Barrier(2), []
+
+        def deliver(params=params, barrier=barrier, answers=answers) -> None:
+            barrier.wait()
+            answers.append(oncall.send(params)["statusCode"])
+
+        threads = [threading.Thread(target=deliver) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(answers) in ([200, 200], [200, 409]), answers
+    assert copies(oncall) == {f"together {n}": 1 for n in range(15)}
+
+
 # ---- the webhook: the 503 path never leads to a second copy -----------------------------------
 
 
@@ -217,7 +266,7 @@ def park(bridge, sid: str, body: str) -> None:
     bridge.sandbox.clear_faults()
 
 
-def test_a_delete_that_fails_after_the_202_does_not_post_again(oncall, aws_proxy):
+def test_a_delete_that_fails_after_the_202_does_not_post_again(oncall, aws_proxy, sqs_clock):
     park(oncall, "IM1", "delete me")
     proxy, _ = aws_proxy
     proxy.set_fault("status", status=500, operation="DeleteMessageBatch")
@@ -226,7 +275,7 @@ def test_a_delete_that_fails_after_the_202_does_not_post_again(oncall, aws_proxy
     report = json.loads(out)
     assert report["counts"]["replayed"] == 1 and any("not deleted" in n for n in report["notes"])
     proxy.clear()
-    moto_speedups.advance(901)  # its visibility timeout runs out: the message is back
+    sqs_clock.advance(901)  # its visibility timeout runs out: the message is back
     assert oncall.queue_depth() == 1
     code, out, _ = oncall.run("dlq", "replay", "--json")
     assert code == 0, out
@@ -354,6 +403,47 @@ def test_a_vanished_profile_is_resolved_again_from_the_envelope(oncall):
     assert code == 0, out
     profile = oncall.sandbox.profile_for(oncall.store_id, "phone", "+15555550177")
     assert [(o["content"], o["profileId"]) for o in oncall.observations()] == [("where did it go", profile)]
+
+
+def test_two_replays_at_once_cli_and_function_post_each_message_once(oncall, sqs_clock):
+    """The CLI and the ReplayFunction on one queue at the same time, with half the envelopes on the
+    queue twice so that both runs get hold of the same messages: nothing is posted twice."""
+    for i in range(20):
+        oncall.sandbox.add_fault(Fault(status=503, match=OBSERVATIONS))
+        response = oncall.send(
+            message_params(message_sid=f"IMboth{i:02d}", body=f"both {i}", author=f"+155555501{i % 4:02d}")
+        )
+        assert outcome(response) == "parked"
+        oncall.sandbox.clear_faults()
+    held = oncall.sqs.receive_message(QueueUrl=oncall.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    for message in held["Messages"]:
+        oncall.sqs.send_message(QueueUrl=oncall.queue_url, MessageBody=message["Body"])
+    oncall.sandbox.add_fault(Fault(latency=0.03, match=OBSERVATIONS))
+    reports: dict[str, dict] = {}
+
+    def cli() -> None:
+        code, out, _ = oncall.run("dlq", "replay", "--json", "--rate", "50")
+        reports["cli"] = {"code": code, **json.loads(out)["counts"]}
+
+    def function() -> None:
+        summary = REPLAY_HANDLER.lambda_handler({"rate": 50}, LocalLambdaContext("ReplayFunction", 120))
+        reports["function"] = summary["counts"]
+
+    threads = [threading.Thread(target=cli), threading.Thread(target=function)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    oncall.sandbox.clear_faults()
+    assert set(reports) == {"cli", "function"}, reports
+    assert sum(r["received"] for r in reports.values()) >= 20, reports  # they shared the queue
+    # What either left (busy, or held by the other) comes back later and is finished once.
+    expire_leases(oncall)
+    sqs_clock.advance(901)
+    code, out, _ = oncall.run("dlq", "replay", "--json")
+    assert code == 0, out
+    assert copies(oncall) == {f"both {i}": 1 for i in range(20)}, reports
+    assert oncall.queue_depth() == 0
 
 
 # ---- the replay: time ---------------------------------------------------------------------------

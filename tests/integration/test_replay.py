@@ -241,7 +241,7 @@ def test_volume_2000_messages_100_profiles_each_posted_once(oncall):
         f"\nvolume replay: 2000 messages, 100 profiles, {requests} HTTP requests "
         f"(profile batches {profile_batches}), {seconds:.2f} s"
     )
-    assert summary["counts"]["replayed"] == 2000
+    assert summary["counts"]["replayed"] == 2000, summary["counts"]
     assert len(posted) == 2000 and set(posted.values()) == {1}  # every message exactly once
     assert requests <= profile_batches
     assert oncall.queue_depth() == 0

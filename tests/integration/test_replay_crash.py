@@ -18,13 +18,9 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +29,9 @@ import pytest
 
 from memory_bridge.dead_letters import DeadLetterQueue
 from memory_bridge.envelope import parse_envelope
-from memory_bridge.ledger_table import KEY_PREFIX
 from memory_bridge.observations import split_utf8
 from memory_bridge.replay import ReplayOptions
-from memory_bridge_dev import crash_points, moto_speedups
+from memory_bridge_dev import crash_points
 from memory_bridge_dev.sandbox import Fault
 from tests.integration.conftest import outcome
 from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, ROOT, message_params
@@ -49,12 +44,6 @@ ITERATIONS_ENV = "MEMORY_BRIDGE_CRASH_ITERATIONS"
 VISIBILITY = ReplayOptions().visibility_timeout
 RUN_TIMEOUT = 30.0  # seconds, for one replay subprocess
 AUTHORS = [f"+1555555{n:04d}" for n in range(6)]
-
-
-@pytest.fixture
-def sqs_clock() -> Iterator[Any]:
-    yield moto_speedups
-    moto_speedups.reset()
 
 
 def _receive(sqs: Any, url: str, visibility: int, wait: int = 0) -> list[dict[str, Any]]:
@@ -108,8 +97,7 @@ def test_sqs_clock_offset_lets_visibility_timeouts_and_delays_run_out(aws_env, s
     assert back["Body"] == "held"
     assert _depth(sqs, url)["NotVisible"] == 1  # "delayed", received with 300 s
 
-    offset = sqs_clock.offset()
-    assert offset == VISIBILITY - 5 + 6 + 59 + 2
+    assert sqs_clock.offset() == VISIBILITY - 5 + 6 + 59 + 2
     with pytest.raises(ValueError, match="forward"):
         sqs_clock.advance(-1)
     sqs_clock.reset()
@@ -233,81 +221,26 @@ class CrashHarness:
 
     def let_time_pass(self, clock: Any) -> None:
         """What 15 minutes do: the killed run's leases end, then the messages it held reappear."""
-        # The replay subprocess takes leases until its own time.time() + ~890 s; the test cannot move
-        # that clock, so it writes what the passing time would mean: every lease has ended.
-        dynamodb = self.bridge.dynamodb
-        for item in dynamodb.scan(TableName=self.bridge.table)["Items"]:
-            key = item["id"]["S"]
-            if key.startswith(KEY_PREFIX) and float(item.get("lease_until", {}).get("N", "0")) > 0:
-                dynamodb.update_item(
-                    TableName=self.bridge.table,
-                    Key={"id": {"S": key}},
-                    UpdateExpression="SET lease_until = :zero",
-                    ExpressionAttributeValues={":zero": {"N": "0"}},
-                )
+        crash_points.expire_leases(self.bridge.dynamodb, self.bridge.table)
         clock.advance(VISIBILITY + 1)
 
     # ---- one replay run ----
 
     def replay(self, run: Run) -> Run:
         bridge = self.bridge
-        argv = [
-            sys.executable,
-            "-m",
-            "memory_bridge_dev.crash_points",
-            "dlq",
-            "replay",
-            "--queue-url",
-            bridge.queue_url,
-            "--memory-api-url",
-            bridge.sandbox.base_url,
-            "--table",
-            bridge.table,
-            "--json",
-        ]
-        env = dict(self.env)
-        if run.mode not in ("time", "final"):
-            env[crash_points.ENV] = f"{run.mode}:{run.n}"
+        argv = ["dlq", "replay", "--queue-url", bridge.queue_url, "--memory-api-url", bridge.sandbox.base_url]
+        argv += ["--table", bridge.table, "--json"]
         before = len(bridge.sandbox.requests)
-        started_at = time.monotonic()
-        process = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ended = crash_points.run_replay(
+            argv,
+            self.env,
+            step=(run.mode, run.n) if run.mode not in ("time", "final") else None,
+            kill_after_ms=run.n if run.mode == "time" else None,
+            timeout=RUN_TIMEOUT,
+            cwd=ROOT,
         )
-        out: list[str] = []
-        err: list[str] = []
-        engine_started = threading.Event()
-
-        def pump(stream: Any, into: list[str], watch: bool) -> None:
-            for line in stream:
-                into.append(line)
-                if watch and line.startswith(crash_points.STARTED):
-                    engine_started.set()
-
-        readers = [
-            threading.Thread(target=pump, args=(process.stdout, out, False), daemon=True),
-            threading.Thread(target=pump, args=(process.stderr, err, True), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
-        try:
-            if run.mode == "time":
-                assert engine_started.wait(RUN_TIMEOUT), "the replay did not start"
-                time.sleep(run.n / 1000)
-                if process.poll() is None:
-                    process.kill()  # SIGKILL: kill -9
-                    run.killed = "time"
-            process.wait(RUN_TIMEOUT)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            for reader in readers:
-                reader.join(5)
-        run.seconds = time.monotonic() - started_at
-        run.code = process.returncode
-        run.stdout, run.stderr = "".join(out), "".join(err)
-        if crash_points.KILLED in run.stderr:
-            run.killed = "hook"
+        run.code, run.killed, run.seconds = ended.code, ended.killed, ended.seconds
+        run.stdout, run.stderr = ended.stdout, ended.stderr
         assert run.code != -9 or run.killed, f"killed by nobody?\n{run.line()}"
         assert run.code in (0, 1, -9), f"the replay failed:\n{run.line()}\n{run.stderr}"
         run.requests = Counter(r.operation for r in bridge.sandbox.requests[before:])

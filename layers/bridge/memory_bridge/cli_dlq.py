@@ -423,6 +423,7 @@ def summary_table(summary: Any, show_content: bool) -> str:
         ("left untouched", counts.left),
         ("filtered out (left)", counts.filtered),
         ("malformed (left)", counts.malformed),
+        ("sensitive numbers redacted", counts.redacted),
         ("Memory requests", counts.requests),
         ("observations posted", counts.observations_posted),
     ]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from memory_bridge.redaction import KINDS, RedactionRules, parse_kinds, parse_mode
 
 STORE_ID_PATTERN = re.compile(r"^mem_(store|service)_[0-7][0-9a-z]{25}$")
 # The Memory API's pattern for an observation's `source` (ObservationCore.source).
@@ -47,6 +49,8 @@ class Settings:
     idempotency_ttl_seconds: int = 15 * 24 * 3600
     # A signature mismatch or a 401 re-reads the secret at most this often (token rotation).
     secret_refresh_interval_seconds: float = 5.0
+    # Sensitive numbers replaced (or whole messages skipped) before anything leaves the webhook.
+    redaction: RedactionRules = field(default_factory=RedactionRules)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -97,6 +101,14 @@ class Settings:
             raise ConfigError(
                 f"PROFILE_TRAIT_GROUP must match {TRAIT_GROUP_PATTERN.pattern}, got {trait_group!r}"
             )
+        try:
+            redaction = RedactionRules(
+                kinds=parse_kinds(optional("REDACT_SENSITIVE_NUMBERS") or ",".join(KINDS)),
+                mode=parse_mode(optional("REDACT_MODE") or "mask"),
+            )
+        except ValueError as error:
+            name = "REDACT_MODE" if "'mask'" in str(error) else "REDACT_SENSITIVE_NUMBERS"
+            raise ConfigError(f"{name} {error}") from None
         agents = frozenset(
             part.strip().lower() for part in (optional("AGENT_IDENTITIES") or "").split(",") if part.strip()
         )
@@ -117,6 +129,7 @@ class Settings:
             memory_read_timeout_seconds=number("MEMORY_API_READ_TIMEOUT", 2.5, 0.05, 10),
             secret_refresh_interval_seconds=number("SECRET_REFRESH_INTERVAL_SECONDS", 5.0, 0, 300),
             idempotency_ttl_seconds=int(number("IDEMPOTENCY_TTL_SECONDS", 15 * 24 * 3600, 60, 30 * 86400)),
+            redaction=redaction,
         )
 
 

@@ -11,8 +11,9 @@ each part, for the ledger.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -20,7 +21,7 @@ from memory_bridge.dead_letters import QueueUnavailable
 from memory_bridge.envelope import Envelope, FailureRecord, Stage, new_envelope
 from memory_bridge.events import MessageAdded
 from memory_bridge.ledger import PartsPlan
-from memory_bridge.observations import Observation, batches, build_observations
+from memory_bridge.observations import Observation, batches, build_observations, message_content
 from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
 from memory_bridge.profiles import (
     Identifier,
@@ -30,6 +31,7 @@ from memory_bridge.profiles import (
     identifier_for,
     resolve_profile,
 )
+from memory_bridge.redaction import RedactionRules, redact
 
 # Seconds kept back for writing the envelope to the queue if the post fails, and for the ledger's
 # closing write: Memory calls get what is left.
@@ -72,7 +74,8 @@ class Parked:
 
 @dataclass(frozen=True)
 class Skipped:
-    reason: Literal["empty", "system", "agent"]
+    reason: Literal["empty", "system", "agent", "sensitive"]
+    redacted: Counter[str] = field(default_factory=Counter)  # "sensitive": what it held, by kind
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Prepared:
     message: MessageAdded
     who: Identifier
     observations: tuple[Observation, ...]
+    redacted: Counter[str] = field(default_factory=Counter)  # sensitive numbers replaced, by kind
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class DeliveryRules:
     trait_group: str
     chat_id_type: str
     agent_identities: frozenset[str]
+    redaction: RedactionRules = field(default_factory=RedactionRules)
 
 
 class Deadline:
@@ -161,10 +166,14 @@ def prepare(message: MessageAdded, rules: DeliveryRules) -> Prepared | Skipped:
     )
     if isinstance(who, NotACustomer):
         return Skipped(who.reason)
-    observations = build_observations(message, rules.source)
+    # The one redaction step: nothing after it (Memory, the envelope, the logs) sees the original.
+    redacted = redact(message_content(message), rules.redaction.kinds)
+    if redacted.found and rules.redaction.mode == "skip":
+        return Skipped("sensitive", redacted.found)
+    observations = build_observations(message, rules.source, redacted.text)
     if not observations:
         return Skipped("empty")
-    return Prepared(message, who, tuple(observations))
+    return Prepared(message, who, tuple(observations), redacted.found)
 
 
 def deliver(

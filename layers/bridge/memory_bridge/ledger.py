@@ -101,6 +101,11 @@ class Settlement:
     # Parts whose fate is now known (accepted, or refused before Memory took them): no longer unsure.
     cleared: frozenset[int] = frozenset()
     outcome: dict[str, Any] | None = None
+    # The lease holder writing it. Its clearing, outcome and lease release hold only while the lease
+    # is still its own: a settle that lands late (an abandoned call, a container thawed minutes
+    # later) must not erase the doubt of whoever claimed the message since. What Memory accepted
+    # is true whoever writes it, so that part is always recorded. None: no lease (a List check).
+    owner: str | None = None
 
 
 class LedgerUnavailable(RuntimeError):

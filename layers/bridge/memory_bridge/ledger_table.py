@@ -144,17 +144,37 @@ class LedgerTable:
                 record = record_from_item(message_sid, refused.response.get("Item"))
                 if record is None:  # raced with a TTL delete: nothing to protect any more
                     return Claimed(None)
-                return Finished(record) if record.outcome is not None else Busy(record)
+                if record.outcome is not None:
+                    return Finished(record)
+                if record.lease_owner == owner and record.lease_until == float(f"{lease_until:.3f}"):
+                    # boto3 retried a claim whose first attempt landed: the lease is ours. What came
+                    # before is lost, so every part not accepted counts as in doubt (checked, not posted).
+                    return Claimed(record)
+                return Busy(record)
             return Claimed(record_from_item(message_sid, answer.get("Attributes")))
 
         result: ClaimResult = self._guarded(timeout, "claim", call)
         return result
 
-    def settle(self, settlement: Settlement, timeout: float) -> None:
-        """Write what a delivery learnt and give up its lease (and record its answer, if any)."""
+    def settle(self, settlement: Settlement, timeout: float) -> int | None:
+        """Write what a delivery learnt and give up its lease (and record its answer, if any).
+
+        Returns the record's version after the write (None if nothing was written)."""
         request = self._settle_update(settlement)
         client = self.client
-        self._guarded(timeout, "settle", lambda: client.update_item(**request))
+
+        def call() -> int | None:
+            try:
+                answer = client.update_item(**request, ReturnValues="UPDATED_NEW")
+            except client.exceptions.ConditionalCheckFailedException:
+                # Someone claimed it since: keep their doubt, add only what Memory surely holds.
+                if not settlement.accepted:
+                    return None
+                answer = client.update_item(**self._accepted_update(settlement), ReturnValues="UPDATED_NEW")
+            return _version(answer)
+
+        version: int | None = self._guarded(timeout, "settle", call)
+        return version
 
     # ---- the replay ------------------------------------------------------------------
 
@@ -191,15 +211,16 @@ class LedgerTable:
         lease_until: float,
         now: float,
         timeout: float,
-    ) -> set[str]:
+    ) -> dict[str, int]:
         """Mark parts unsure and take the lease on several messages, one conditional update each.
 
         Each claim is (MessageSid, the version read before, parts); it holds only if the record is
-        unchanged since. Returns the MessageSids whose record changed (nothing was written for them).
-        One call per message rather than one transaction: a claim that fails leaves the others
-        standing, which is what the replay wants.
+        unchanged since, or if it is this very claim (same owner, same lease end) that boto3 retried
+        after its first attempt landed. Returns the claimed MessageSids with their version now; the
+        others changed under us (nothing was written for them). One call per message rather than
+        one transaction: a claim that fails leaves the others standing, which is what the replay wants.
         """
-        changed: set[str] = set()
+        claimed: dict[str, int] = {}
         client = self.client
         for sid, version, parts in claims:
             values: dict[str, Any] = {
@@ -215,6 +236,7 @@ class LedgerTable:
             else:
                 condition = "#ver = :seen"
                 values[":seen"] = {"N": str(version)}
+            condition = f"({condition}) OR (#owner = :owner AND #until = :until)"
             request = {
                 "TableName": self.table_name,
                 "Key": self._key(sid),
@@ -223,22 +245,28 @@ class LedgerTable:
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": _used_names("#owner", "#until", "#ver", "#exp", "#uns"),
                 "ExpressionAttributeValues": values,
+                "ReturnValues": "UPDATED_NEW",
             }
 
-            def call(r: dict[str, Any] = request) -> bool:
+            def call(r: dict[str, Any] = request) -> int | None:
                 try:
-                    client.update_item(**r)
+                    return _version(client.update_item(**r))
                 except client.exceptions.ConditionalCheckFailedException:
-                    return False
-                return True
+                    return None
 
-            if not self._guarded(timeout, "claim", call):
-                changed.add(sid)
-        return changed
+            now_version = self._guarded(timeout, "claim", call)
+            if now_version is not None:
+                claimed[sid] = now_version
+        return claimed
 
-    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> None:
+    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> dict[str, int]:
+        """Settle each; returns the versions after the writes that were made."""
+        versions: dict[str, int] = {}
         for settlement in settlements:
-            self.settle(settlement, timeout)
+            version = self.settle(settlement, timeout)
+            if version is not None:
+                versions[settlement.message_sid] = version
+        return versions
 
     # ---- shared ----------------------------------------------------------------------
 
@@ -260,12 +288,30 @@ class LedgerTable:
             clauses.append("DELETE #uns :cleared")
             names.append("#uns")
             values[":cleared"] = _numbers(settlement.cleared)
-        return {
+        request: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": self._key(settlement.message_sid),
             "UpdateExpression": " ".join(clauses),
             "ExpressionAttributeNames": _used_names(*names),
             "ExpressionAttributeValues": values,
+        }
+        if settlement.owner is not None:
+            request["ConditionExpression"] = "#owner = :me"
+            request["ExpressionAttributeNames"]["#owner"] = NAMES["#owner"]
+            values[":me"] = {"S": settlement.owner}
+        return request
+
+    def _accepted_update(self, settlement: Settlement) -> dict[str, Any]:
+        return {
+            "TableName": self.table_name,
+            "Key": self._key(settlement.message_sid),
+            "UpdateExpression": "SET #ver = if_not_exists(#ver, :zero) + :one ADD #acc :acc",
+            "ExpressionAttributeNames": _used_names("#ver", "#acc"),
+            "ExpressionAttributeValues": {
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":acc": _numbers(settlement.accepted),
+            },
         }
 
     def _guarded(self, timeout: float, what: str, call: Callable[[], Any]) -> Any:
@@ -275,6 +321,10 @@ class LedgerTable:
             raise
         except Exception as error:  # noqa: BLE001 - botocore raises many types; all mean "not written"
             raise LedgerUnavailable(f"ledger {what} failed: {type(error).__name__}") from None
+
+
+def _version(answer: Any) -> int:
+    return int(((answer or {}).get("Attributes") or {}).get("version", {}).get("N", 0))
 
 
 def _used_names(*names: str) -> dict[str, str]:

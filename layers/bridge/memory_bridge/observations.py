@@ -56,9 +56,10 @@ def rfc3339(moment: datetime) -> str:
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build_observations(message: MessageAdded, source: str) -> list[Observation]:
-    """Observations for one message; empty when there is nothing to remember."""
-    content = message_content(message)
+def build_observations(message: MessageAdded, source: str, content: str | None = None) -> list[Observation]:
+    """Observations for one message (of `content`, its text once redacted, when given); empty when
+    there is nothing to remember."""
+    content = message_content(message) if content is None else content
     if not content:
         return []
     occurred_at = rfc3339(message.date_created)

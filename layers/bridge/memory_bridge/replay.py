@@ -37,6 +37,7 @@ from memory_bridge.ledger import LedgerRecord, LedgerUnavailable, PartsPlan, Set
 from memory_bridge.observations import MAX_OBSERVATIONS_PER_REQUEST, Observation
 from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
 from memory_bridge.profiles import ProfileCache, resolve_profile
+from memory_bridge.redaction import KINDS, redact_observations
 
 KindFilter = Literal["retryable", "permanent", "all"]
 # How far before an envelope's first failure to look for observations Memory may already hold.
@@ -94,9 +95,9 @@ class ReplayLedger(Protocol):
         lease_until: float,
         now: float,
         timeout: float,
-    ) -> set[str]: ...
+    ) -> dict[str, int]: ...
 
-    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> None: ...
+    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class ReplayCounts:
     filtered: int = 0  # did not match --kind/--since/--profile-id; left in place
     malformed: int = 0  # not an envelope this version reads; left in place
     retargeted: int = 0  # parked against another store; posted to the target store
+    redacted: int = 0  # sensitive numbers replaced in envelopes parked before redaction existed
     requests: int = 0
     observations_posted: int = 0
 
@@ -265,6 +267,7 @@ class ReplayEngine:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         progress: Callable[[ReplaySummary, int], None] = lambda _summary, _remaining: None,
         slice_size: int = SLICE_SIZE,
+        redaction_kinds: Iterable[str] = KINDS,
     ):
         self.queue, self.memory, self.ledger = queue, memory, ledger
         self.target_store = target_store
@@ -272,6 +275,7 @@ class ReplayEngine:
         self.clock, self.wall_clock, self.sleep, self.now = clock, wall_clock, sleep, now
         self.progress = progress
         self.slice_size = slice_size
+        self.redaction_kinds = frozenset(redaction_kinds)
 
     # ---- the run ----------------------------------------------------------------------
 
@@ -377,6 +381,11 @@ class _Run:
             self.summary.malformed.append({"messageId": message.message_id, "reason": str(error)})
             self.held.append(message)
             return None
+        # Envelopes parked before redaction existed go through the same step as the webhook's.
+        observations, found = redact_observations(envelope.observations, self.engine.redaction_kinds)
+        if found:
+            envelope = replace(envelope, observations=observations)
+            self.counts.redacted += sum(found.values())
         if not self.matches(envelope):
             self.counts.filtered += 1
             self.held.append(message)
@@ -624,7 +633,11 @@ class _Run:
             if not isinstance(answer, Accepted):
                 return None
             page = answer.body if isinstance(answer.body, dict) else {}
-            keys.update(observation_key(o) for o in page.get("observations") or [] if isinstance(o, dict))
+            held = [o for o in page.get("observations") or [] if isinstance(o, dict)]
+            # Compared as the envelope now reads: an old envelope was redacted on receipt, and what
+            # Memory took from it before may still hold the original.
+            held_as_redacted, _ = redact_observations(held, self.engine.redaction_kinds)
+            keys.update(observation_key(o) for o in held_as_redacted)
             token = (page.get("meta") or {}).get("nextToken")
             if not token:
                 return keys
@@ -721,7 +734,7 @@ class _Run:
             for i, parts in zip(request.items, request.parts, strict=True)
         ]
         try:
-            changed = self.ledger.claim_many(
+            claimed = self.ledger.claim_many(
                 claims,
                 owner=self.owner,
                 # Ends a little before the messages reappear, so whoever receives them next may proceed.
@@ -734,13 +747,13 @@ class _Run:
             return self._Request([], [])
         kept = self._Request([], [])
         for item, parts in zip(request.items, request.parts, strict=True):
-            if item.envelope.message_sid in changed:
+            if item.envelope.message_sid not in claimed:
                 # Another run or a webhook moved it since we read it: leave it for the next run.
                 self.counts.busy += 1
                 self.held.append(item.message)
                 item.parts = []
                 continue
-            item.version = (item.version or 0) + 1
+            item.version = claimed[item.envelope.message_sid]
             kept.items.append(item)
             kept.parts.append(parts)
         return kept
@@ -781,7 +794,7 @@ class _Run:
                     continue  # honour Retry-After and try the same request again, slower
                 self.settle(
                     [
-                        (i, Settlement(i.envelope.message_sid, cleared=frozenset(p)))
+                        (i, Settlement(i.envelope.message_sid, cleared=frozenset(p), owner=self.owner))
                         for i, p in _pairs(request)
                     ]
                 )
@@ -796,7 +809,14 @@ class _Run:
             doubtful = isinstance(failure, Retryable) and failure.ambiguous
             self.settle(
                 [
-                    (i, Settlement(i.envelope.message_sid, cleared=frozenset() if doubtful else frozenset(p)))
+                    (
+                        i,
+                        Settlement(
+                            i.envelope.message_sid,
+                            cleared=frozenset() if doubtful else frozenset(p),
+                            owner=self.owner,
+                        ),
+                    )
                     for i, p in _pairs(request)
                 ]
             )
@@ -809,7 +829,12 @@ class _Run:
         self.counts.observations_posted += sum(len(p) for p in request.parts)
         self.settle(
             [
-                (i, Settlement(i.envelope.message_sid, accepted=frozenset(p), cleared=frozenset(p)))
+                (
+                    i,
+                    Settlement(
+                        i.envelope.message_sid, accepted=frozenset(p), cleared=frozenset(p), owner=self.owner
+                    ),
+                )
                 for i, p in _pairs(request)
             ]
         )
@@ -826,7 +851,7 @@ class _Run:
         if not settled:
             return
         try:
-            self.ledger.settle_many(
+            versions = self.ledger.settle_many(
                 [s for _, s in settled], timeout=min(LEDGER_TIMEOUT_SECONDS, max(self.time_left(), 1.0))
             )
         except LedgerUnavailable as error:
@@ -836,8 +861,8 @@ class _Run:
             return
         # Each settle raised the record's version: a later claim of ours (the next chunk of a long
         # message) is conditional on it, so keep ours in step.
-        for item, _ in settled:
-            item.version = (item.version or 0) + 1
+        for item, settlement in settled:
+            item.version = versions.get(settlement.message_sid, item.version)
 
     def delete(self, items: list[Pending], already_posted: bool = False) -> None:
         if not items:

@@ -46,6 +46,7 @@ def build_webhook_service(settings: Settings) -> WebhookService:
             trait_group=settings.profile_trait_group,
             chat_id_type=settings.chat_id_type,
             agent_identities=settings.agent_identities,
+            redaction=settings.redaction,
         ),
         public_webhook_url=settings.public_webhook_url,
         budget_seconds=settings.webhook_budget_seconds,
@@ -116,4 +117,5 @@ def replay_engine() -> ReplayEngine:
         memory,
         ledger=LedgerTable(settings.idempotency_table, settings.idempotency_ttl_seconds),
         target_store=settings.memory_store_id,
+        redaction_kinds=settings.redaction.kinds,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -56,6 +57,8 @@ from memory_bridge.signature import is_valid_signature
 
 # Leave this much of Lambda's own remaining time unused, whatever the configured budget.
 LAMBDA_SAFETY_SECONDS = 0.5
+# One metric per kind of sensitive number replaced (memory_bridge.redaction).
+REDACTION_METRICS = {"cards": "RedactedCardNumbers", "iban": "RedactedIbans", "ssn": "RedactedSsns"}
 # The ledger claim waits at most this long: a slow table answers 503 with time to spare.
 CLAIM_TIMEOUT_SECONDS = 0.8
 # The secret, when it must be read during a call (first call after a failed init, or a rotation).
@@ -71,7 +74,7 @@ class DeliveryLedger(Protocol):
         self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
     ) -> ClaimResult: ...
 
-    def settle(self, settlement: Settlement, timeout: float) -> None: ...
+    def settle(self, settlement: Settlement, timeout: float) -> int | None: ...
 
 
 class MetricsSink(Protocol):
@@ -156,15 +159,17 @@ class WebhookService:
         self.metrics.add_metric("MessagesReceived", "Count", 1)
 
         prepared = prepare(message, self.rules)
+        self._count_redactions(prepared.redacted)
         if isinstance(prepared, Skipped):
             self._record(_result_json(prepared))
             return response(200, "skipped", reason=prepared.reason)
 
         parts = len(prepared.observations)
+        owner = _owner(context)
         try:
             claim = self.ledger.claim(
                 message.message_sid,
-                owner=_owner(context),
+                owner=owner,
                 parts=parts,
                 lease_until=self.wall_clock() + self._lease_seconds(context, deadline),
                 now=self.wall_clock(),
@@ -213,6 +218,7 @@ class WebhookService:
             accepted=delivery.accepted,
             cleared=frozenset(range(parts)) - delivery.in_doubt,
             outcome=None if unparked else result,
+            owner=owner,
         )
         try:
             self.ledger.settle(settlement, timeout=max(deadline.remaining(), 0.05))
@@ -283,6 +289,18 @@ class WebhookService:
         self.metrics.add_metric("SignatureRejected", "Count", 1)
         self.logger.warning("webhook rejected", extra={"reason": reason})
         return response(403, "forbidden", error="invalid signature")
+
+    def _count_redactions(self, found: Counter[str]) -> None:
+        """A metric per kind, and a log line with kinds and counts: never the values."""
+        if not found:
+            return
+        for kind, count in found.items():
+            self.metrics.add_metric(REDACTION_METRICS[kind], "Count", count)
+        mode = self.rules.redaction.mode
+        self.logger.info(
+            "sensitive numbers skipped the message" if mode == "skip" else "sensitive numbers redacted",
+            extra={"redacted": dict(sorted(found.items()))},
+        )
 
     def _malformed(self, error: MalformedRequest) -> dict[str, Any]:
         self.metrics.add_metric("MalformedWebhooks", "Count", 1)
