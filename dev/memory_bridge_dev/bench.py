@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from memory_bridge_dev import redaction_bench
 from memory_bridge_dev.parking import free_port, park_observations
 from memory_bridge_dev.sam_tools import SAM, sam_environment
 
@@ -547,6 +548,27 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
                 replay["posted_more_than_once"] == 0,
             ),
         ]
+    redaction = result.get("redaction")
+    if redaction:
+        worst = max(redaction["adversarial_32kb_ms"].items(), key=lambda item: item[1])
+        fp = redaction["false_positives"]
+        checks += [
+            (
+                "redaction ≤ 0.05 ms per KB (realistic chat)",
+                f"{redaction['ms_per_kb']['realistic_chat']} ms/KB",
+                redaction["ms_per_kb"]["realistic_chat"] <= 0.05,
+            ),
+            (
+                "32 KB adversarial body < 5 ms (worst case)",
+                f"{worst[1]} ms ({worst[0]})",
+                worst[1] < 5,
+            ),
+            (
+                "phone numbers wrongly redacted = 0",
+                f"{fp['phone_numbers']['rate_pct']} %",
+                fp["phone_numbers"]["redacted"] == 0,
+            ),
+        ]
     return checks
 
 
@@ -570,9 +592,9 @@ def main(argv: list[str] | None = None) -> int:
         default=60.0,
         help="time cap for the one-by-one replay; its rate is measured over what it did",
     )
-    parser.add_argument("--only", choices=["cold", "warm", "replay", "size"], action="append")
+    parser.add_argument("--only", choices=["cold", "warm", "replay", "size", "redaction"], action="append")
     args = parser.parse_args(argv)
-    only = set(args.only or ["cold", "warm", "replay", "size"])
+    only = set(args.only or ["cold", "warm", "replay", "size", "redaction"])
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -599,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     if "size" in only:
         print("• package size: sam build…", flush=True)
         result["package"] = package_size()
+    if "redaction" in only:
+        print("• redaction: chat corpora, adversarial bodies, false positives…", flush=True)
+        result["redaction"] = redaction_bench.run()
     result["targets"] = [
         {"target": name, "measured": value, "met": met} for name, value, met in verdicts(result)
     ]
@@ -674,6 +699,8 @@ def render(result: dict[str, Any]) -> str:
             "  " + "   ".join(f"{name} {mb} MB" for name, mb in sizes.items()),
             f"  settings: {package['memory_mb']} MB, timeouts {package['timeout_s']}: {package['why']}",
         ]
+    if result.get("redaction"):
+        lines += ["", redaction_bench.render(result["redaction"])]
     lines += ["", "Targets"]
     lines += [
         f"  {'met ' if t['met'] else 'MISS'}  {t['target']:<44} {t['measured']}" for t in result["targets"]

@@ -197,6 +197,23 @@ def test_parameters_validate_like_the_code():
     assert parameters["PublicWebhookUrl"]["Default"] == ""
 
 
+def test_redaction_is_on_by_default_and_its_parameters_accept_what_the_code_accepts():
+    from memory_bridge.redaction import parse_kinds
+
+    parameters = TEMPLATE["Parameters"]
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["REDACT_SENSITIVE_NUMBERS"] == {"Ref": "RedactSensitiveNumbers"}
+    assert variables["REDACT_MODE"] == {"Ref": "RedactMode"}
+    assert parameters["RedactSensitiveNumbers"]["Default"] == "cards,iban,ssn"
+    assert parameters["RedactMode"]["Default"] == "mask"
+    assert set(parameters["RedactMode"]["AllowedValues"]) == {"mask", "skip"}
+    pattern = re.compile(parameters["RedactSensitiveNumbers"]["AllowedPattern"])
+    for value in ("cards,iban,ssn", "off", "cards", "ssn,cards", "iban,ssn"):
+        assert pattern.match(value) and parse_kinds(value) is not None
+    for value in ("", "phones", "cards,", "off,cards", "CARDS"):
+        assert not pattern.match(value)
+
+
 def test_outputs():
     outputs = TEMPLATE["Outputs"]
     assert "/Prod/webhooks/conversations" in outputs["WebhookUrl"]["Value"]["Fn::Sub"]

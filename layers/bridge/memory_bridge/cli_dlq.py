@@ -8,6 +8,7 @@ says so. Totals come from SQS's own approximate counts. Message content is hidde
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import os
@@ -29,6 +30,7 @@ from memory_bridge.cli import (
 )
 from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
 from memory_bridge.envelope import Envelope, MalformedEnvelope, parse_envelope
+from memory_bridge.redaction import redact, redact_observations
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 
@@ -130,10 +132,14 @@ def parse_since(text: str | None) -> datetime | None:
 
 
 def read(message: QueuedMessage) -> Envelope | str:
+    """The envelope as the replay would post it: content parked before redaction existed goes
+    through the same step, so peek and export never show a card number either."""
     try:
-        return parse_envelope(message.body)
+        envelope = parse_envelope(message.body)
     except MalformedEnvelope as error:
         return str(error)
+    observations, found = redact_observations(envelope.observations)
+    return dataclasses.replace(envelope, observations=observations) if found else envelope
 
 
 def age(message: QueuedMessage | float) -> str:
@@ -293,10 +299,12 @@ def command_export(args: argparse.Namespace, console: Console) -> int:
                 "attributes": message.attributes,
             }
             envelope = read(message)
-            record["envelope"] = json.loads(message.body) if not isinstance(envelope, str) else None
-            record["raw" if isinstance(envelope, str) else "valid"] = (
-                message.body if isinstance(envelope, str) else True
-            )
+            if isinstance(envelope, str):
+                record["envelope"], record["raw"] = None, redact(message.body).text
+            else:
+                document = json.loads(message.body)  # as stored, unknown fields included
+                document["observations"] = list(envelope.observations)  # redacted
+                record["envelope"], record["valid"] = document, True
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
         report = queue_scan.export(queue, write, limit=args.max, clock=time.monotonic, progress=progress)

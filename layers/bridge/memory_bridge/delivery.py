@@ -11,8 +11,7 @@ each part, for the ledger.
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -31,7 +30,7 @@ from memory_bridge.profiles import (
     identifier_for,
     resolve_profile,
 )
-from memory_bridge.redaction import RedactionRules, redact
+from memory_bridge.redaction import NOTHING_FOUND, RedactionRules, redact
 
 # Seconds kept back for writing the envelope to the queue if the post fails, and for the ledger's
 # closing write: Memory calls get what is left.
@@ -75,7 +74,7 @@ class Parked:
 @dataclass(frozen=True)
 class Skipped:
     reason: Literal["empty", "system", "agent", "sensitive"]
-    redacted: Counter[str] = field(default_factory=Counter)  # "sensitive": what it held, by kind
+    redacted: Mapping[str, int] = NOTHING_FOUND  # "sensitive": what it held, by kind
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ class Prepared:
     message: MessageAdded
     who: Identifier
     observations: tuple[Observation, ...]
-    redacted: Counter[str] = field(default_factory=Counter)  # sensitive numbers replaced, by kind
+    redacted: Mapping[str, int] = NOTHING_FOUND  # sensitive numbers replaced, by kind
 
 
 @dataclass(frozen=True)

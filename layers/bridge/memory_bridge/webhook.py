@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -290,7 +289,7 @@ class WebhookService:
         self.logger.warning("webhook rejected", extra={"reason": reason})
         return response(403, "forbidden", error="invalid signature")
 
-    def _count_redactions(self, found: Counter[str]) -> None:
+    def _count_redactions(self, found: Mapping[str, int]) -> None:
         """A metric per kind, and a log line with kinds and counts: never the values."""
         if not found:
             return
