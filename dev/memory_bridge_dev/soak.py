@@ -195,22 +195,38 @@ def aws_client(service: str, info: dict[str, Any]) -> Any:
 
 def put_twice(sqs: Any, queue_url: str, count: int) -> int:
     """Send `count` parked envelopes to the queue again, as SQS's duplicate deliveries would."""
+    held: list[dict[str, Any]] = []
     copied: set[str] = set()
-    for _ in range(count):
-        answer = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageAttributeNames=["All"]
-        )
-        for message in answer.get("Messages", []):
-            if len(copied) >= count or message["MessageId"] in copied:
-                continue
-            copied.add(message["MessageId"])
-            attributes = {
-                name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
-                for name, value in (message.get("MessageAttributes") or {}).items()
-            }
-            sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
-        if len(copied) >= count:
-            break
+    try:
+        while len(copied) < count:
+            answer = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,
+                MessageAttributeNames=["All"],
+            )
+            messages = answer.get("Messages", [])
+            if not messages:
+                break
+            held.extend(messages)
+            for message in messages[: count - len(copied)]:
+                copied.add(message["MessageId"])
+                attributes = {
+                    name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+                    for name, value in (message.get("MessageAttributes") or {}).items()
+                }
+                sqs.send_message(
+                    QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes
+                )
+    finally:
+        for start in range(0, len(held), 10):  # let the originals go again at once
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(held[start : start + 10])
+                ],
+            )
     return len(copied)
 
 
