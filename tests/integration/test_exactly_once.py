@@ -20,6 +20,7 @@ import boto3
 import pytest
 
 from memory_bridge import runtime
+from memory_bridge.dead_letters import DeadLetterQueue
 from memory_bridge.envelope import FailureRecord, new_envelope
 from memory_bridge.outcomes import Retryable
 from memory_bridge.profiles import Identifier
@@ -444,6 +445,53 @@ def test_two_replays_at_once_cli_and_function_post_each_message_once(oncall, sqs
     assert code == 0, out
     assert copies(oncall) == {f"both {i}": 1 for i in range(20)}, reports
     assert oncall.queue_depth() == 0
+
+
+def test_profile_id_matches_unresolved_envelopes_and_profiles_merged_since(oncall):
+    """`--profile-id P` takes what was parked under P, under a profile merged into P since, and
+    envelopes whose author was never resolved but resolves to P now; not other customers."""
+    sandbox, store = oncall.sandbox, oncall.store_id
+
+    def profile(phone: str) -> str:
+        sandbox.create_profile(sandbox.stores[store], {"traits": {"Contact": {"phone": phone}}})
+        found = sandbox.profile_for(store, "phone", phone)
+        assert found is not None
+        return found
+
+    target, merged, other = profile("+15555550100"), profile("+15555550177"), profile("+15555550199")
+
+    def park_envelope(sid: str, profile_id: str | None, phone: str) -> None:
+        envelope = new_envelope(
+            kind="retryable",
+            store_id=store,
+            message_sid=sid,
+            conversation_sid="CH00000000000000000000000000000001",
+            observations=[
+                {"content": sid, "source": "twilio-conversations", "occurredAt": "2026-12-01T10:00:00.000Z"}
+            ],
+            failure=FailureRecord.from_outcome("post_observations", Retryable(status=503)),
+            profile_id=profile_id,
+            identifier=Identifier("phone", phone),
+            trait_group="Contact",
+            now=datetime(2026, 12, 1, 10, tzinfo=UTC),
+        )
+        DeadLetterQueue(oncall.queue_url).park(envelope)
+
+    park_envelope("IMunderP", target, "+15555550100")
+    park_envelope("IMunresolved", None, "+15555550100")
+    park_envelope("IMmergedsince", merged, "+15555550177")
+    park_envelope("IMsomeoneelse", other, "+15555550199")
+    sandbox.merge_profiles(merged, target)
+    code, out, _ = oncall.run("dlq", "replay", "--json", "--profile-id", target)
+    assert code == 0, out
+    counts = json.loads(out)["counts"]
+    assert (counts["replayed"], counts["filtered"]) == (3, 1), counts
+    assert sorted(o["content"] for o in oncall.observations()) == [
+        "IMmergedsince",
+        "IMunderP",
+        "IMunresolved",
+    ]
+    assert oncall.queue_depth() == 1
 
 
 # ---- the replay: time ---------------------------------------------------------------------------
