@@ -29,7 +29,7 @@ def split_utf8(text: str, max_bytes: int = MAX_CONTENT_BYTES) -> list[str]:
     start = 0
     size = 0
     for position, char in enumerate(text):
-        width = len(char.encode("utf-8"))
+        width = len(char.encode("utf-8", "surrogatepass"))  # a lone surrogate counts, never raises
         if size + width > max_bytes:
             pieces.append(text[start:position])
             start, size = position, 0
