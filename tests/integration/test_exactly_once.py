@@ -192,7 +192,7 @@ def test_a_settle_that_lands_late_keeps_the_doubt_of_whoever_claimed_since(bridg
 
 
 def test_the_same_webhook_at_the_same_moment_is_posted_once(oncall):
-    """Twilio's duplicate deliveries can arrive together: one claim wins, the other gets 409."""
+    """Twilio's duplicate deliveries can arrive together: one claim wins, the other is told to retry."""
     for n in range(15):
         params = message_params(message_sid=f"IMtwin{n:02d}", body=f"together {n}")
         barrier, answers = threading.Barrier(2), []
@@ -206,7 +206,8 @@ def test_the_same_webhook_at_the_same_moment_is_posted_once(oncall):
             thread.start()
         for thread in threads:
             thread.join()
-        assert sorted(answers) in ([200, 200], [200, 409]), answers
+        # The loser gets 409 (or, when the table is slow to answer its claim, 503): Twilio retries it.
+        assert sorted(answers) in ([200, 200], [200, 409], [200, 503]), answers
     assert copies(oncall) == {f"together {n}": 1 for n in range(15)}
 
 
