@@ -32,6 +32,24 @@ DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
 WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversations"
 
 
+def message_added(body: str = "hi", attachments: Sequence[Any] = ()) -> Any:
+    """A parsed onMessageAdded (memory_bridge.events.MessageAdded) for the socket-free tests."""
+    from datetime import UTC, datetime
+
+    from memory_bridge.events import MessageAdded
+
+    return MessageAdded(
+        message_sid="IM1",
+        conversation_sid="CH1",
+        account_sid="AC1",
+        author="+15555550100",
+        body=body,
+        date_created=datetime(2026, 11, 21, 10, 0, 0, 123000, tzinfo=UTC),
+        index=1,
+        attachments=tuple(attachments),
+    )
+
+
 def message_params(
     *,
     message_sid: str = "IM00000000000000000000000000000001",

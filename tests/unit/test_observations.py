@@ -1,10 +1,10 @@
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_bridge.events import Attachment, MessageAdded
+from memory_bridge.events import Attachment
 from memory_bridge.observations import (
     MAX_CONTENT_BYTES,
     batches,
@@ -13,19 +13,9 @@ from memory_bridge.observations import (
     rfc3339,
     split_utf8,
 )
+from tests.support import message_added
 
-
-def message(body="hi", attachments=()):
-    return MessageAdded(
-        message_sid="IM1",
-        conversation_sid="CH1",
-        account_sid="AC1",
-        author="+15555550100",
-        body=body,
-        date_created=datetime(2026, 11, 21, 10, 0, 0, 123000, tzinfo=UTC),
-        index=1,
-        attachments=attachments,
-    )
+message = message_added
 
 
 def test_short_body_is_one_observation():

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from memory_bridge.config import ConfigError, Settings
 from memory_bridge.delivery import DeliveryRules, Prepared, Skipped, prepare
 from memory_bridge.envelope import FailureRecord, new_envelope
-from memory_bridge.events import MessageAdded
 from memory_bridge.outcomes import Retryable
 from memory_bridge.redaction import (
     LONG_RUN_MARKER,
@@ -28,6 +27,7 @@ from memory_bridge.redaction import (
     redact,
     redact_observations,
 )
+from tests.support import message_added
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "300"))
 CARD, IBAN, SSN = MARKERS["cards"], MARKERS["iban"], MARKERS["ssn"]
@@ -354,16 +354,7 @@ RULES = DeliveryRules(
 )
 
 
-def message(body: str) -> MessageAdded:
-    return MessageAdded(
-        message_sid="IM1",
-        conversation_sid="CH1",
-        account_sid="AC1",
-        author="+15555550100",
-        body=body,
-        date_created=datetime(2026, 12, 1, tzinfo=UTC),
-        index=0,
-    )
+message = message_added
 
 
 def test_mask_mode_posts_the_message_with_markers_and_counts_by_kind():
