@@ -141,6 +141,7 @@ ADVERSARIAL: dict[str, Callable[[], str]] = {
     "short runs (8 digits)": lambda: ("4111 1111 x " * 3000)[: 32 * KB],
     "19-digit candidates": lambda: ("4111111111111111123x" * 2000)[: 32 * KB],
     "IBAN-shaped": lambda: ("DE00 " * 7000)[: 32 * KB],
+    "IBAN-shaped, valid check digits": lambda: ("DE89 " * 7000)[: 32 * KB],
     "SSN-shaped": lambda: ("123-45-6789 x " * 3000)[: 32 * KB],
 }
 

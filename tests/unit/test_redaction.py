@@ -199,6 +199,12 @@ def test_a_card_then_its_cvv_and_expiry_loses_the_card_only():
         ("+1 555 555 0100 4111 1111 1111 1111", f"+1 555 555 0100 {CARD}"),
         ("620-555-0105\n4111 1111 1111 1111", f"620-555-0105\n{CARD}"),
         ("361-555-0102\n4111 1111 1111 1111", f"361-555-0102\n{CARD}"),
+        # A number just before the card forms a valid window with its first groups: both go, whole.
+        ("555-555-4008\n4111 1111 1111 1111\n12/25", f"555-555-{CARD}\n12/25"),
+        ("+1 555 555 4008 4111 1111 1111 1111", f"+1 555 555 {CARD}"),
+        ("CID 4008 4111 1111 1111 1111", f"CID {CARD}"),
+        # The first group after "+" is a phone number, also when an SSN shares the run.
+        ("+4111111111002 078-05-1120", f"+4111111111002 {SSN}"),
     ],
 )
 def test_a_card_next_to_a_date_a_quantity_or_a_phone_number_is_found(text, expected):
@@ -316,6 +322,9 @@ def test_an_iban_followed_by_a_word_keeps_the_word():
         ("Order no12 DE89370400440532013000", f"Order no12 {IBAN}"),
         ("Order DE12 then DE89370400440532013000", f"Order DE12 then {IBAN}"),
         ("AD1200012030200359100100", IBAN),  # few digits, and all of them in the IBAN
+        ("IBAN GI08NWBKABCDEFGHIJKLMNO", f"IBAN {IBAN}"),  # two digits in all
+        ("口座番号はDE89370400440532013000です", f"口座番号は{IBAN}です"),  # other scripts' letters around
+        ("ref BE69 DE89 3704 0044 0532 0130 00", f"ref {IBAN}"),  # a look-alike ending inside it
     ],
 )
 def test_an_iban_after_another_or_after_a_look_alike_word_is_found(text, expected):

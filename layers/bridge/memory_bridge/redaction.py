@@ -99,14 +99,9 @@ _CARD_RUN = re.compile(r"\d(?:[ \-\n]?\d){12,}", re.ASCII)
 _NOT_DIGITS = str.maketrans("", "", " -\n")
 # Fewer digits than this in the whole text: no SSN or card (9 and 13 digits) can be there.
 MIN_DIGITS = 9
-# An IBAN holds at least its two check digits and, in every country's format, a few more.
-MIN_IBAN_DIGITS = 4
+# An IBAN holds at least its two check digits (Gibraltar's may hold no other digit).
+MIN_IBAN_DIGITS = 2
 _SEPARATOR = re.compile(r"[ \-\n]")
-# A known country's code, check digits 02-98, then up to 30 account characters.
-# Two letters, check digits 02-98, then up to 30 account characters. Neither a lookbehind in front
-# nor an alternation of the country codes: both made the scan 20-30 times slower. The word start and
-# the country are checked in Python, on the few places that match.
-_IBAN = re.compile(r"([A-Za-z]{2})(0[2-9]|[1-8]\d|9[0-8])((?: ?[A-Za-z0-9]){10,30})", re.ASCII)
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!-?\d)", re.ASCII)
 _ASCII_DIGITS = b"0123456789"
 # Every ASCII letter → "a", every digit → "0"; other bytes keep their value (never "a" or "0").
@@ -244,36 +239,59 @@ def _iban_starts(text: str, data: bytes) -> Iterator[int]:
     costs a fraction of a regular expression trying every letter of the text."""
     shape = data.translate(_SHAPES)
     ascii_only = len(data) == len(text)
+    byte_at, char_at = 0, 0  # for non-ASCII text: the last offset converted, in bytes and characters
     at = shape.find(b"aa00")
     while at != -1:
-        # Byte offsets are character offsets only for ASCII text; convert the few hits otherwise.
-        yield at if ascii_only else len(data[:at].decode("utf-8", "surrogatepass"))
+        if ascii_only:
+            yield at
+        else:  # byte offsets to character offsets, decoding only what lies between two hits
+            char_at += len(data[byte_at:at].decode("utf-8", "surrogatepass"))
+            byte_at = at
+            yield char_at
         at = shape.find(b"aa00", at + 1)
+
+
+def _word_char(char: str) -> bool:
+    """An ASCII letter or digit: what an IBAN may not be glued to (other scripts' letters may)."""
+    return char.isascii() and char.isalnum()
+
+
+def _iban_at(text: str, start: int) -> int:
+    """Where a valid IBAN starting at `start` ends, or 0: the country's length, spaces only between
+    its characters, mod 97, and no ASCII letter or digit glued to either end. Cheapest checks first:
+    string methods on a slice (C), the walk over the text only for one that is valid."""
+    length = IBAN_LENGTHS.get(text[start : start + 2].upper(), 0)
+    if not length or (start > 0 and _word_char(text[start - 1])):
+        return 0
+    compact = text[start : start + 2 * length].replace(" ", "")[:length]
+    if len(compact) < length or not (compact.isascii() and compact.isalnum()) or not iban_valid(compact):
+        return 0
+    end, kept = start, 0
+    while kept < length:  # where those characters end in the text, spaces included
+        kept += text[end] != " "
+        end += 1
+    return 0 if end < len(text) and _word_char(text[end]) else end
 
 
 def _replace_ibans(text: str, data: bytes, found: Counter[str]) -> str:
     pieces: list[str] = []
     last = 0
-    for start in _iban_starts(text, data):
-        if start < last or (start > 0 and text[start - 1].isalnum()):  # taken, or inside a word
+    starts = list(_iban_starts(text, data))
+    for index, start in enumerate(starts):
+        if start < last:
+            continue  # inside one already replaced
+        end = _iban_at(text, start)
+        if not end:
             continue
-        match = _IBAN.match(text, start)
-        length = IBAN_LENGTHS.get(match.group(1).upper(), 0) if match else 0
-        if not match or not length:
-            continue
-        # The pattern may run on into the next word: take exactly the country's length.
-        compact = match.group().replace(" ", "")
-        end = start
-        if len(compact) >= length and iban_valid(compact[:length]):
-            kept = 0
-            while kept < length:  # where the country's length ends in the text, spaces included
-                kept += text[end] != " "
-                end += 1
-        if end > start and (end == len(text) or not text[end].isalnum()):
-            pieces.append(text[last:start])
-            pieces.append(MARKERS["iban"])
-            last = end
-            found["iban"] += 1
+        # A look-alike just before a real IBAN can end in the middle of it: replace both whole.
+        for later in starts[index + 1 :]:
+            if later >= end:
+                break
+            end = max(end, _iban_at(text, later))
+        pieces.append(text[last:start])
+        pieces.append(MARKERS["iban"])
+        last = end
+        found["iban"] += 1
     if not pieces:
         return text
     pieces.append(text[last:])
@@ -305,7 +323,7 @@ def _replace_number_runs(text: str, wanted: frozenset[str], found: Counter[str])
                     # Right after "+", the first group is an E.164 number: only what follows may be a card.
                     replaced = _mask_spans(run, _card_spans(run, after_plus), found)
                 else:  # SSN markers split it: look again at what is left between them
-                    replaced = _replace_cards(replaced, found)
+                    replaced = _replace_cards(replaced, found, after_plus)
         if replaced is not run:
             pieces.append(text[last : match.start()])
             pieces.append(replaced)
@@ -316,11 +334,12 @@ def _replace_number_runs(text: str, wanted: frozenset[str], found: Counter[str])
     return "".join(pieces)
 
 
-def _replace_cards(run_text: str, found: Counter[str]) -> str:
+def _replace_cards(run_text: str, found: Counter[str], after_plus: bool = False) -> str:
     pieces: list[str] = []
     last = 0
     for run in _CARD_RUN.finditer(run_text):
-        masked = _mask_spans(run.group(), _card_spans(run.group()), found)
+        spans = _card_spans(run.group(), after_plus and run.start() == 0)
+        masked = _mask_spans(run.group(), spans, found)
         if masked is not run.group():
             pieces.append(run_text[last : run.start()])
             pieces.append(masked)
@@ -387,16 +406,15 @@ def _card_spans(run: str, after_plus: bool = False) -> list[tuple[int, int]] | N
     for length in lengths:
         groups.append((offset, offset + length))
         offset += length + 1
-    spans: list[tuple[int, int]] = []
-    first = 1 if after_plus else 0
-    while first < len(groups):
-        best = None
+    # Every valid window, as (first group, last group); overlapping ones are replaced as one: when
+    # a number just before a card forms a valid window with the card's first groups, neither the
+    # card's last group nor that number is left to guess from.
+    windows: list[list[int]] = []
+    for first in range(1 if after_plus else 0, len(groups)):
         for last in _card_windows(lengths, first):
             if is_card_number("".join(run[start:end] for start, end in groups[first : last + 1])):
-                best = last  # the longest valid one from this start wins
-        if best is None:
-            first += 1
-            continue
-        spans.append((groups[first][0], groups[best][1]))
-        first = best + 1
-    return spans
+                if windows and first <= windows[-1][1]:
+                    windows[-1][1] = max(windows[-1][1], last)
+                else:
+                    windows.append([first, last])
+    return [(groups[first][0], groups[last][1]) for first, last in windows]
