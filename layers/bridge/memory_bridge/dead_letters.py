@@ -34,6 +34,19 @@ def default_sqs_client() -> SQSClient:
     return boto3.client("sqs", config=config)
 
 
+def replay_sqs_client() -> SQSClient:
+    """The replay's client: no Twilio waiting on it, so patient reads. A receive whose answer is
+    lost to a read timeout leaves its messages invisible for the whole hold (15 minutes); a slow
+    answer is better than that."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=2.0, read_timeout=10.0, retries={"total_max_attempts": 3, "mode": "standard"}
+    )
+    return boto3.client("sqs", config=config)
+
+
 class SqsDeadLetterQueue:
     def __init__(self, queue_url: str, client_factory: Callable[[], Any] = default_sqs_client):
         self.queue_url = queue_url
@@ -101,6 +114,9 @@ class QueueDepth:
 
 class DeadLetterQueue(SqsDeadLetterQueue):
     """The replay's view of the queue: receive, delete, release, and put back with a new envelope."""
+
+    def __init__(self, queue_url: str, client_factory: Callable[[], Any] = replay_sqs_client):
+        super().__init__(queue_url, client_factory)
 
     def depth(self) -> QueueDepth:
         names = [
