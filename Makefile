@@ -52,9 +52,9 @@ demo: venv ## a scripted walk-through: send, break Memory, park, heal, replay, c
 bench: venv tools ## figures: cold start, warm path, replay throughput, memory, package size → bench/results/
 	PATH="$(SAM_PATH)" $(BIN)/python -m memory_bridge_dev.bench
 
-soak: venv ## fault injection: 5,000 messages, 8 senders, duplicates, 30 % faults, replay, then an accounting
+soak: venv ## fault injection: 5,000 messages, duplicates, Memory and AWS faults, killed replays, then an accounting
 	@$(BIN)/python -m memory_bridge_dev.soak
-	HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q tests/unit/test_webhook_properties.py
+	HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q tests/unit/test_webhook_properties.py tests/unit/test_redaction.py
 
 lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff check .
