@@ -34,6 +34,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -228,6 +229,14 @@ class FaultProxy:
     def fault(self) -> ProxyFault | None:
         with self._lock:
             return self._fault
+
+    def settled_counters(self, answered: int, timeout: float = 2.0) -> dict[str, int]:
+        """The counters once `answered` answers are counted: the proxy counts one after writing it,
+        so the client may have read it a moment before (waits at most `timeout`)."""
+        ends = time.monotonic() + timeout
+        while self.counters()["answered"] < answered and time.monotonic() < ends:
+            time.sleep(0.01)
+        return self.counters()
 
     def counters(self) -> dict[str, int]:
         with self._lock:

@@ -82,6 +82,14 @@ class Bridge:
         put_credentials_secret(self.secrets, self.secret, value)
 
 
+def new_container() -> None:
+    """What a fresh Lambda container does at init, after a test changed the environment: build the
+    service and read the secret (functions/webhook/app.py calls runtime.warm_up at import), outside
+    the first invocation's budget, as Lambda runs it."""
+    runtime.reset()
+    runtime.warm_up()
+
+
 @pytest.fixture
 def sandbox() -> Iterator[MemorySandbox]:
     memory = MemorySandbox(credentials={DEV_ACCOUNT_SID: DEV_AUTH_TOKEN})
@@ -111,7 +119,7 @@ def bridge(aws_env: str, sandbox: MemorySandbox, monkeypatch: pytest.MonkeyPatch
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    runtime.reset()
+    new_container()
     yield Bridge(
         sandbox=sandbox,
         store_id=env["MEMORY_STORE_ID"],

@@ -118,11 +118,7 @@ def test_normal_calls_go_through_the_proxy_on_one_connection(sqs_proxy, aws_env)
     queue_url = sqs.create_queue(QueueName=f"proxy-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody="through the proxy")
     assert queue_bodies(sqs, queue_url) == ["through the proxy"]
-    # The proxy counts an answer once it has written it: boto3 may have read it a moment before.
-    ends = time.monotonic() + 2
-    while sqs_proxy.counters()["answered"] < 3 and time.monotonic() < ends:
-        time.sleep(0.01)
-    counters = sqs_proxy.counters()
+    counters = sqs_proxy.settled_counters(answered=3)
     assert counters["seen"] == counters["forwarded"] == counters["answered"] == 3
     assert counters["connections"] == 1  # keep-alive
     assert [r.operation for r in sqs_proxy.requests] == ["CreateQueue", "SendMessage", "ReceiveMessage"]

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from memory_bridge import runtime
 from memory_bridge.dead_letters import DeadLetterQueue
 from memory_bridge.envelope import FailureRecord, new_envelope
 from memory_bridge.outcomes import Retryable
@@ -27,7 +26,7 @@ from memory_bridge.profiles import Identifier
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
 from memory_bridge_dev.fault_proxy import FaultProxy
 from memory_bridge_dev.sandbox import Fault
-from tests.integration.conftest import outcome
+from tests.integration.conftest import new_container, outcome
 from tests.support import message_params
 
 pytestmark = pytest.mark.integration
@@ -66,7 +65,7 @@ def aws_proxy(bridge, monkeypatch) -> Iterator[tuple[FaultProxy, Callable[[str],
 
     def route(variable: str) -> None:
         monkeypatch.setenv(variable, proxy.base_url)
-        runtime.reset()
+        new_container()
 
     yield proxy, route
     proxy.close()
@@ -131,7 +130,7 @@ def test_a_hanging_aws_dependency_answers_503_in_time_and_loses_nothing(
 
 def test_ledger_table_unreachable_is_a_503_and_nothing_is_posted(bridge, monkeypatch):
     monkeypatch.setenv("IDEMPOTENCY_TABLE", "no-such-table")
-    runtime.reset()
+    new_container()
     response = bridge.send(message_params())
     assert response["statusCode"] == 503
     assert json.loads(response["body"]) == {"outcome": "ledger_unavailable"}
@@ -358,7 +357,7 @@ def test_a_merged_profile_is_followed_by_the_check(oncall):
 def test_envelopes_parked_against_a_wrong_store_are_replayed_to_the_right_one(oncall, monkeypatch):
     wrong = "mem_store_01aaaaaaaaaaaaaaaaaaaaaaaa"
     monkeypatch.setenv("MEMORY_STORE_ID", wrong)
-    runtime.reset()
+    new_container()
     response = oncall.send(message_params(message_sid="IM1", body="right store please"))
     assert outcome(response) == "parked"
     [envelope] = oncall.parked()
@@ -371,7 +370,7 @@ def test_envelopes_parked_against_a_wrong_store_are_replayed_to_the_right_one(on
 
 def test_the_replay_function_retargets_to_its_configured_store(oncall, monkeypatch):
     monkeypatch.setenv("MEMORY_STORE_ID", "mem_store_01aaaaaaaaaaaaaaaaaaaaaaaa")
-    runtime.reset()
+    new_container()
     assert outcome(oncall.send(message_params(message_sid="IM1", body="fixed by redeploy"))) == "parked"
     monkeypatch.setenv("MEMORY_STORE_ID", oncall.store_id)  # "redeploy with the right one"
     summary = REPLAY_HANDLER.lambda_handler({"kind": "permanent"}, LocalLambdaContext("ReplayFunction", 900))

@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from memory_bridge import runtime
 from memory_bridge_dev.sandbox import Fault
-from tests.integration.conftest import outcome
+from tests.integration.conftest import new_container, outcome
 from tests.support import message_params, signed_event
 
 pytestmark = pytest.mark.integration
@@ -72,7 +71,7 @@ def test_timeout_is_parked_as_ambiguous_and_answered_in_time(bridge):
 
 def test_slow_memory_never_pushes_the_answer_past_the_budget(bridge, monkeypatch):
     monkeypatch.setenv("MEMORY_API_READ_TIMEOUT", "10")
-    runtime.reset()
+    new_container()
     bridge.sandbox.add_fault(Fault(latency=6.0, times=1, match=OBSERVATIONS))
     started = time.monotonic()
     response = bridge.send(message_params())
@@ -104,7 +103,7 @@ def test_memory_unreachable_is_parked_with_the_unresolved_author(bridge, monkeyp
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     monkeypatch.setenv("MEMORY_API_BASE_URL", f"http://127.0.0.1:{port}")
-    runtime.reset()
+    new_container()
     assert outcome(bridge.send(message_params())) == "parked"
     envelope = parked_one(bridge)
     assert envelope.failure.stage == "resolve_profile"
@@ -115,7 +114,7 @@ def test_memory_unreachable_is_parked_with_the_unresolved_author(bridge, monkeyp
 
 def test_permanent_4xx_is_parked_permanent(bridge, monkeypatch):
     monkeypatch.setenv("CHAT_ID_TYPE", "unknown_type")  # not in the store's identity settings → 400
-    runtime.reset()
+    new_container()
     response = bridge.send(message_params(author="dave"))
     assert json.loads(response["body"])["kind"] == "permanent"
     [envelope] = bridge.parked()
@@ -148,7 +147,7 @@ def test_merged_profile_308_is_followed(bridge):
 def test_queue_unreachable_is_503_and_the_retry_is_delivered(bridge, monkeypatch):
     missing = bridge.queue_url + "-not-created-yet"
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", missing)
-    runtime.reset()
+    new_container()
     bridge.sandbox.add_fault(Fault(status=503, match=OBSERVATIONS))
     first = bridge.send(message_params())
     assert first["statusCode"] == 503

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory_bridge import runtime
 from memory_bridge.dead_letters import DeadLetterQueue
 from memory_bridge.envelope import FailureRecord, new_envelope
 from memory_bridge.outcomes import Retryable
@@ -20,7 +19,7 @@ from memory_bridge.profiles import Identifier
 from memory_bridge.redaction import MARKERS
 from memory_bridge.runtime import logger
 from memory_bridge_dev.sandbox import Fault
-from tests.integration.conftest import outcome
+from tests.integration.conftest import new_container, outcome
 from tests.support import message_params
 
 pytestmark = pytest.mark.integration
@@ -125,7 +124,7 @@ def test_an_old_envelope_holding_a_card_is_redacted_on_peek_export_and_replay(on
 
 def test_skip_mode_acknowledges_and_counts_but_posts_and_parks_nothing(bridge, monkeypatch, capfd, logs):
     monkeypatch.setenv("REDACT_MODE", "skip")
-    runtime.reset()
+    new_container()
     response = bridge.send(message_params(message_sid="IMpci3", body=BODY))
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {"outcome": "skipped", "reason": "sensitive"}
@@ -140,7 +139,7 @@ def test_skip_mode_acknowledges_and_counts_but_posts_and_parks_nothing(bridge, m
 
 def test_a_bad_setting_answers_500_naming_the_variable(bridge, monkeypatch):
     monkeypatch.setenv("REDACT_SENSITIVE_NUMBERS", "cards,phones")
-    runtime.reset()
+    new_container()
     response = bridge.send(message_params(message_sid="IMpci5", body=BODY))
     assert response["statusCode"] == 500
     assert bridge.observations() == [] and bridge.parked() == []

@@ -10,12 +10,12 @@ from collections import Counter
 
 import pytest
 
-from memory_bridge import cli, runtime
+from memory_bridge import cli
 from memory_bridge.dead_letters import DeadLetterQueue
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
 from memory_bridge_dev.parking import park_observations
 from memory_bridge_dev.sandbox import Fault
-from tests.integration.conftest import outcome
+from tests.integration.conftest import new_container, outcome
 from tests.support import ROOT, message_params
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def test_mixed_queue_replays_what_it_should_and_leaves_the_rest(oncall, monkeypa
     park_via_webhook(oncall, "IM3")
     # permanent: the store does not know the idType
     monkeypatch.setenv("CHAT_ID_TYPE", "agent_login")
-    runtime.reset()
+    new_container()
     park_via_webhook(oncall, "IM4", author="dave")
     # malformed: something that is not an envelope
     oncall.sqs.send_message(QueueUrl=oncall.queue_url, MessageBody="not an envelope")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import outcome
+from tests.integration.conftest import new_container, outcome
 from tests.support import DEV_AUTH_TOKEN, ROOT, message_params, signed_event
 
 pytestmark = pytest.mark.integration
@@ -137,11 +137,10 @@ def test_signed_but_malformed_is_400_with_a_short_reason(bridge, params, reason)
 
 
 def test_public_webhook_url_override(bridge, monkeypatch):
-    from memory_bridge import runtime
 
     custom = "https://hooks.example.com/twilio/conversations?tenant=7"
     monkeypatch.setenv("PUBLIC_WEBHOOK_URL", custom)
-    runtime.reset()
+    new_container()
     event = signed_event(message_params(), url=custom)
     event["headers"]["Host"] = "abc123.execute-api.us-east-1.amazonaws.com"
     assert outcome(bridge.invoke(event)) == "posted"
@@ -149,10 +148,9 @@ def test_public_webhook_url_override(bridge, monkeypatch):
 
 
 def test_bad_configuration_answers_500_and_names_the_variable(bridge, monkeypatch, caplog):
-    from memory_bridge import runtime
 
     monkeypatch.setenv("MEMORY_STORE_ID", "not-a-store")
-    runtime.reset()
+    new_container()
     response = bridge.send(message_params())
     assert response["statusCode"] == 500
     reasons = [str(getattr(record, "reason", "")) for record in caplog.records]

@@ -157,7 +157,7 @@ def test_keep_alive_carries_several_requests_on_one_connection(proxy, upstream):
     assert (no_content.status, no_content.read()) == (204, b"")
     conn.request("GET", "/last")
     assert json.loads(conn.getresponse().read())["path"] == "/last"
-    counters = proxy.counters()
+    counters = proxy.settled_counters(answered=6)
     assert counters["connections"] == 1
     assert counters["seen"] == counters["forwarded"] == counters["answered"] == 6
     assert [r.operation for r in proxy.requests[:3]] == ["SendMessage"] * 3
