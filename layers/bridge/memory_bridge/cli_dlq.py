@@ -8,7 +8,6 @@ says so. Totals come from SQS's own approximate counts. Message content is hidde
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import getpass
 import json
 import os
@@ -30,7 +29,7 @@ from memory_bridge.cli import (
 )
 from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
 from memory_bridge.envelope import Envelope, MalformedEnvelope, parse_envelope
-from memory_bridge.redaction import redact, redact_observations
+from memory_bridge.redaction import redact, redact_envelope
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 
@@ -138,8 +137,7 @@ def read(message: QueuedMessage) -> Envelope | str:
         envelope = parse_envelope(message.body)
     except MalformedEnvelope as error:
         return str(error)
-    observations, found = redact_observations(envelope.observations)
-    return dataclasses.replace(envelope, observations=observations) if found else envelope
+    return redact_envelope(envelope)[0]
 
 
 def age(message: QueuedMessage | float) -> str:

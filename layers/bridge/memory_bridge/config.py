@@ -7,11 +7,14 @@ environment itself; the runtime hands in `os.environ` at cold start.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from memory_bridge.redaction import KINDS, RedactionRules, parse_kinds, parse_mode
+
+T = TypeVar("T")
 
 STORE_ID_PATTERN = re.compile(r"^mem_(store|service)_[0-7][0-9a-z]{25}$")
 # The Memory API's pattern for an observation's `source` (ObservationCore.source).
@@ -101,14 +104,17 @@ class Settings:
             raise ConfigError(
                 f"PROFILE_TRAIT_GROUP must match {TRAIT_GROUP_PATTERN.pattern}, got {trait_group!r}"
             )
-        try:
-            redaction = RedactionRules(
-                kinds=parse_kinds(optional("REDACT_SENSITIVE_NUMBERS") or ",".join(KINDS)),
-                mode=parse_mode(optional("REDACT_MODE") or "mask"),
-            )
-        except ValueError as error:
-            name = "REDACT_MODE" if "'mask'" in str(error) else "REDACT_SENSITIVE_NUMBERS"
-            raise ConfigError(f"{name} {error}") from None
+
+        def parsed(name: str, default: str, parse: Callable[[str], T]) -> T:
+            try:
+                return parse(optional(name) or default)
+            except ValueError as error:
+                raise ConfigError(f"{name} {error}") from None
+
+        redaction = RedactionRules(
+            kinds=parsed("REDACT_SENSITIVE_NUMBERS", ",".join(KINDS), parse_kinds),
+            mode=parsed("REDACT_MODE", "mask", parse_mode),
+        )
         agents = frozenset(
             part.strip().lower() for part in (optional("AGENT_IDENTITIES") or "").split(",") if part.strip()
         )

@@ -30,6 +30,7 @@ so no catastrophic backtracking); Python only looks at runs that already have 13
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -37,10 +38,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
+from memory_bridge.envelope import Envelope
 from memory_bridge.observations import Observation, split_utf8
 
 KINDS = ("cards", "iban", "ssn")
-Kind = Literal["cards", "iban", "ssn"]
 Mode = Literal["mask", "skip"]
 MARKERS: dict[str, str] = {
     "cards": "[redacted card number]",
@@ -159,10 +160,6 @@ class RedactionRules:
     kinds: frozenset[str] = frozenset(KINDS)
     mode: Mode = "mask"
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.kinds)
-
 
 # Nothing found: shared, and immutable so that sharing it is safe.
 NOTHING_FOUND: Mapping[str, int] = MappingProxyType({})
@@ -206,7 +203,7 @@ def redact(text: str, kinds: Collection[str] = KINDS) -> Redacted:
         return Redacted(text)
     wanted = kinds if isinstance(kinds, frozenset) else frozenset(kinds)
     found: Counter[str] = Counter()
-    if "iban" in wanted and digits >= MIN_IBAN_DIGITS:
+    if "iban" in wanted:
         text = _replace_ibans(text, data, found)
     if digits >= MIN_DIGITS and wanted & {"ssn", "cards"}:
         text = _replace_number_runs(text, wanted, found)
@@ -230,6 +227,25 @@ def redact_observations(
                 observation = {**observation, "content": split_utf8(redacted.text)[0]}
         out.append(observation)
     return tuple(out), found
+
+
+def redact_envelope(envelope: Envelope, kinds: Iterable[str] = KINDS) -> tuple[Envelope, Counter[str]]:
+    """The envelope as it is posted now: one parked before this step existed goes through it."""
+    observations, found = redact_observations(envelope.observations, kinds)
+    return (dataclasses.replace(envelope, observations=observations) if found else envelope), found
+
+
+def _splice(text: str, replacements: Iterable[tuple[int, int, str]]) -> str:
+    """`text` with each (start, end, new) span replaced; spans in order, not overlapping."""
+    pieces: list[str] = []
+    last = 0
+    for start, end, new in replacements:
+        pieces += (text[last:start], new)
+        last = end
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def _iban_starts(text: str, data: bytes) -> Iterator[int]:
@@ -274,7 +290,7 @@ def _iban_at(text: str, start: int) -> int:
 
 
 def _replace_ibans(text: str, data: bytes, found: Counter[str]) -> str:
-    pieces: list[str] = []
+    replacements: list[tuple[int, int, str]] = []
     last = 0
     starts = list(_iban_starts(text, data))
     for index, start in enumerate(starts):
@@ -288,19 +304,14 @@ def _replace_ibans(text: str, data: bytes, found: Counter[str]) -> str:
             if later >= end:
                 break
             end = max(end, _iban_at(text, later))
-        pieces.append(text[last:start])
-        pieces.append(MARKERS["iban"])
+        replacements.append((start, end, MARKERS["iban"]))
         last = end
         found["iban"] += 1
-    if not pieces:
-        return text
-    pieces.append(text[last:])
-    return "".join(pieces)
+    return _splice(text, replacements)
 
 
 def _replace_number_runs(text: str, wanted: frozenset[str], found: Counter[str]) -> str:
-    pieces: list[str] = []
-    last = 0
+    replacements: list[tuple[int, int, str]] = []
     cards = "cards" in wanted
     for match in _NUMBER_RUN.finditer(text):
         run = match.group()
@@ -325,29 +336,18 @@ def _replace_number_runs(text: str, wanted: frozenset[str], found: Counter[str])
                 else:  # SSN markers split it: look again at what is left between them
                     replaced = _replace_cards(replaced, found, after_plus)
         if replaced is not run:
-            pieces.append(text[last : match.start()])
-            pieces.append(replaced)
-            last = match.end()
-    if not pieces:
-        return text
-    pieces.append(text[last:])
-    return "".join(pieces)
+            replacements.append((match.start(), match.end(), replaced))
+    return _splice(text, replacements)
 
 
 def _replace_cards(run_text: str, found: Counter[str], after_plus: bool = False) -> str:
-    pieces: list[str] = []
-    last = 0
+    replacements: list[tuple[int, int, str]] = []
     for run in _CARD_RUN.finditer(run_text):
         spans = _card_spans(run.group(), after_plus and run.start() == 0)
         masked = _mask_spans(run.group(), spans, found)
         if masked is not run.group():
-            pieces.append(run_text[last : run.start()])
-            pieces.append(masked)
-            last = run.end()
-    if not pieces:
-        return run_text
-    pieces.append(run_text[last:])
-    return "".join(pieces)
+            replacements.append((run.start(), run.end(), masked))
+    return _splice(run_text, replacements)
 
 
 def _mask_spans(run: str, spans: list[tuple[int, int]] | None, found: Counter[str]) -> str:
@@ -355,17 +355,8 @@ def _mask_spans(run: str, spans: list[tuple[int, int]] | None, found: Counter[st
     if spans is None:
         found["cards"] += 1
         return LONG_RUN_MARKER
-    if not spans:
-        return run
-    pieces: list[str] = []
-    last = 0
-    for start, end in spans:
-        pieces.append(run[last:start])
-        pieces.append(MARKERS["cards"])
-        last = end
-        found["cards"] += 1
-    pieces.append(run[last:])
-    return "".join(pieces)
+    found["cards"] += len(spans)
+    return _splice(run, ((start, end, MARKERS["cards"]) for start, end in spans))
 
 
 def _card_windows(lengths: list[int], first: int) -> Iterator[int]:

@@ -37,7 +37,7 @@ from memory_bridge.ledger import LedgerRecord, LedgerUnavailable, PartsPlan, Set
 from memory_bridge.observations import MAX_OBSERVATIONS_PER_REQUEST, Observation
 from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
 from memory_bridge.profiles import ProfileCache, resolve_profile
-from memory_bridge.redaction import KINDS, redact_observations
+from memory_bridge.redaction import KINDS, redact_envelope, redact_observations
 
 KindFilter = Literal["retryable", "permanent", "all"]
 # How far before an envelope's first failure to look for observations Memory may already hold.
@@ -382,10 +382,8 @@ class _Run:
             self.held.append(message)
             return None
         # Envelopes parked before redaction existed go through the same step as the webhook's.
-        observations, found = redact_observations(envelope.observations, self.engine.redaction_kinds)
-        if found:
-            envelope = replace(envelope, observations=observations)
-            self.counts.redacted += sum(found.values())
+        envelope, found = redact_envelope(envelope, self.engine.redaction_kinds)
+        self.counts.redacted += sum(found.values())
         if not self.matches(envelope):
             self.counts.filtered += 1
             self.held.append(message)
