@@ -221,7 +221,7 @@ def expire_leases(dynamodb: Any, table: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from memory_bridge import cli
+    from memory_bridge_cli import main as cli
 
     install(parse(os.environ.get(ENV)))
     return cli.main(argv)

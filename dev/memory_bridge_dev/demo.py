@@ -21,7 +21,7 @@ from typing import Any
 
 import urllib3
 
-from memory_bridge import cli
+from memory_bridge_cli import main as cli
 from memory_bridge_dev.local_stack import LocalStack
 
 CUSTOMERS = {"Ada (SMS)": "+15555550101", "Grace (WhatsApp)": "whatsapp:+15555550102"}

@@ -175,7 +175,7 @@ class LocalStack:
         return self.info
 
     def _create_store(self, sandbox_url: str, progress: Any) -> str:
-        from memory_bridge import cli
+        from memory_bridge_cli import main as cli
 
         out = io.StringIO()
         previous = {
@@ -211,7 +211,7 @@ class LocalStack:
         return store_id
 
     def _write_state(self) -> None:
-        from memory_bridge.cli import local_state_path
+        from memory_bridge_cli.common import local_state_path
 
         path = local_state_path() if self.state_path is None else Path(self.state_path)
         path.parent.mkdir(parents=True, exist_ok=True)

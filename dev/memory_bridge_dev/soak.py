@@ -155,7 +155,7 @@ class Senders:
 
 
 def run_cli(state: Path, *argv: str) -> tuple[int, str]:
-    from memory_bridge import cli
+    from memory_bridge_cli import main as cli
 
     os.environ["MEMORY_BRIDGE_LOCAL_STATE"] = str(state)
     out, err = io.StringIO(), io.StringIO()

@@ -17,9 +17,9 @@ import boto3
 import pytest
 import urllib3
 
-from memory_bridge import cli
 from memory_bridge.envelope import parse_envelope
 from memory_bridge.signature import compute_signature
+from memory_bridge_cli import main as cli
 from tests.conftest import free_port
 from tests.support import ROOT
 

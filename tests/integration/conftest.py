@@ -10,8 +10,9 @@ from typing import Any
 import boto3
 import pytest
 
-from memory_bridge import cli, runtime
+from memory_bridge import runtime
 from memory_bridge.envelope import Envelope, parse_envelope
+from memory_bridge_cli import main as cli
 from memory_bridge_dev.apigw import load_handler_module
 from memory_bridge_dev.aws_resources import (
     create_dead_letter_queue,

@@ -6,8 +6,8 @@ import json
 import boto3
 import pytest
 
-from memory_bridge import cli
-from memory_bridge.cli_setup import conversations_instructions, sam_commands
+from memory_bridge_cli import main as cli
+from memory_bridge_cli.deploy import conversations_instructions, sam_commands
 from memory_bridge_dev.sandbox import MemorySandbox
 from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from memory_bridge import cli
+from memory_bridge_cli import main as cli
 from memory_bridge_dev.sandbox import Fault, MemorySandbox
 from tests.contract import request_problems, response_problems, spec
 from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN

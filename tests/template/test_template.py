@@ -79,6 +79,10 @@ def test_sam_build_ships_the_core_and_nothing_dev_only(tmp_path):
     assert (layer / "urllib3").is_dir()
     shipped = {p.name for p in build_dir.rglob("*")}
     assert "memory_bridge_dev" not in shipped and "sandbox.py" not in shipped
+    # The operator CLI (argparse, the sam deploy runner) is installed by pip, never shipped to Lambda.
+    assert "memory_bridge_cli" not in shipped
+    assert not [p.name for p in (layer / "memory_bridge").glob("*.py") if p.name.startswith("cli")]
+    assert "argparse" not in "".join(p.read_text() for p in (layer / "memory_bridge").glob("*.py"))
     assert not (build_dir / "BridgeLayer" / "python" / "boto3").exists()  # the runtime has it
     assert (build_dir / "WebhookFunction" / "app.py").exists()
 

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from memory_bridge import cli
 from memory_bridge.signature import compute_signature
+from memory_bridge_cli import main as cli
 
 REAL_TOKEN = "real-auth-token-not-for-argv-0123"
 DEV_TOKEN = "dev-auth-token-0123456789abcdef"

@@ -16,10 +16,17 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from memory_bridge.cli import Console, UsageError, WorkFailed, add_memory_options, memory_client
 from memory_bridge.credentials import CredentialsError, TwilioCredentials, credentials_from_env
+from memory_bridge_cli.common import (
+    Console,
+    UsageError,
+    WorkFailed,
+    add_memory_options,
+    memory_client,
+    store_tools,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def credentials_for_secret() -> TwilioCredentials:
@@ -181,7 +188,6 @@ def command_setup(args: argparse.Namespace, console: Console) -> int:
     credentials = credentials_for_secret()
     steps = 3 if args.skip_deploy else 4
     client = memory_client(args)
-    from memory_bridge.cli import store_tools
 
     _, backoff, watch = store_tools(args, console)
     console.progress(

@@ -18,7 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from memory_bridge.cli import (
+from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
+from memory_bridge.envelope import Envelope, MalformedEnvelope, parse_envelope
+from memory_bridge.redaction import redact, redact_envelope
+from memory_bridge_cli.common import (
     Console,
     UsageError,
     add_memory_options,
@@ -27,9 +30,6 @@ from memory_bridge.cli import (
     positive,
     positive_int,
 )
-from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
-from memory_bridge.envelope import Envelope, MalformedEnvelope, parse_envelope
-from memory_bridge.redaction import redact, redact_envelope
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 

@@ -22,155 +22,29 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode
 
-from memory_bridge.config import DEFAULT_MEMORY_API_BASE_URL, STORE_ID_PATTERN
-from memory_bridge.credentials import (
-    CredentialsError,
-    TwilioCredentials,
-    credentials_from_env,
-    parse_secret_string,
-)
-from memory_bridge.outcomes import Accepted
+from memory_bridge.config import STORE_ID_PATTERN
 from memory_bridge.profiles import Identifier, NotACustomer, identifier_for
 from memory_bridge.signature import compute_signature
-
-LOCAL_STATE_ENV = "MEMORY_BRIDGE_LOCAL_STATE"
-
-
-class UsageError(Exception):
-    """Bad arguments or configuration: exit 2 with this message."""
-
-
-class WorkFailed(Exception):
-    """The command ran but its work did not succeed: exit 1 with this message."""
-
-
-def local_state_path() -> Path:
-    override = os.environ.get(LOCAL_STATE_ENV)
-    if override:
-        return Path(override)
-    return (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "memory-bridge" / "local-stack.json"
-    )
-
-
-def local_stack_state() -> dict[str, Any] | None:
-    """What `make run` wrote about the running local stack, if it is running."""
-    path = local_state_path()
-    try:
-        state: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return state
-
-
-@dataclass
-class Console:
-    out: TextIO
-    err: TextIO
-    json_output: bool = False
-
-    def progress(self, line: str) -> None:
-        print(line, file=self.err, flush=True)
-
-    def result(self, document: Any, text: str) -> None:
-        print(json.dumps(document, indent=2, default=str) if self.json_output else text, file=self.out)
-
-
-# ---- shared options -------------------------------------------------------------------------
-
-
-def add_memory_options(parser: argparse.ArgumentParser, aws_profile_flag: str = "--profile") -> None:
-    """Where Memory is and how to authenticate. Where `--profile` names a Memory profile, the AWS
-    profile is `--aws-profile`."""
-    group = parser.add_argument_group("Memory API")
-    group.add_argument(
-        "--memory-api-url", help="base URL (default: $MEMORY_API_BASE_URL, the local stack, or Twilio's)"
-    )
-    group.add_argument(
-        "--secret",
-        help="Secrets Manager secret with the Twilio credentials (default: the TWILIO_* variables)",
-    )
-    group.add_argument("--region", help="AWS region for --secret")
-    group.add_argument(aws_profile_flag, dest="aws_profile", help="AWS profile for --secret")
-    group.add_argument("--endpoint-url", help="AWS endpoint (e.g. moto's server) for --secret")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON for scripts")
-
-
-def memory_client(args: argparse.Namespace) -> Any:
-    from memory_bridge.memory_api import MemoryApiClient, StaticCredentials
-
-    state = local_stack_state()
-    base_url = args.memory_api_url or os.environ.get("MEMORY_API_BASE_URL")
-    if not base_url:
-        base_url = state["sandbox_url"] if state else DEFAULT_MEMORY_API_BASE_URL
-    credentials = cli_credentials(args, state)
-    return MemoryApiClient(
-        base_url, StaticCredentials(credentials), connect_timeout=3.0, read_timeout=15.0, pool_size=4
-    )
-
-
-def cli_credentials(args: argparse.Namespace, state: dict[str, Any] | None) -> TwilioCredentials:
-    try:
-        if args.secret:
-            return parse_secret_string(read_secret(args))
-        from_env = credentials_from_env(os.environ)
-        if from_env is not None:
-            return from_env
-    except CredentialsError as error:
-        raise UsageError(str(error)) from None
-    if state:
-        return TwilioCredentials(state["account_sid"], state["auth_token"])
-    raise UsageError(
-        "no Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
-        "(or TWILIO_API_KEY and TWILIO_API_SECRET), pass --secret NAME, "
-        "or start the local stack with `make run`"
-    )
-
-
-def read_secret(args: argparse.Namespace) -> str:
-    import boto3
-
-    session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
-    client = session.client("secretsmanager", endpoint_url=args.endpoint_url)
-    try:
-        value: str = client.get_secret_value(SecretId=args.secret)["SecretString"]
-    except Exception as error:  # noqa: BLE001 - any AWS failure gets the same advice
-        raise UsageError(
-            f"could not read secret {args.secret!r}: {type(error).__name__}; check --region/--profile"
-        ) from None
-    return value
-
-
-def store_id_for(args: argparse.Namespace) -> str:
-    state = local_stack_state()
-    store_id = args.store or os.environ.get("MEMORY_STORE_ID") or (state or {}).get("store_id")
-    if not store_id:
-        raise UsageError("no store: pass --store mem_store_… or set MEMORY_STORE_ID")
-    if not STORE_ID_PATTERN.match(store_id):
-        raise UsageError(f"--store must match {STORE_ID_PATTERN.pattern}, got {store_id!r}")
-    return str(store_id)
-
-
-def fail_on(outcome: Any, what: str) -> Accepted:
-    if isinstance(outcome, Accepted):
-        return outcome
-    status = getattr(outcome, "status", None)
-    code = getattr(outcome, "code", None)
-    message = getattr(outcome, "message", "")
-    hint = " (check the credentials)" if status == 401 else ""
-    raise WorkFailed(
-        f"{what}: HTTP {status or 'no answer'}"
-        + (f", Twilio code {code}" if code else "")
-        + (f": {message}" if message else "")
-        + hint
-    )
-
+from memory_bridge_cli import deploy, dlq
+from memory_bridge_cli.common import (
+    Console,
+    Parser,
+    UsageError,
+    WorkFailed,
+    add_memory_options,
+    fail_on,
+    local_stack_state,
+    memory_client,
+    positive_float,
+    positive_int,
+    store_id_for,
+    store_tools,
+)
 
 # ---- send -------------------------------------------------------------------------------------
 
@@ -357,18 +231,6 @@ def command_observations_list(args: argparse.Namespace, console: Console) -> int
 # ---- stores and operations ------------------------------------------------------------------
 
 
-def store_tools(args: argparse.Namespace, console: Console) -> tuple[Any, Any, Any]:
-    from memory_bridge.stores import Backoff, OperationWatch
-
-    client = memory_client(args)
-    backoff = Backoff(on_retry=console.progress)
-
-    def progress(status: str, elapsed: float) -> None:
-        console.progress(f"  … {status} after {elapsed:.0f}s")
-
-    return client, backoff, OperationWatch(client, backoff, on_progress=progress)
-
-
 def describe_store(store: dict[str, Any]) -> str:
     name, status = store.get("displayName", ""), store.get("status", "")
     return f"{store.get('id')}  {name:<24} {status:<12} {store.get('description') or ''}"
@@ -476,31 +338,6 @@ def command_operations_show(args: argparse.Namespace, console: Console) -> int:
 # ---- parser -----------------------------------------------------------------------------------
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def positive(kind: Callable[[str], Any], meaning: str) -> Callable[[str], Any]:
-    """An argparse type: a number greater than 0, whose error says what was expected."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    return parse
-
-
-positive_float = positive(float, "a number of seconds")
-positive_int = positive(int, "a whole number")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="memory-bridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -587,12 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_memory_options(op_show)
     op_show.set_defaults(handler=command_operations_show)
 
-    from memory_bridge import cli_dlq
-
-    cli_dlq.register(commands, Parser)
-    from memory_bridge import cli_setup
-
-    cli_setup.register(commands)
+    dlq.register(commands, Parser)
+    deploy.register(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""memory-bridge's operator command line: not part of the Lambda layer, never deployed."""
