@@ -1,0 +1,172 @@
+"""One Lambda execution environment for `make bench`, in a fresh process of its own.
+
+Started by `memory_bridge_dev.bench` with the function's environment already set. It imports the
+handler module the way Lambda's init does and reports the wall and CPU time of that import, then
+answers batches of API Gateway events sent on stdin, one JSON line each, with the wall and CPU time
+of every invocation. CPU is `time.process_time()` (every thread of the process, as Lambda's CPU
+share covers them all); the wall time less the CPU time is what the invocation waited on I/O.
+
+Protocol (JSON lines): it writes {"init": …} once imported; then for each {"events": […]} it writes
+{"wall_ms": […], "cpu_ms": […], "outcomes": {…}, "rss_kb": …}; {"profile": […], "top": N} runs the
+events under cProfile and writes {"profile": text}; {"exit": true} writes the call counts and the
+peak RSS, and ends. stdout itself goes to /dev/null (the functions' log lines), the protocol to a
+copy of it taken first.
+"""
+
+from __future__ import annotations
+
+# What Lambda's runtime client has imported before init: not counted as the function's init.
+import argparse
+import base64
+import collections
+import json
+import logging
+import os
+import resource
+import sys
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any
+
+from memory_bridge_dev.apigw import LocalLambdaContext
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = {"bridge": "app", "peer": "memory_bridge_dev.bench_peer.app"}
+_ = (base64, logging, urllib.parse, uuid)  # imported for what they cost, not used here
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class CallCounts:
+    """AWS API calls by service at botocore's single exit, and Memory requests at urllib3's."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def install(self) -> None:
+        from botocore import client as botocore_client
+
+        base: Any = botocore_client.BaseClient
+        original = base._make_api_call
+        counts = self.counts
+
+        def counted(client: Any, operation: str, params: Any) -> Any:
+            counts[client.meta.service_model.service_name] += 1
+            return original(client, operation, params)
+
+        base._make_api_call = counted
+
+        # Memory: every request that reaches its host, whichever client sends it (both use urllib3).
+        from urllib.parse import urlsplit
+
+        from urllib3.connectionpool import HTTPConnectionPool
+
+        memory_port = urlsplit(os.environ["MEMORY_API_BASE_URL"]).port
+        pool: Any = HTTPConnectionPool
+        urlopen = pool.urlopen
+
+        def counted_urlopen(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.port == memory_port:
+                counts["memory"] += 1
+            return urlopen(self, *args, **kwargs)
+
+        pool.urlopen = counted_urlopen
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--app", choices=sorted(APPS), required=True)
+    parser.add_argument("--memory-mb", type=int, default=256)
+    parser.add_argument("--count-calls", action="store_true")
+    args = parser.parse_args()
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    sys.path.insert(0, str(ROOT / "functions" / "webhook"))
+    counts = CallCounts()
+    if args.count_calls:
+        # botocore is imported here, before the clock starts, for both apps alike: its import is then
+        # missing from both inits. Only asked for in the warm runs, whose init is not reported.
+        counts.install()
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    module = __import__(APPS[args.app], fromlist=["lambda_handler"])
+    init = {
+        "wall_ms": (time.perf_counter() - wall0) * 1000,
+        "cpu_ms": (time.process_time() - cpu0) * 1000,
+    }
+    handler = module.lambda_handler
+    protocol.write(json.dumps({"init": init, "rss_kb": rss_kb()}) + "\n")
+
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command.get("exit"):
+            protocol.write(
+                json.dumps(
+                    {
+                        "calls": dict(counts.counts),
+                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    }
+                )
+                + "\n"
+            )
+            return 0
+        if "profile" in command:
+            protocol.write(
+                json.dumps({"profile": profile(handler, command["profile"], command["top"])}) + "\n"
+            )
+            continue
+        wall: list[float] = []
+        cpu: list[float] = []
+        outcomes: collections.Counter[str] = collections.Counter()
+        counts.counts.clear()
+        for event in command["events"]:
+            context = LocalLambdaContext(memory_mb=args.memory_mb)
+            w0, c0 = time.perf_counter(), time.process_time()
+            answer = handler(event, context)
+            c1, w1 = time.process_time(), time.perf_counter()
+            cpu.append((c1 - c0) * 1000)
+            wall.append((w1 - w0) * 1000)
+            outcomes[f"{answer['statusCode']} {json.loads(answer['body']).get('outcome')}"] += 1
+        protocol.write(
+            json.dumps(
+                {
+                    "wall_ms": wall,
+                    "cpu_ms": cpu,
+                    "outcomes": dict(outcomes),
+                    "calls": dict(counts.counts),
+                    "rss_kb": rss_kb(),
+                }
+            )
+            + "\n"
+        )
+    return 0
+
+
+def profile(handler: Any, events: list[dict[str, Any]], top: int) -> str:
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile(time.process_time)
+    for event in events:
+        context = LocalLambdaContext()
+        profiler.enable()
+        handler(event, context)
+        profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
