@@ -44,26 +44,17 @@ def rss_kb() -> int:
     return 0
 
 
+TARGETS = {"DynamoDB_20120810": "dynamodb", "secretsmanager": "secretsmanager", "AmazonSQS": "sqs"}
+
+
 class CallCounts:
-    """AWS API calls by service at botocore's single exit, and Memory requests at urllib3's."""
+    """Requests by service, counted where every client sends them (urllib3: boto3, requests and
+    memory-bridge's own clients all use it): Memory by its port, AWS by X-Amz-Target."""
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
 
     def install(self) -> None:
-        from botocore import client as botocore_client
-
-        base: Any = botocore_client.BaseClient
-        original = base._make_api_call
-        counts = self.counts
-
-        def counted(client: Any, operation: str, params: Any) -> Any:
-            counts[client.meta.service_model.service_name] += 1
-            return original(client, operation, params)
-
-        base._make_api_call = counted
-
-        # Memory: every request that reaches its host, whichever client sends it (both use urllib3).
         from urllib.parse import urlsplit
 
         from urllib3.connectionpool import HTTPConnectionPool
@@ -71,11 +62,15 @@ class CallCounts:
         memory_port = urlsplit(os.environ["MEMORY_API_BASE_URL"]).port
         pool: Any = HTTPConnectionPool
         urlopen = pool.urlopen
+        counts = self.counts
 
-        def counted_urlopen(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def counted_urlopen(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             if self.port == memory_port:
                 counts["memory"] += 1
-            return urlopen(self, *args, **kwargs)
+            else:
+                target = str((kwargs.get("headers") or {}).get("X-Amz-Target", ""))
+                counts[TARGETS.get(target.split(".")[0], target or "other")] += 1
+            return urlopen(self, method, url, *args, **kwargs)
 
         pool.urlopen = counted_urlopen
 
@@ -92,7 +87,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "functions" / "webhook"))
     counts = CallCounts()
     if args.count_calls:
-        # botocore is imported here, before the clock starts, for both apps alike: its import is then
+        # urllib3 is imported here, before the clock starts, for both apps alike: its import is then
         # missing from both inits. Only asked for in the warm runs, whose init is not reported.
         counts.install()
 

@@ -174,20 +174,20 @@ class CachedCredentials:
 
 
 def secrets_manager_fetcher(secret_id: str) -> Callable[[], TwilioCredentials]:
-    """Reads the secret through Powertools' SecretsProvider (boto3 honours AWS_ENDPOINT_URL)."""
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
-    from botocore.config import Config
+    """Reads the secret with GetSecretValue over the lean AWS client (memory_bridge.aws_json).
 
-    # Made here, at init, where the CPU is full-speed. Short timeouts and two tries, so that a call
-    # abandoned at its deadline (CachedCredentials' timeout) ends soon on its own.
-    config = Config(
-        connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 2, "mode": "standard"}
-    )
-    provider = SecretsProvider(boto_config=config)
+    Made at init, where the CPU is full-speed. Short timeouts and two tries, so that a call abandoned
+    at its deadline (CachedCredentials' timeout) ends soon on its own. No cache here: CachedCredentials
+    does the caching."""
+    from memory_bridge.aws_json import lean_client
+
+    client = lean_client("secretsmanager", connect_timeout=0.5, read_timeout=1.0)
 
     def fetch() -> TwilioCredentials:
-        # CachedCredentials does the caching; force_fetch keeps Powertools' own cache out of the way.
-        value = provider.get(secret_id, force_fetch=True)
+        answer = client.call("GetSecretValue", {"SecretId": secret_id})
+        value = answer.get("SecretString")
+        if value is None and isinstance(answer.get("SecretBinary"), str):
+            value = base64.b64decode(answer["SecretBinary"])
         if not isinstance(value, str | bytes):
             raise CredentialsError("the Twilio credentials secret has no string value")
         return parse_secret_string(value)

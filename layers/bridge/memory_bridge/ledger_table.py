@@ -100,7 +100,15 @@ class LedgerTable:
 
     def _call(self, seconds: float, what: str, call: Callable[[], Any]) -> Any:
         self.calls += 1
+        # The lean client (memory_bridge.aws_json) keeps the deadline on this thread by cutting its
+        # socket; boto3's calls are run on a worker thread and abandoned at the deadline.
+        within = getattr(self.client, "within", None)
         try:
+            if within is not None:
+                if seconds <= 0:
+                    raise DeadlineExceeded("no time left for the call")
+                with within(seconds):
+                    return call()
             return call_within(seconds, call)
         except DeadlineExceeded:
             raise LedgerUnavailable(f"ledger {what}: no answer in time") from None

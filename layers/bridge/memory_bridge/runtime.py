@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 
+from memory_bridge.aws_json import lean_dynamodb_client, lean_sqs_client
 from memory_bridge.config import Settings
 from memory_bridge.credentials import CachedCredentials, secrets_manager_fetcher
 from memory_bridge.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
@@ -58,8 +59,11 @@ def build_webhook_service(settings: Settings) -> WebhookService:
             read_timeout=settings.memory_read_timeout_seconds,
         ),
         profiles=ProfileCache(ttl=settings.profile_cache_ttl_seconds),
-        dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url),
-        ledger=LedgerTable(settings.idempotency_table, settings.idempotency_ttl_seconds),
+        # The failure path's queue client costs nothing to build (no boto3): made on first use all the same.
+        dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url, client_factory=lean_sqs_client),
+        ledger=LedgerTable(
+            settings.idempotency_table, settings.idempotency_ttl_seconds, client_factory=lean_dynamodb_client
+        ),
         metrics=metrics,
         logger=logger,
     )
@@ -78,6 +82,8 @@ def webhook_service() -> WebhookService:
 def warm_up(secret_timeout: float = 1.5) -> None:
     """At init, where Lambda gives a full vCPU: build the service (clients, pool) and read the secret.
 
+    The queue's client is left for the failure path that needs it (it is cheap to build).
+
     The read is time-boxed so that init plus the first answer stay inside Twilio's 5 s; if it fails
     or is slow, the first call reads it again. A configuration error is left for the first call to
     answer (500, naming the variable), so it is not raised here.
@@ -86,6 +92,12 @@ def warm_up(secret_timeout: float = 1.5) -> None:
         service = webhook_service()
     except Exception:  # noqa: BLE001 - ConfigError and the like: reported by the first call
         return
+    ledger = service.ledger
+    if isinstance(ledger, LedgerTable):
+        try:
+            ledger.client  # noqa: B018 - built here, at full speed, not in the first call
+        except Exception as error:  # noqa: BLE001 - no AWS credentials yet: the first call answers 503
+            logger.warning("ledger client not built at init", extra={"error": type(error).__name__})
     try:
         service.credentials.get(timeout=secret_timeout)
     except Exception as error:  # noqa: BLE001 - the first call reads it again, within its own budget

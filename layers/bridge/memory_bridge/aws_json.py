@@ -1,0 +1,364 @@
+"""A lean client for the AWS calls on the webhook's path: DynamoDB UpdateItem, Secrets Manager
+GetSecretValue and SQS SendMessage, each one signed (SigV4) JSON POST over urllib3.
+
+Why not boto3 here: Lambda runs the handler at memory/1769 of a vCPU (0.145 at 256 MB), and boto3
+spends most of a warm webhook's CPU on its own machinery (event hooks, the service model,
+serialisers, header dicts) around two small UpdateItems; importing boto3 and building a client is
+most of a cold start. These three calls need none of that: the request body is already in the
+wire format (DynamoDB's attribute-value JSON, SQS's and Secrets Manager's JSON protocols), the
+answer is JSON, and the signature is a few HMACs. The replay and the CLI keep boto3.
+
+What botocore would have done and this does too: credentials from the environment (Lambda's), else
+botocore's own chain (a profile, SSO, the container endpoint that SnapStart uses), refreshed by it;
+the endpoint from AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL, else the regional one; one retry of
+a throttled, 5xx or broken call (as botocore's standard mode with two attempts), a short jittered
+pause between. What it does not: FIPS or dual-stack endpoints, clock-skew correction, CRC32 checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from memory_bridge.deadlines import DeadlineExceeded
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionInProgressException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "RequestThrottled",
+    }
+)
+
+
+@dataclass(frozen=True, repr=False)
+class AwsCredentials:
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never print a secret by accident
+        return f"AwsCredentials(access_key={self.access_key[:4]}…)"
+
+
+def credentials_source(env: Mapping[str, str] | None = None) -> Callable[[], AwsCredentials]:
+    """Lambda's credentials (the environment); elsewhere botocore's chain, which refreshes them."""
+    env = os.environ if env is None else env
+    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        fixed = AwsCredentials(key, secret, env.get("AWS_SESSION_TOKEN") or None)
+        return lambda: fixed
+    import botocore.session  # not in Lambda's usual case: only without credentials in the environment
+
+    resolved = botocore.session.get_session().get_credentials()
+    if resolved is None:
+        raise AwsError("NoCredentials", "no AWS credentials found")
+
+    def frozen() -> AwsCredentials:
+        now = resolved.get_frozen_credentials()
+        return AwsCredentials(str(now.access_key), str(now.secret_key), now.token or None)
+
+    return frozen
+
+
+class AwsError(Exception):
+    """An AWS error answer (or no answer). `code` is the error's short name; `response` the JSON body."""
+
+    def __init__(self, code: str, message: str = "", status: int | None = None, response: Any = None):
+        super().__init__(f"{code}: {message}"[:300])
+        self.code = code
+        self.status = status
+        self.response: dict[str, Any] = response if isinstance(response, dict) else {}
+
+
+class ConditionalCheckFailedException(AwsError):
+    """DynamoDB refused a conditional write; `response["Item"]` holds the item when asked for."""
+
+
+def region_from(env: Mapping[str, str]) -> str:
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def endpoint_for(service: str, env_suffix: str, region: str, env: Mapping[str, str]) -> str:
+    """AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL (as botocore reads them), else the regional one."""
+    configured = env.get(f"AWS_ENDPOINT_URL_{env_suffix}") or env.get("AWS_ENDPOINT_URL")
+    if configured:
+        return configured.rstrip("/")
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{service}.{region}.{suffix}"
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def sign(
+    *,
+    host: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    region: str,
+    service: str,
+    credentials: AwsCredentials,
+    now: datetime.datetime,
+) -> dict[str, str]:
+    """SigV4 headers for a POST to "/" with no query: X-Amz-Date, the token if any, Authorization.
+
+    `headers` are the others to sign (Content-Type, X-Amz-Target); Host is signed as given."""
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    signed = {"host": host, "x-amz-date": amz_date, **{k.lower(): v.strip() for k, v in headers.items()}}
+    if credentials.token:
+        signed["x-amz-security-token"] = credentials.token
+    names = sorted(signed)
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            "".join(f"{name}:{signed[name]}\n" for name in names),
+            ";".join(names),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
+    )
+    key = _hmac(
+        _hmac(_hmac(_hmac(("AWS4" + credentials.secret_key).encode("utf-8"), day), region), service),
+        "aws4_request",
+    )
+    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    out = {
+        "X-Amz-Date": amz_date,
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}",
+    }
+    if credentials.token:
+        out["X-Amz-Security-Token"] = credentials.token
+    return out
+
+
+# The wall-clock deadline of the calls made inside `AwsJsonClient.within(seconds)` on this thread.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("aws_json_deadline", default=None)
+
+
+class AwsJsonClient:
+    """One AWS service over its JSON protocol: `call("UpdateItem", {...})` → the answer's JSON.
+
+    Inside `within(seconds)`, every call (retry included) ends by that wall-clock deadline on the
+    calling thread: the socket is cut when it passes (memory_api's watchdog), and DeadlineExceeded
+    is raised. No worker thread per call, as boto3 needs (deadlines.call_within).
+    """
+
+    def __init__(
+        self,
+        *,
+        signing_name: str,
+        target_prefix: str,
+        json_version: str,
+        endpoint_url: str,
+        region: str,
+        credentials: Callable[[], AwsCredentials],
+        connect_timeout: float = 0.5,
+        read_timeout: float = 1.0,
+        attempts: int = 2,
+        pool: urllib3.PoolManager | None = None,
+        clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.signing_name = signing_name
+        self._target_prefix = target_prefix
+        self._content_type = f"application/x-amz-json-{json_version}"
+        self.endpoint_url = endpoint_url
+        self._host = urlsplit(endpoint_url).netloc
+        self.region = region
+        self._credentials = credentials
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._attempts = max(attempts, 1)
+        # Keep-alive: one pool for the container's life, its sockets cut by the watchdog at a deadline.
+        if pool is None:
+            from memory_bridge.memory_api import guarded_pool_manager
+
+            pool = guarded_pool_manager(maxsize=2)
+        self._pool = pool
+        self._clock = clock
+        self._sleep = sleep
+        self.calls = 0
+
+    @staticmethod
+    @contextlib.contextmanager
+    def within(seconds: float) -> Iterator[None]:
+        """Calls inside end within `seconds` of now (DeadlineExceeded when they cannot)."""
+        token = _deadline.set(time.monotonic() + seconds)
+        try:
+            yield
+        finally:
+            _deadline.reset(token)
+
+    def call(self, operation: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return self._guarded_send(operation, body)
+            except AwsError as error:
+                if attempt == self._attempts or not _retryable(error):
+                    raise
+            self._sleep(random.uniform(0.01, 0.05))  # noqa: S311 - jitter, not a secret
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _guarded_send(self, operation: str, body: bytes) -> dict[str, Any]:
+        deadline = _deadline.get()
+        if deadline is None:
+            return self._send(operation, body, self._timeout)
+        from memory_bridge.memory_api import _active_guard, _RequestGuard
+
+        left = deadline - time.monotonic()
+        if left <= 0.005:
+            raise DeadlineExceeded("no time left for the call")
+        timeout = urllib3.Timeout(
+            connect=min(self._timeout.connect_timeout, left),  # type: ignore[type-var]
+            read=min(self._timeout.read_timeout, left),  # type: ignore[type-var]
+        )
+        guard = _RequestGuard(deadline=deadline)
+        reset = _active_guard.set(guard)
+        try:
+            return self._send(operation, body, timeout)
+        except AwsError:
+            if guard.release():
+                raise DeadlineExceeded(f"{operation}: no answer before the deadline") from None
+            raise
+        finally:
+            _active_guard.reset(reset)
+            guard.release()
+
+    def _send(self, operation: str, body: bytes, timeout: urllib3.Timeout) -> dict[str, Any]:
+        headers = {"Content-Type": self._content_type, "X-Amz-Target": f"{self._target_prefix}.{operation}"}
+        headers.update(
+            sign(
+                host=self._host,
+                body=body,
+                headers=headers,
+                region=self.region,
+                service=self.signing_name,
+                credentials=self._credentials(),
+                now=self._clock(),
+            )
+        )
+        headers["Host"] = self._host
+        self.calls += 1
+        try:
+            answer = self._pool.request(
+                "POST",
+                self.endpoint_url + "/",
+                body=body,
+                headers=headers,
+                timeout=timeout,
+                retries=False,
+                redirect=False,
+            )
+        except (HTTPError, OSError) as error:
+            raise AwsError(f"transport:{type(error).__name__}", "no answer") from None
+        try:
+            document = json.loads(answer.data) if answer.data else {}
+        except ValueError:
+            document = {}
+        if 200 <= answer.status < 300:
+            return document if isinstance(document, dict) else {}
+        error_type = answer.headers.get("x-amzn-ErrorType") or str(
+            (document.get("__type") if isinstance(document, dict) else None) or f"HTTP{answer.status}"
+        )
+        code = error_type.split(":")[0].rsplit("#", 1)[-1]
+        message = (
+            str(document.get("message") or document.get("Message") or "")
+            if isinstance(document, dict)
+            else ""
+        )
+        kind = ConditionalCheckFailedException if code == "ConditionalCheckFailedException" else AwsError
+        raise kind(code, message, answer.status, document)
+
+
+def _retryable(error: AwsError) -> bool:
+    return (
+        error.code.startswith("transport:")
+        or error.code in RETRYABLE_CODES
+        or (error.status is not None and error.status >= 500)
+    )
+
+
+# ---- the three services, shaped as the adapters use boto3's clients -----------------------------
+
+
+class _DynamoDbExceptions:
+    ConditionalCheckFailedException = ConditionalCheckFailedException
+
+
+class LeanDynamoDb:
+    """`update_item(**params)` as boto3's, over AwsJsonClient; raises its ConditionalCheckFailedException."""
+
+    exceptions = _DynamoDbExceptions
+
+    def __init__(self, client: AwsJsonClient):
+        self.json = client
+        self.within = client.within
+
+    def update_item(self, **params: Any) -> dict[str, Any]:
+        return self.json.call("UpdateItem", params)
+
+
+class LeanSqs:
+    """`send_message(**params)` as boto3's (SQS's JSON protocol)."""
+
+    def __init__(self, client: AwsJsonClient):
+        self.json = client
+
+    def send_message(self, **params: Any) -> dict[str, Any]:
+        return self.json.call("SendMessage", params)
+
+
+def lean_client(service: str, env: Mapping[str, str] | None = None, **options: Any) -> AwsJsonClient:
+    """A client for "dynamodb", "secretsmanager" or "sqs", configured from the environment."""
+    env = os.environ if env is None else env
+    region = region_from(env)
+    signing, prefix, version, env_suffix = {
+        "dynamodb": ("dynamodb", "DynamoDB_20120810", "1.0", "DYNAMODB"),
+        "secretsmanager": ("secretsmanager", "secretsmanager", "1.1", "SECRETS_MANAGER"),
+        "sqs": ("sqs", "AmazonSQS", "1.0", "SQS"),
+    }[service]
+    return AwsJsonClient(
+        signing_name=signing,
+        target_prefix=prefix,
+        json_version=version,
+        endpoint_url=endpoint_for(service, env_suffix, region, env),
+        region=region,
+        credentials=credentials_source(env),
+        **options,
+    )
+
+
+def lean_dynamodb_client() -> LeanDynamoDb:
+    return LeanDynamoDb(lean_client("dynamodb"))
+
+
+def lean_sqs_client() -> LeanSqs:
+    return LeanSqs(lean_client("sqs"))
