@@ -150,7 +150,7 @@ def profile(handler: Any, events: list[dict[str, Any]], top: int) -> str:
     import io
     import pstats
 
-    profiler = cProfile.Profile(time.process_time)
+    profiler = cProfile.Profile(time.process_time)  # CPU, not wall: waits on sockets count ~0
     for event in events:
         context = LocalLambdaContext()
         profiler.enable()

@@ -8,11 +8,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from memory_bridge.config import ConfigError
-from memory_bridge.runtime import logger, metrics, warm_up, webhook_service
+from memory_bridge.runtime import logger, metrics, register_snapstart_hooks, warm_up, webhook_service
 from memory_bridge.webhook import response
 
 # Init runs at a full vCPU: build the clients and the pool and read the secret here, time-boxed.
 warm_up()
+# With SnapStart (template parameter WebhookSnapStart), init runs once per version, before the snapshot.
+register_snapstart_hooks()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -206,6 +206,10 @@ class AwsJsonClient:
         self._sleep = sleep
         self.calls = 0
 
+    def reset_connections(self) -> None:
+        """Close every pooled connection (SnapStart: a restored snapshot's sockets are dead)."""
+        self._pool.clear()
+
     @staticmethod
     @contextlib.contextmanager
     def within(seconds: float) -> Iterator[None]:

@@ -191,6 +191,10 @@ class MemoryApiClient:
         self._pool = pool or guarded_pool_manager(pool_size)
         self.requests_sent = 0
 
+    def reset_connections(self) -> None:
+        """Close every pooled connection (SnapStart: a restored snapshot's sockets are dead)."""
+        self._pool.clear()
+
     # ---- profiles and observations (the webhook's hot path) -------------------------------
 
     def lookup_profiles(self, store_id: str, identifier: Identifier, timeout: float | None = None) -> Outcome:

@@ -106,6 +106,43 @@ def warm_up(secret_timeout: float = 1.5) -> None:
         )
 
 
+def after_restore(secret_timeout: float = 1.0) -> None:
+    """SnapStart: what the snapshot holds that must be fresh in each restored environment.
+
+    Its sockets (Memory's pool, the ledger's and the queue's) were open when the snapshot was taken and
+    are dead now: closed here, so the first call opens new ones instead of finding out by a failure.
+    The secret may have rotated since the snapshot: read again, time-boxed (the cached one stands on
+    failure). Nothing else is unique per environment: request ids come from Lambda, not from init.
+    """
+    service = _service
+    if service is None:
+        return
+    for client in (service.memory, _built_client(service.ledger), _built_client(service.dead_letters)):
+        reset_connections = getattr(getattr(client, "json", client), "reset_connections", None)
+        if callable(reset_connections):
+            reset_connections()
+    try:
+        service.credentials.refresh(min_interval=0, timeout=secret_timeout)
+    except Exception as error:  # noqa: BLE001 - the snapshot's secret stands; a mismatch reads it again
+        logger.warning("secret not read after restore", extra={"error": type(error).__name__})
+
+
+def _built_client(adapter: object) -> object:
+    return getattr(adapter, "_client", None)
+
+
+def register_snapstart_hooks() -> bool:
+    """Register `after_restore` with Lambda's runtime when it offers SnapStart hooks (python3.12+);
+    elsewhere (SnapStart off changes nothing: the hook only runs after a restore) there is no such
+    module. True when registered."""
+    try:
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    register_after_restore(after_restore)
+    return True
+
+
 def reset() -> None:
     """Forget the built service (tests and the local stack change the environment)."""
     global _service
