@@ -7,7 +7,8 @@ of every invocation. CPU is `time.process_time()` (every thread of the process, 
 share covers them all); the wall time less the CPU time is what the invocation waited on I/O.
 
 Protocol (JSON lines): it writes {"init": …} once imported; then for each {"events": […]} it writes
-{"wall_ms": […], "cpu_ms": […], "outcomes": {…}, "rss_kb": …}; {"profile": […], "top": N} runs the
+{"wall_ms": […], "cpu_ms": […], "dynamodb_wall_ms": […] (only with --count-calls), "outcomes": {…},
+"rss_kb": …}; {"profile": […], "top": N} runs the
 events under cProfile and writes {"profile": text}; {"exit": true} writes the call counts and the
 peak RSS, and ends. stdout itself goes to /dev/null (the functions' log lines), the protocol to a
 copy of it taken first.
@@ -34,6 +35,7 @@ from memory_bridge_dev.apigw import LocalLambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = {"bridge": "app", "peer": "memory_bridge_dev.bench_peer.app"}
+APP = ""  # set by main()
 _ = (base64, logging, urllib.parse, uuid)  # imported for what they cost, not used here
 
 
@@ -48,11 +50,12 @@ TARGETS = {"DynamoDB_20120810": "dynamodb", "secretsmanager": "secretsmanager", 
 
 
 class CallCounts:
-    """Requests by service, counted where every client sends them (urllib3: boto3, requests and
-    memory-bridge's own clients all use it): Memory by its port, AWS by X-Amz-Target."""
+    """Requests by service: at urllib3 (boto3, requests and memory-bridge's Memory client use it),
+    Memory by its port and AWS by X-Amz-Target; and at memory-bridge's own AWS client."""
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
+        self.dynamodb_wall_ms = 0.0  # time spent in DynamoDB requests (moto, here)
 
     def install(self) -> None:
         from urllib.parse import urlsplit
@@ -63,16 +66,41 @@ class CallCounts:
         pool: Any = HTTPConnectionPool
         urlopen = pool.urlopen
         counts = self.counts
+        outer = self
 
         def counted_urlopen(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             if self.port == memory_port:
                 counts["memory"] += 1
-            else:
-                target = str((kwargs.get("headers") or {}).get("X-Amz-Target", ""))
-                counts[TARGETS.get(target.split(".")[0], target or "other")] += 1
-            return urlopen(self, method, url, *args, **kwargs)
+                return urlopen(self, method, url, *args, **kwargs)
+            target = str((kwargs.get("headers") or {}).get("X-Amz-Target", ""))
+            service = TARGETS.get(target.split(".")[0], target or "other")
+            counts[service] += 1
+            started = time.perf_counter()
+            try:
+                return urlopen(self, method, url, *args, **kwargs)
+            finally:
+                if service == "dynamodb":
+                    outer.dynamodb_wall_ms += (time.perf_counter() - started) * 1000
 
         pool.urlopen = counted_urlopen
+
+        if APP == "bridge":  # memory-bridge's own AWS client (memory_bridge.aws_json) uses http.client
+            from memory_bridge import aws_json
+
+            client: Any = aws_json.AwsJsonClient
+            send = client._send
+
+            def counted_send(self: Any, operation: str, body: bytes, guard: Any) -> Any:
+                service = TARGETS.get(self._target_prefix, self._target_prefix)
+                counts[service] += 1
+                started = time.perf_counter()
+                try:
+                    return send(self, operation, body, guard)
+                finally:
+                    if service == "dynamodb":
+                        outer.dynamodb_wall_ms += (time.perf_counter() - started) * 1000
+
+            client._send = counted_send
 
 
 def main() -> int:
@@ -81,6 +109,8 @@ def main() -> int:
     parser.add_argument("--memory-mb", type=int, default=256)
     parser.add_argument("--count-calls", action="store_true")
     args = parser.parse_args()
+    global APP
+    APP = args.app
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -121,20 +151,28 @@ def main() -> int:
         wall: list[float] = []
         cpu: list[float] = []
         outcomes: collections.Counter[str] = collections.Counter()
+        dynamodb: list[float] = []
+        dynamodb_calls: list[int] = []
         counts.counts.clear()
         for event in command["events"]:
             context = LocalLambdaContext(memory_mb=args.memory_mb)
+            counts.dynamodb_wall_ms = 0.0
+            calls_before = counts.counts["dynamodb"]
             w0, c0 = time.perf_counter(), time.process_time()
             answer = handler(event, context)
             c1, w1 = time.process_time(), time.perf_counter()
             cpu.append((c1 - c0) * 1000)
             wall.append((w1 - w0) * 1000)
+            dynamodb.append(counts.dynamodb_wall_ms)
+            dynamodb_calls.append(counts.counts["dynamodb"] - calls_before)
             outcomes[f"{answer['statusCode']} {json.loads(answer['body']).get('outcome')}"] += 1
         protocol.write(
             json.dumps(
                 {
                     "wall_ms": wall,
                     "cpu_ms": cpu,
+                    "dynamodb_wall_ms": dynamodb,
+                    "dynamodb_calls": dynamodb_calls,
                     "outcomes": dict(outcomes),
                     "calls": dict(counts.counts),
                     "rss_kb": rss_kb(),

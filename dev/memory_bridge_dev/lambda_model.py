@@ -70,6 +70,17 @@ def cost_per_million(durations_ms: Sequence[float], memory_mb: int) -> float:
 class Invocation:
     cpu_ms: float
     wall_ms: float
+    # Wall time spent waiting on DynamoDB, and how many calls: to swap the emulator's answer time
+    # for a set one (`with_dynamodb_latency`).
+    dynamodb_wall_ms: float = 0.0
+    dynamodb_calls: int = 0
+
+    def with_dynamodb_latency(self, latency_ms: float) -> Invocation:
+        """The same invocation had each DynamoDB call taken `latency_ms` of wall time (CPU unchanged)."""
+        wall = self.wall_ms - self.dynamodb_wall_ms + self.dynamodb_calls * latency_ms
+        return Invocation(
+            self.cpu_ms, max(wall, self.cpu_ms), self.dynamodb_calls * latency_ms, self.dynamodb_calls
+        )
 
 
 @dataclass(frozen=True)

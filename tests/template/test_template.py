@@ -21,6 +21,8 @@ pytestmark = pytest.mark.template
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
 PYTHON_313_DIRS = python313_dirs()
+# The template's MemorySize, chosen from the table under "What a million webhooks cost" (README, make bench).
+CHOSEN_MEMORY_MB = 256
 
 
 def require_sam() -> Path:
@@ -306,3 +308,92 @@ def test_queue_and_table_are_encrypted_at_rest_and_api_is_throttled():
     assert RESOURCES["IdempotencyTable"]["Properties"]["SSESpecification"]["SSEEnabled"] is True
     settings = RESOURCES["WebhookApi"]["Properties"]["MethodSettings"][0]
     assert settings["ThrottlingBurstLimit"] > 0 and settings["ThrottlingRateLimit"] > 0
+
+
+# ---- SnapStart (optional) and the memory size ---------------------------------------------------
+
+
+def test_snapstart_is_off_by_default_and_switched_by_one_parameter():
+    parameter = TEMPLATE["Parameters"]["WebhookSnapStart"]
+    assert parameter["Default"] == "off"
+    assert sorted(parameter["AllowedValues"]) == ["off", "on"]
+    assert TEMPLATE["Conditions"]["WebhookSnapStartOn"] == {"Fn::Equals": [{"Ref": "WebhookSnapStart"}, "on"]}
+    webhook = RESOURCES["WebhookFunction"]["Properties"]
+    assert webhook["SnapStart"] == {
+        "Fn::If": ["WebhookSnapStartOn", {"ApplyOn": "PublishedVersions"}, {"Ref": "AWS::NoValue"}]
+    }
+    # SnapStart applies to published versions only: the API calls an alias that follows each deploy,
+    # and a new layer (where the bridge's code lives) publishes a new version too.
+    assert webhook["AutoPublishAlias"] == "live"
+    assert webhook["AutoPublishAliasAllProperties"] is True
+    assert RESOURCES["BridgeLayer"]["Properties"]["PublishLambdaVersion"] is True
+    assert "SnapStart" not in RESOURCES["ReplayFunction"]["Properties"]
+    assert "SnapStart" not in TEMPLATE["Globals"]["Function"]
+    assert TEMPLATE["Globals"]["Function"]["Runtime"] in ("python3.12", "python3.13")  # SnapStart: 3.12+
+
+
+TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+template = yaml_parse(open(sys.argv[1]).read())
+for resource in template["Resources"].values():
+    properties = resource.get("Properties", {})
+    for key in ("CodeUri", "ContentUri"):
+        if isinstance(properties.get(key), str):
+            properties[key] = "s3://bucket/" + (sys.argv[2] if key == "ContentUri" else "code")
+parameters = {"MemoryStoreId": "mem_store_01kpttrksqe08rhv122gzq52ax", "TwilioCredentialsSecret": "s"}
+print(json.dumps(transform(template, parameters, NoManagedPolicies())))
+"""
+
+
+def translated(layer_key: str = "layer") -> dict:
+    """template.yaml as SAM turns it into CloudFormation (aws-sam-cli's own translator)."""
+    import json
+
+    python = require_sam().parent / "python"
+    result = subprocess.run(
+        [str(python), "-c", TRANSLATE, str(ROOT / "template.yaml"), layer_key],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    resources: dict = json.loads(result.stdout)["Resources"]
+    return resources
+
+
+def test_sam_points_the_api_at_the_live_alias_and_a_new_layer_moves_it():
+    resources = translated()
+    [alias] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    assert alias["Properties"]["Name"] == "live"
+    [permission] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert permission["Properties"]["FunctionName"] == {"Ref": "WebhookFunctionAliaslive"}
+    integration = resources["WebhookApi"]["Properties"]["Body"]["paths"]["/webhooks/conversations"]["post"][
+        "x-amazon-apigateway-integration"
+    ]
+    assert "${WebhookFunctionAliaslive}" in str(integration["uri"])
+    assert resources["WebhookFunction"]["Properties"]["SnapStart"]["Fn::If"][0] == "WebhookSnapStartOn"
+
+    def version_ids(found: dict) -> set[str]:
+        return {k for k, r in found.items() if r["Type"] == "AWS::Lambda::Version"}
+
+    assert version_ids(resources) != version_ids(translated("another-layer"))
+
+
+def test_memory_size_is_the_one_the_bench_table_chose():
+    from memory_bridge_dev.lambda_model import MEMORY_SIZES, template_memory_size
+
+    chosen = template_memory_size(TEMPLATE)
+    assert chosen == CHOSEN_MEMORY_MB
+    assert chosen in MEMORY_SIZES
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### What a million webhooks cost") :]
+    assert f"**{chosen} MB**" in section.split("\n## ")[0]
