@@ -436,6 +436,10 @@ def ratios(apps: dict[str, Any]) -> dict[str, float]:
             bridge["warm"]["modelled_ms"]["p99"],
             peer["warm"]["modelled_ms"]["p99"],
         )
+        pairs["warm_modelled_with_dynamodb_latency_p50"] = (
+            bridge["warm"]["modelled_with_dynamodb_latency_ms"]["p50"],
+            peer["warm"]["modelled_with_dynamodb_latency_ms"]["p50"],
+        )
     if "sizes" in bridge and "sizes" in peer:
         for mine, theirs in zip(bridge["sizes"], peer["sizes"], strict=True):
             mb = mine["memory_mb"]
@@ -582,11 +586,10 @@ def package_size() -> dict[str, Any]:
     shutil.rmtree(build, ignore_errors=True)
     return {
         "unzipped_mb": sizes,
-        "memory_mb": 256,
+        "memory_mb": template_memory_size(load_template()),
         "timeout_s": {"WebhookFunction": 10, "ReplayFunction": 900},
-        "why": "256 MB doubles the CPU share of 128 MB for a shorter cold start at the same cost per "
-        "msxMB for a short function; 10 s covers a slow cold start while the code answers "
-        "Twilio within its own 4 s budget",
+        "why": "MemorySize from the table under 'What a million webhooks cost' (README); 10 s covers a "
+        "slow cold start while the code answers Twilio within its own 4 s budget",
     }
 
 
@@ -874,6 +877,13 @@ def render_webhook(webhook: dict[str, Any]) -> list[str]:
                 f"{r['warm_modelled_p50']}x",
             ),
             row(
+                f"... with DynamoDB answering in {webhook['dynamodb_latency_ms']:g} ms (moto: "
+                f"{b['dynamodb_wall_per_call_ms']} ms)",
+                _p50_p99(b["modelled_with_dynamodb_latency_ms"]),
+                _p50_p99(p["modelled_with_dynamodb_latency_ms"]),
+                f"{r['warm_modelled_with_dynamodb_latency_p50']}x",
+            ),
+            row(
                 "calls per message: Memory / DynamoDB / Secrets / SQS",
                 _calls(b["calls_per_message"]),
                 _calls(p["calls_per_message"]),
@@ -901,6 +911,10 @@ def render_webhook(webhook: dict[str, Any]) -> list[str]:
                 f"{theirs['cost_per_million_usd']:>8.3f}"
             )
     return lines
+
+
+def _p50_p99(figures: dict[str, float]) -> str:
+    return f"{figures['p50']} / {figures['p99']}"
 
 
 def _outcomes(outcomes: dict[str, int]) -> str:

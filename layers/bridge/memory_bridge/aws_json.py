@@ -27,6 +27,7 @@ import json
 import os
 import random
 import select
+import socket
 import ssl
 import threading
 import time
@@ -324,10 +325,13 @@ class AwsJsonClient:
         left = None if guard is None else guard.deadline - time.monotonic()
         connection = self._pool.get()
         try:
-            if connection.sock is None:
+            fresh = connection.sock is None
+            if fresh:
                 connection.timeout = _shorter(self._connect_timeout, left)
                 connection.connect()
             sock = connection.sock
+            if fresh:  # as urllib3 and botocore do: no Nagle delay on a kept-alive exchange
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if guard is not None:
                 guard.watch(sock)
             sock.settimeout(_shorter(self._read_timeout, left))
