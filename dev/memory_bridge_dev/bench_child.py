@@ -50,8 +50,8 @@ TARGETS = {"DynamoDB_20120810": "dynamodb", "secretsmanager": "secretsmanager", 
 
 
 class CallCounts:
-    """Requests by service: at urllib3 (boto3, requests and memory-bridge's Memory client use it),
-    Memory by its port and AWS by X-Amz-Target; and at memory-bridge's own AWS client."""
+    """Requests by service: at urllib3 (boto3 and requests use it), Memory by its port and AWS by
+    X-Amz-Target; and at memory-bridge's own two clients (http.client)."""
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
@@ -84,8 +84,17 @@ class CallCounts:
 
         pool.urlopen = counted_urlopen
 
-        if APP == "bridge":  # memory-bridge's own AWS client (memory_bridge.aws_json) uses http.client
-            from memory_bridge import aws_json
+        if APP == "bridge":  # memory-bridge's own clients (Memory, AWS) use http.client, not urllib3
+            from memory_bridge import aws_json, memory_api
+
+            memory_client: Any = memory_api.MemoryApiClient
+            memory_send = memory_client._send
+
+            def counted_memory_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+                counts["memory"] += 1
+                return memory_send(self, *args, **kwargs)
+
+            memory_client._send = counted_memory_send
 
             client: Any = aws_json.AwsJsonClient
             send = client._send
