@@ -84,8 +84,11 @@ class CallCounts:
 
         pool.urlopen = counted_urlopen
 
-        if APP == "bridge":  # memory-bridge's own clients (Memory, AWS) use http.client, not urllib3
+        try:  # memory-bridge's own clients (Memory, AWS) use http.client, not urllib3
             from memory_bridge import aws_json, memory_api
+        except ImportError:  # a version of memory-bridge from before them (boto3, urllib3: counted above)
+            return
+        if APP == "bridge":
 
             memory_client: Any = memory_api.MemoryApiClient
             memory_send = memory_client._send
