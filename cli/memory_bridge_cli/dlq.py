@@ -194,7 +194,7 @@ def command_stats(args: argparse.Namespace, console: Console) -> int:
         "  by status    " + (", ".join(f"{k} {v}" for k, v in breakdown.statuses.most_common()) or "-"),
         "  by code      " + (", ".join(f"{k} {v}" for k, v in breakdown.codes.most_common()) or "-"),
         f"  needs attention  {breakdown.attention_messages}"
-        + (f" ({attention}): a plain replay will not fix these" if attention else ""),
+        + (f" ({attention}): the scheduled replay leaves these for people" if attention else ""),
         "  (see docs/runbook.md for what each code means)",
     ]
     warning = queue_scan.release_warning(report)
@@ -223,6 +223,8 @@ def peek_row(message: QueuedMessage, show_content: bool) -> dict[str, Any]:
             "code": envelope.failure.code,
             "ambiguous": envelope.failure.ambiguous,
             "attempts": envelope.attempts,
+            "needsAttention": attention_reason(envelope),
+            "leftForPeopleAt": envelope.left_for_people_at or None,
             "profileId": envelope.profile_id,
             "observations": len(envelope.observations),
             "firstFailedAt": envelope.first_failed_at,
@@ -235,6 +237,15 @@ def peek_row(message: QueuedMessage, show_content: bool) -> dict[str, Any]:
         if envelope.identifier:
             row["identifier"] = envelope.identifier.to_json()
     return row
+
+
+def attention_reason(envelope: Envelope) -> str | None:
+    """Why a person must look at it (docs/runbook.md, "Needs attention"); None while replay retries it."""
+    if envelope.kind == "permanent":
+        return "permanent"
+    if envelope.needs_attention:
+        return f"left for people after {envelope.failed_replays} failed replays"
+    return None
 
 
 def command_peek(args: argparse.Namespace, console: Console) -> int:
@@ -255,6 +266,8 @@ def command_peek(args: argparse.Namespace, console: Console) -> int:
             f" code {row['code']}" if row["code"] else ""
         )
         flags = " ambiguous" if row["ambiguous"] else ""
+        if row["needsAttention"]:
+            flags += f"  NEEDS ATTENTION ({row['needsAttention']})"
         lines.append(
             f"  {row['messageSid']}  {row['kind']:<9} {failure:<34} attempts {row['attempts']}  "
             f"age {row['age']}  obs {row['observations']}{flags}"
