@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from memory_bridge_dev import scheduled_replay
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module, rest_api_event
 from memory_bridge_dev.aws_resources import (
     create_dead_letter_queue,
@@ -448,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="put a fault proxy between the webhook and moto (SQS, DynamoDB), driven by /__local/aws-faults",
     )
+    scheduled_replay.add_arguments(parser)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     stack = LocalStack(
@@ -461,9 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     # Handled explicitly: a stack started in the background inherits SIGINT as ignored.
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    schedule = None
     try:
         info = stack.start(progress=lambda line: print(line, flush=True))
         print(summary(info), flush=True)
+        schedule = scheduled_replay.start_from_args(args, report=lambda line: print(line, flush=True))
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -476,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     finally:
+        if schedule is not None:
+            schedule.stop()
         stack.stop()
         print("\nlocal stack stopped", flush=True)
     return 0
