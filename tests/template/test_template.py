@@ -311,8 +311,8 @@ def condition(name: str, parameters: dict[str, str]) -> bool:
     def value(node: Any) -> Any:
         if isinstance(node, dict) and "Ref" in node:
             return parameters.get(node["Ref"], f"<{node['Ref']}>")
-        if isinstance(node, dict) and "Condition" in node:
-            return condition(node["Condition"], parameters)
+        if isinstance(node, dict) and ("Condition" in node or "Fn::Condition" in node):
+            return condition(node.get("Condition") or node["Fn::Condition"], parameters)
         if isinstance(node, dict) and "Fn::Equals" in node:
             left, right = node["Fn::Equals"]
             return value(left) == value(right)
