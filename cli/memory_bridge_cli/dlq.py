@@ -25,6 +25,7 @@ from memory_bridge_cli.common import (
     Console,
     UsageError,
     add_memory_options,
+    aws_profile_name,
     local_stack_state,
     memory_client,
     positive,
@@ -456,7 +457,7 @@ def register(commands: Any, parser_class: type) -> None:
         else:
             group = parser.add_argument_group("AWS")
             group.add_argument("--region")
-            group.add_argument("--profile", dest="aws_profile", help="AWS profile")
+            group.add_argument("--profile", dest="aws_profile", type=aws_profile_name, help="AWS profile")
             group.add_argument("--endpoint-url", help="AWS endpoint (moto's server for the local stack)")
             parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
