@@ -25,6 +25,7 @@ from memory_bridge_cli.common import (
     Console,
     UsageError,
     add_memory_options,
+    aws_profile_name,
     local_stack_state,
     memory_client,
     positive,
@@ -425,7 +426,10 @@ def summary_table(summary: Any, show_content: bool) -> str:
         lines.append(
             f"DRY RUN — would post {sum(p['observations'] for p in summary.plan)} observation(s) "
             f"from {sum(p['messages'] for p in summary.plan)} message(s) in "
-            f"{sum(p['requests'] for p in summary.plan)} request(s):"
+            f"{sum(p['requests'] for p in summary.plan)} Memory request(s): "
+            f"{sum(p['lookups'] for p in summary.plan)} profile lookup(s) (+1 each to create a profile "
+            f"not found), {sum(p['checks'] for p in summary.plan)} List Observations check(s) (what a "
+            "check finds posted saves its post), the rest posts:"
         )
         for entry in summary.plan:
             ambiguous = f", {entry['ambiguous']} ambiguous (checked first)" if entry["ambiguous"] else ""
@@ -451,6 +455,12 @@ def summary_table(summary: Any, show_content: bool) -> str:
     lines.append(f"  {'seconds':<26} {summary.seconds:>7.1f}")
     if summary.stopped:
         lines.append(f"  stopped early: {summary.stopped}; the rest is untouched on the queue")
+    if counts.filtered_permanent:
+        lines.append(
+            f"  {counts.filtered_permanent} permanent failure(s) left: Memory refused them (see "
+            "`memory-bridge dlq peek` for the code and docs/runbook.md for the fix); once the cause is "
+            "fixed, replay them with --kind permanent"
+        )
     for item in summary.malformed[:10]:
         lines.append(f"  malformed {item['messageId']}: {item['reason']}")
     return "\n".join(lines)
@@ -469,7 +479,7 @@ def register(commands: Any, parser_class: type) -> None:
         else:
             group = parser.add_argument_group("AWS")
             group.add_argument("--region")
-            group.add_argument("--profile", dest="aws_profile", help="AWS profile")
+            group.add_argument("--profile", dest="aws_profile", type=aws_profile_name, help="AWS profile")
             group.add_argument("--endpoint-url", help="AWS endpoint (moto's server for the local stack)")
             parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

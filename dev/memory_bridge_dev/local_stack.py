@@ -17,20 +17,33 @@ Ctrl-C stops everything.
 
 from __future__ import annotations
 
+import signal
+import sys
+
+if __name__ == "__main__":
+    # Before the imports below (moto's take a second or two): Ctrl-C, or a SIGINT sent to a stack
+    # started in the background (which inherits SIGINT as ignored), ends start-up quietly.
+    def _leave(*_: object) -> None:
+        raise SystemExit(130)
+
+    signal.signal(signal.SIGINT, _leave)
+    signal.signal(signal.SIGTERM, _leave)
+
 import argparse
 import contextlib
 import io
 import json
 import logging
 import os
-import signal
-import sys
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from memory_bridge_dev import scheduled_replay
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module, rest_api_event
@@ -92,6 +105,7 @@ class LocalStack:
     provisioning_seconds: float = 1.5
     aws_fault_proxy: bool = False
     state_path: str | None = None
+    on_webhook: Any = None
     servers: list[Any] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -154,7 +168,7 @@ class LocalStack:
                 os.environ[f"AWS_ENDPOINT_URL_{service.upper()}"] = proxy.serve()
                 self.servers.append(proxy)
                 proxies[service] = proxy
-        front = LocalApiFront(self.host, self.front_port, proxies)
+        front = LocalApiFront(self.host, self.front_port, proxies, on_webhook=self.on_webhook)
         front.start()
         self.servers.append(front)
         webhook_url = f"http://{self.host}:{self.front_port}{WEBHOOK_PATH}"
@@ -206,6 +220,8 @@ class LocalStack:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+        if code == 130:  # Ctrl-C while the store was being created: the CLI turned it into an exit code
+            raise KeyboardInterrupt
         if code != 0:
             raise RuntimeError("the sandbox store could not be created")
         store_id: str = json.loads(out.getvalue())["storeId"]
@@ -231,8 +247,9 @@ class LocalStack:
             os.environ.pop(f"AWS_ENDPOINT_URL_{service.upper()}", None)
         state_file = self.info.get("state_file")
         if state_file:
-            with contextlib.suppress(OSError):
-                os.remove(state_file)
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(Path(state_file).read_text()).get("pid") == os.getpid():
+                    os.remove(state_file)  # only ours: another stack may have written it since
 
 
 class _Prefixed(io.StringIO):
@@ -252,14 +269,29 @@ class _Prefixed(io.StringIO):
         return
 
 
+def _outcome(body: bytes) -> str:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return "-"
+    return str(answer.get("outcome", "-")) if isinstance(answer, dict) else "-"
+
+
 class LocalApiFront:
     """What `sam local start-api` does, without Docker: HTTP request → API Gateway event → handler."""
 
     API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit; larger is answered 413
 
-    def __init__(self, host: str, port: int, aws_proxies: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        aws_proxies: dict[str, Any] | None = None,
+        on_webhook: Any = None,
+    ):
         self.host, self.port = host, port
         self.aws_proxies = aws_proxies or {}
+        self.on_webhook = on_webhook  # (status, outcome, milliseconds, MessageSid) after each webhook
         self.handler_module = load_handler_module()
         self._server: ThreadingHTTPServer | None = None
 
@@ -346,15 +378,24 @@ class LocalApiFront:
             context_path=path,
             scheme="http",
         )
+        started = time.perf_counter()
         try:
             result = self.handler_module.lambda_handler(event, LocalLambdaContext())
         except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function fails
             self._reply(
                 request, 502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}'
             )
+            self._report(502, "function error", started, body)
             return
         data = str(result.get("body") or "").encode()
-        self._reply(request, int(result.get("statusCode", 200)), result.get("headers") or {}, data)
+        status = int(result.get("statusCode", 200))
+        self._reply(request, status, result.get("headers") or {}, data)
+        self._report(status, _outcome(data), started, body)
+
+    def _report(self, status: int, outcome: str, started: float, body: bytes) -> None:
+        if self.on_webhook is not None:
+            sid = dict(parse_qsl(body.decode("utf-8", "replace"))).get("MessageSid", "-")
+            self.on_webhook(status, outcome, (time.perf_counter() - started) * 1000, sid[:40])
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """The dev-only controls (see the module's docstring): (status, JSON answer)."""
@@ -431,7 +472,116 @@ def summary(info: dict[str, Any]) -> str:
     )
 
 
+PORT_ROLES = {"front_port": "the local API front", "sandbox_port": "the Memory sandbox", "moto_port": "moto"}
+
+
+def busy_ports(host: str, ports: dict[str, int]) -> dict[str, int]:
+    """The ports (by role) that something already listens on. Checked before anything starts: a
+    busy moto port makes moto's server wait for ever for a start that never comes."""
+    busy = {}
+    for role, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+            try:
+                probe.bind((host, port))
+            except OSError:
+                busy[role] = port
+    return busy
+
+
+def ports_in_use_message(busy: dict[str, int], state: dict[str, Any] | None, state_path: Path) -> str:
+    taken = ", ".join(f"{port} ({PORT_ROLES[role]})" for role, port in busy.items())
+    lines = [f"make run: port {taken} already in use."]
+    pid = (state or {}).get("pid")
+    if isinstance(pid, int) and _alive(pid):
+        lines.append(
+            f"  Another local stack is running (pid {pid}, {state_path}); its webhook URL is "
+            f"{(state or {}).get('webhook_url')}. Use it, or stop it with Ctrl-C in its terminal "
+            f"(or `kill {pid}`)."
+        )
+    else:
+        ports = " ".join(str(p) for p in busy.values())
+        lines.append(
+            f"  Something else listens there: `ss -ltnp | grep -E ':({ports.replace(' ', '|')})\\b'`"
+        )
+    lines.append(
+        "  Or run this one on other ports: FRONT_PORT=3001 SANDBOX_PORT=8788 MOTO_PORT=5001 "
+        "MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run"
+    )
+    return "\n".join(lines)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ReadableOutput(io.TextIOBase):
+    """`make run`'s terminal: the function's one-line JSON logs and metrics are for CloudWatch, not
+    for people. Warnings and errors keep one short line each; the rest goes unless --raw-logs."""
+
+    def __init__(self, target: Any):
+        self._target = target
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            shown = self._readable(line)
+            if shown is not None:
+                self._target.write(shown + "\n")
+        self._target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    @staticmethod
+    def _readable(line: str) -> str | None:
+        if not line.startswith("{"):
+            return line
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return line
+        if not isinstance(record, dict) or "_aws" in record:
+            return None  # a metrics (EMF) document
+        level = str(record.get("level", "INFO"))
+        if level in ("DEBUG", "INFO"):
+            return None
+        detail = record.get("reason") or record.get("error") or ""
+        return f"{_clock()}  {level.lower():<8} {record.get('message', '')}" + (
+            f" ({str(detail)[:120]})" if detail else ""
+        )
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def print_webhook(status: int, outcome: str, milliseconds: float, message_sid: str) -> None:
+    print(f"{_clock()}  {status} {outcome:<14} {milliseconds:6.0f} ms  {message_sid}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    stopped = threading.Event()
+    starting = threading.Event()
+    starting.set()
+
+    def on_signal(*_: Any) -> None:
+        stopped.set()
+        if starting.is_set():  # start-up blocks in calls that only an exception interrupts
+            raise KeyboardInterrupt
+
+    # Handled explicitly, and first: a stack started in the background inherits SIGINT as ignored.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     parser = argparse.ArgumentParser(
         prog="make run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -449,25 +599,44 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="put a fault proxy between the webhook and moto (SQS, DynamoDB), driven by /__local/aws-faults",
     )
+    parser.add_argument(
+        "--raw-logs",
+        action="store_true",
+        default=os.environ.get("RAW_LOGS", "") not in ("", "0"),
+        help="print the function's JSON logs and metrics as Lambda writes them (RAW_LOGS=1), instead of "
+        "one line per webhook: time, status, outcome, milliseconds, MessageSid",
+    )
     scheduled_replay.add_arguments(parser)
     args = parser.parse_args(argv)
+    from memory_bridge_cli.common import local_state_path
+
+    state_path = local_state_path()
+    ports = {"front_port": args.front_port, "sandbox_port": args.sandbox_port, "moto_port": args.moto_port}
+    busy = busy_ports("127.0.0.1", ports)
+    if busy:
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, ValueError):
+            state = None
+        print(ports_in_use_message(busy, state, state_path), file=sys.stderr)
+        return 2
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+    if not args.raw_logs:
+        sys.stdout = ReadableOutput(sys.stdout)
     stack = LocalStack(
         front_port=args.front_port,
         sandbox_port=args.sandbox_port,
         moto_port=args.moto_port,
         provisioning_seconds=args.provisioning_seconds,
         aws_fault_proxy=args.aws_fault_proxy,
+        on_webhook=None if args.raw_logs else print_webhook,
     )
-    stopped = threading.Event()
-    # Handled explicitly: a stack started in the background inherits SIGINT as ignored.
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
     schedule = None
     try:
         info = stack.start(progress=lambda line: print(line, flush=True))
         print(summary(info), flush=True)
         schedule = scheduled_replay.start_from_args(args, report=lambda line: print(line, flush=True))
+        starting.clear()
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -480,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     finally:
+        starting.clear()
         if schedule is not None:
             schedule.stop()
         stack.stop()

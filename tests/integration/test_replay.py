@@ -97,6 +97,44 @@ def test_dry_run_changes_nothing(oncall):
     assert oncall.queue_depth() == 3
 
 
+def test_the_dry_run_counts_every_request_the_run_makes(oncall):
+    """Lookups for authors parked before their profile was resolved, and List Observations checks for
+    ambiguous ones, are requests too: the plan's count is what the run then sends."""
+    assert outcome(oncall.send(message_params(message_sid="IM0", author="+15555550100"))) == "posted"
+    new_container()  # a fresh container: the author's profile is no longer cached
+    oncall.sandbox.add_fault(Fault(status=503))  # Memory down: parked at resolve_profile
+    park_via_webhook(oncall, "IM1")
+    park_via_webhook(oncall, "IM2")
+    oncall.sandbox.clear_faults()
+    oncall.sandbox.add_fault(Fault(drop="after", times=1, match="/Observations"))  # ambiguous
+    park_via_webhook(oncall, "IM3", author="+15555550222")
+    oncall.sandbox.clear_faults()
+    assert all(e.profile_id is None for e in oncall.parked() if e.message_sid != "IM3")
+
+    code, out, _ = oncall.run("dlq", "replay", "--dry-run", "--json")
+    plan = json.loads(out)["plan"]
+    assert code == 0
+    assert sum(p["lookups"] for p in plan) == 1 and sum(p["checks"] for p in plan) == 1
+    planned = sum(p["requests"] for p in plan)
+    before = len(oncall.sandbox.requests)
+    code, out, _ = oncall.run("dlq", "replay", "--json")
+    assert code == 0 and json.loads(out)["counts"]["replayed"] == 2
+    assert json.loads(out)["counts"]["already_posted"] == 1
+    # Planned: a lookup, a check, and a post each for IM1+IM2 and for IM3; the check found IM3 in
+    # Memory, which saved its post.
+    assert planned == 4
+    assert len(oncall.sandbox.requests) - before == 3
+
+
+def test_a_run_that_leaves_permanent_failures_says_how_to_replay_them(oncall, monkeypatch):
+    monkeypatch.setenv("CHAT_ID_TYPE", "agent_login")  # the store does not know this idType
+    new_container()
+    park_via_webhook(oncall, "IM4", author="dave")
+    code, out, _ = oncall.run("dlq", "replay")
+    assert code == 0
+    assert "1 permanent failure(s) left" in out and "--kind permanent" in out
+
+
 def test_max_is_exact(oncall):
     oncall.sandbox.add_fault(Fault(status=503, match="/Observations"))
     for i in range(7):

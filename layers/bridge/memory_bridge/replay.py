@@ -36,7 +36,7 @@ from memory_bridge.envelope import Envelope, FailureRecord, MalformedEnvelope, p
 from memory_bridge.ledger import LedgerRecord, LedgerUnavailable, PartsPlan, Settlement, plan_parts
 from memory_bridge.observations import MAX_OBSERVATIONS_PER_REQUEST, Observation
 from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
-from memory_bridge.profiles import ProfileCache, resolve_profile
+from memory_bridge.profiles import Identifier, ProfileCache, resolve_profile
 from memory_bridge.redaction import KINDS, redact_envelope, redact_observations
 
 KindFilter = Literal["retryable", "permanent", "all"]
@@ -130,6 +130,7 @@ class ReplayCounts:
     busy: int = 0  # another replay or webhook holds its ledger lease right now; left in place
     unchecked: int = 0  # may be in Memory and Memory could not be asked; left in place, not posted
     filtered: int = 0  # did not match --kind/--since/--profile-id; left in place
+    filtered_permanent: int = 0  # of those, permanent failures that a retryable run leaves for people
     malformed: int = 0  # not an envelope this version reads; left in place
     retargeted: int = 0  # parked against another store; posted to the target store
     too_recent: int = 0  # failed less than min_age ago: left for a later run
@@ -412,6 +413,8 @@ class _Run:
             return None
         if not self.matches(envelope):
             self.counts.filtered += 1
+            if envelope.kind == "permanent" and self.options.kind == "retryable":
+                self.counts.filtered_permanent += 1
             self.held.append(message)
             return None
         if self.too_recent(envelope):
@@ -497,27 +500,30 @@ class _Run:
 
     def plan(self, pending: list[Pending]) -> list[dict[str, Any]]:
         records = self.read_ledger(pending, dry_run=True)
-        groups: OrderedDict[tuple[str, str], list[Pending]] = OrderedDict()
+        # One group per profile, or per author still to resolve (one Lookup each, as the run makes).
+        groups: OrderedDict[tuple[str, str, Identifier | None], list[Pending]] = OrderedDict()
         for item in pending:
             self.sort_parts(item, records.get(item.envelope.message_sid))
             if not item.parts:
                 continue
-            who = item.profile_id or (
-                f"unresolved {item.envelope.identifier.id_type}" if item.envelope.identifier else "unresolved"
-            )
-            groups.setdefault((item.envelope.store_id, who), []).append(item)
+            identifier = None if item.profile_id else item.envelope.identifier
+            who = item.profile_id or (f"unresolved {identifier.id_type}" if identifier else "unresolved")
+            groups.setdefault((item.envelope.store_id, who, identifier), []).append(item)
         plan = []
-        for (store_id, who), items in groups.items():
+        for (store_id, who, identifier), items in groups.items():
             checks = 1 if any(i.check for i in items) else 0
+            lookups = 1 if identifier is not None else 0
             plan.append(
                 {
                     "storeId": store_id,
                     "profile": who,
                     "messages": len(items),
                     "observations": sum(len(i.parts) for i in items),
-                    # List Observations first where Memory may hold some already (one page or more).
-                    "requests": request_count([len(i.parts) for i in items]) + checks,
+                    # A Lookup for an author not yet resolved (one more to create a profile not found),
+                    # List Observations where Memory may hold some already, then the posts.
+                    "requests": request_count([len(i.parts) for i in items]) + checks + lookups,
                     "checks": checks,
+                    "lookups": lookups,
                     "messageSids": [i.envelope.message_sid for i in items],
                     "ambiguous": sum(1 for i in items if i.check),
                 }
