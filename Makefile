@@ -75,7 +75,8 @@ test: venv tools lint typecheck ## everything CI runs: lint, types, unit, integr
 build: tools ## sam build (no Docker)
 	@# sam's closing hints name a `sam` that is not on PATH here: point them at what works.
 	@set -o pipefail; PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) build 2>&1 \
-		| sed -e 's#sam validate#$(SAM) validate --lint#' -e 's#sam deploy --guided#make deploy-guided (or make deploy)#'
+		| sed -e 's#sam validate#$(SAM) validate --lint#' -e 's#sam deploy --guided#make deploy-guided (or make deploy)#' \
+		      -e 's#sam local invoke#make run (sam local needs Docker)#' -e 's#: sam sync#: $(SAM) sync#'
 
 STORE_NAME ?= memory-bridge
 STACK ?= memory-bridge

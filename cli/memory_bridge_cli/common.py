@@ -274,7 +274,7 @@ def fail_on(outcome: Any, what: str) -> Accepted:
 
 
 def store_tools(args: argparse.Namespace, console: Console) -> tuple[Any, Any, Any]:
-    from memory_bridge.stores import Backoff, OperationWatch
+    from memory_bridge_cli.stores import Backoff, OperationWatch
 
     client = memory_client(args)
     backoff = Backoff(on_retry=console.progress)

@@ -205,7 +205,7 @@ def conversations_instructions(webhook_url: str) -> str:
 
 
 def command_setup(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge.stores import (
+    from memory_bridge_cli.stores import (
         ApiFailure,
         StoreCreated,
         StoreFailed,

@@ -156,7 +156,7 @@ def age(message: QueuedMessage | float) -> str:
 
 
 def command_stats(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge import queue_scan
+    from memory_bridge_cli import queue_scan
 
     queue = dead_letter_queue(args)
     # The totals are SQS's own (approximate) counts; the breakdown is read from a sample, each message
@@ -250,7 +250,7 @@ def attention_reason(envelope: Envelope) -> str | None:
 
 
 def command_peek(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge import queue_scan
+    from memory_bridge_cli import queue_scan
 
     queue = dead_letter_queue(args)
     messages, report = queue_scan.peek(queue, args.n, clock=time.monotonic)
@@ -284,7 +284,7 @@ def command_peek(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_export(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge import queue_scan
+    from memory_bridge_cli import queue_scan
 
     queue = dead_letter_queue(args)
     path = Path(args.out)

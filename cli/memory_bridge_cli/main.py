@@ -291,7 +291,7 @@ def describe_store(store: dict[str, Any]) -> str:
 
 
 def command_stores_create(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge.stores import (
+    from memory_bridge_cli.stores import (
         StoreCreated,
         StoreFailed,
         StoreInputError,
@@ -356,7 +356,7 @@ def command_stores_create(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_stores_list(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge.stores import list_stores
+    from memory_bridge_cli.stores import list_stores
 
     client, backoff, _ = store_tools(args, console)
     stores = list_stores(client, backoff)
@@ -533,7 +533,7 @@ def run_command(
             os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
         return 141
     except Exception as error:
-        from memory_bridge.stores import ApiFailure
+        from memory_bridge_cli.stores import ApiFailure
 
         if isinstance(error, ApiFailure):
             print(f"memory-bridge: {error}{failure_hint(error.failure.status)}", file=err)

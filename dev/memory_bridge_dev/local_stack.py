@@ -577,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(*_: Any) -> None:
         stopped.set()
         if starting.is_set():  # start-up blocks in calls that only an exception interrupts
-            raise KeyboardInterrupt
+            raise SystemExit(130)  # through the `finally` below, which stops what was started
 
     # Handled explicitly, and first: a stack started in the background inherits SIGINT as ignored.
     signal.signal(signal.SIGTERM, on_signal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,10 +147,62 @@ def test_unknown_route_answers_like_api_gateway(stack):
     assert response.status == 403
 
 
+def local_stack_command(ports: dict[str, int]) -> list[str]:
+    command = [sys.executable, "-m", "memory_bridge_dev.local_stack", "--provisioning-seconds", "0.5"]
+    for flag, port in ports.items():
+        command += [flag, str(port)]
+    return command
+
+
+def test_a_second_stack_on_the_same_ports_says_which_and_exits_at_once(stack):
+    ports = {
+        "--front-port": int(stack["webhook_url"].split(":")[2].split("/")[0]),
+        "--sandbox-port": int(stack["sandbox_url"].rsplit(":", 1)[1]),
+        "--moto-port": int(stack["moto_url"].rsplit(":", 1)[1]),
+    }
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(stack["state"])}
+    started = time.monotonic()
+    second = subprocess.run(
+        local_stack_command(ports), cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert second.returncode == 2
+    assert time.monotonic() - started < 10
+    assert f"Another local stack is running (pid {stack['pid']}" in second.stderr
+    assert "already in use" in second.stderr and "FRONT_PORT=" in second.stderr
+    assert "Traceback" not in second.stdout + second.stderr
+    assert json.loads(Path(stack["state"]).read_text())["pid"] == stack["pid"]  # the first one's, still
+
+
+@pytest.mark.parametrize("after", [0.3, 1.5, 3.0])
+def test_ctrl_c_during_start_up_stops_it_quietly(tmp_path, after):
+    ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(tmp_path / "state.json")}
+    env.pop("AWS_ENDPOINT_URL", None)
+    process = subprocess.Popen(
+        local_stack_command(ports),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode in (0, 130), output
+    assert "Traceback" not in output
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_ctrl_c_stops_everything_cleanly(stack):
     process = stack["process"]
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=20) == 0
+    # The terminal showed one readable line per webhook, not the function's JSON logs and metrics.
+    output = process.stdout.read() if process.stdout else ""
+    assert re.search(r"\d\d:\d\d:\d\d  200 posted +\d+ ms  IM", output), output[-2000:]
+    assert re.search(r"403 forbidden", output)
+    assert '"_aws"' not in output and '"level": "INFO"' not in output and '"level":"INFO"' not in output
     assert not Path(stack["state"]).exists()
     with pytest.raises(urllib3.exceptions.HTTPError):
         urllib3.request("GET", stack["sandbox_url"] + "/__sandbox/health", retries=False, timeout=2)

@@ -83,6 +83,7 @@ def test_sam_build_ships_the_core_and_nothing_dev_only(tmp_path):
     # The operator CLI (argparse, the sam deploy runner) is installed by pip, never shipped to Lambda.
     assert "memory_bridge_cli" not in shipped
     assert not [p.name for p in (layer / "memory_bridge").glob("*.py") if p.name.startswith("cli")]
+    assert not {"stores.py", "queue_scan.py"} & {p.name for p in (layer / "memory_bridge").glob("*.py")}
     assert "argparse" not in "".join(p.read_text() for p in (layer / "memory_bridge").glob("*.py"))
     assert not (build_dir / "BridgeLayer" / "python" / "boto3").exists()  # the runtime has it
     assert (build_dir / "WebhookFunction" / "app.py").exists()

@@ -89,7 +89,7 @@ def test_a_state_file_left_by_a_stopped_stack_is_ignored_with_one_line(monkeypat
 def test_memory_unreachable_says_what_to_check(monkeypatch):
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token")
-    monkeypatch.setattr("memory_bridge.stores.Backoff.attempts", 1, raising=False)
+    monkeypatch.setattr("memory_bridge_cli.stores.Backoff.attempts", 1, raising=False)
     code, _, err = run(
         "operations", "show", "mem_operation_x", "--memory-api-url", f"http://127.0.0.1:{closed_port()}"
     )

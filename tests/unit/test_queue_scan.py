@@ -17,7 +17,7 @@ import pytest
 from memory_bridge.dead_letters import QueueDepth, QueuedMessage
 from memory_bridge.envelope import FailureRecord, new_envelope
 from memory_bridge.outcomes import Permanent, Retryable
-from memory_bridge.queue_scan import (
+from memory_bridge_cli.queue_scan import (
     EXPORT_HOLD,
     MAX_HOLD,
     SHORT_HOLD,
