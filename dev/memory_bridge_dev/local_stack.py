@@ -528,15 +528,17 @@ class ReadableOutput(io.TextIOBase):
     def __init__(self, target: Any):
         self._target = target
         self._partial = ""
+        self._lock = threading.Lock()  # webhook threads and the scheduled replay write at once
 
     def write(self, text: str) -> int:
-        self._partial += text
-        *lines, self._partial = self._partial.split("\n")
-        for line in lines:
-            shown = self._readable(line)
-            if shown is not None:
-                self._target.write(shown + "\n")
-        self._target.flush()
+        with self._lock:
+            self._partial += text
+            *lines, self._partial = self._partial.split("\n")
+            for line in lines:
+                shown = self._readable(line)
+                if shown is not None:
+                    self._target.write(shown + "\n")
+            self._target.flush()
         return len(text)
 
     def flush(self) -> None:
