@@ -568,7 +568,9 @@ def _clock() -> str:
 
 
 def print_webhook(status: int, outcome: str, milliseconds: float, message_sid: str) -> None:
-    print(f"{_clock()}  {status} {outcome:<14} {milliseconds:6.0f} ms  {message_sid}", flush=True)
+    # One write per line: print() writes the text and its newline apart, which other threads can split.
+    sys.stdout.write(f"{_clock()}  {status} {outcome:<14} {milliseconds:6.0f} ms  {message_sid}\n")
+    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
