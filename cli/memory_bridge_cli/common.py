@@ -90,6 +90,26 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def aws_client_config() -> Any:
+    """Every AWS call the CLI makes gives up within about half a minute (a stopped local stack, say,
+    accepts connections and never answers), instead of botocore's 60 s reads retried four times."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 2})
+
+
+def writable_path(flag: str, text: str) -> Path:
+    """A file the command will write at its end, checked before it does any work."""
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"{flag} {text}: is a directory; name a file in it")
+    if not path.parent.is_dir():
+        raise UsageError(f"{flag} {text}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {text}: not writable")
+    return path
+
+
 def explain(error: BaseException) -> tuple[int, str] | None:
     """(exit code, a line naming the cause and the fix) for the failures people hit, or None for the
     unexpected. Missing configuration exits 2, like a bad argument; an unreachable peer exits 1."""
@@ -106,6 +126,12 @@ def explain(error: BaseException) -> tuple[int, str] | None:
         return 2, "no AWS region: pass --region (e.g. us-east-1) or set AWS_REGION"
     if isinstance(error, aws.ProfileNotFound):
         return 2, f"{error}: check --profile / AWS_PROFILE against `aws configure list-profiles`"
+    if isinstance(error, aws.ConnectTimeoutError | aws.ReadTimeoutError):
+        return (
+            1,
+            f"the AWS endpoint {error.kwargs.get('endpoint_url')} did not answer in time: check --region "
+            "and --endpoint-url (for the local stack: is `make run` suspended, with Ctrl-Z, or stopped?)",
+        )
     if isinstance(error, aws.EndpointConnectionError):
         return (
             1,
@@ -229,7 +255,7 @@ def read_secret(args: argparse.Namespace) -> str:
     import boto3
 
     session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
-    client = session.client("secretsmanager", endpoint_url=args.endpoint_url)
+    client = session.client("secretsmanager", endpoint_url=args.endpoint_url, config=aws_client_config())
     try:
         value: str = client.get_secret_value(SecretId=args.secret)["SecretString"]
     except Exception as error:  # noqa: BLE001 - any AWS failure gets the same advice

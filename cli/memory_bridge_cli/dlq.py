@@ -14,8 +14,8 @@ import os
 import re
 import socket
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
@@ -25,11 +25,13 @@ from memory_bridge_cli.common import (
     Console,
     UsageError,
     add_memory_options,
+    aws_client_config,
     aws_profile_name,
     local_stack_state,
     memory_client,
     positive,
     positive_int,
+    writable_path,
 )
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -72,7 +74,7 @@ def dead_letter_queue(args: argparse.Namespace) -> DeadLetterQueue:
         if not args.stack_name:
             raise UsageError("no queue: pass --queue-url URL or --stack-name NAME (or start the local stack)")
         queue_url = stack_output(session, endpoint, args.stack_name, "DeadLetterQueueUrl")
-    client = session.client("sqs", endpoint_url=endpoint)
+    client = session.client("sqs", endpoint_url=endpoint, config=aws_client_config())
     args.resolved_endpoint = endpoint  # the audit line asks the same AWS endpoint who we are
     args.aws_session = session
     return DeadLetterQueue(queue_url, client_factory=lambda: client)
@@ -95,15 +97,17 @@ def ledger_table(args: argparse.Namespace) -> Any:
             "no ledger table: pass --table NAME (the stack's IdempotencyTableName output) or --stack-name "
             "NAME; the replay reads it so that nothing is posted twice"
         )
-    client = args.aws_session.client("dynamodb", endpoint_url=args.resolved_endpoint)
+    client = args.aws_session.client(
+        "dynamodb", endpoint_url=args.resolved_endpoint, config=aws_client_config()
+    )
     return LedgerTable(table, 15 * 24 * 3600, client_factory=lambda: client)
 
 
 def stack_output(session: Any, endpoint: str | None, stack: str, key: str) -> str:
     try:
-        outputs = session.client("cloudformation", endpoint_url=endpoint).describe_stacks(StackName=stack)[
-            "Stacks"
-        ][0]
+        outputs = session.client(
+            "cloudformation", endpoint_url=endpoint, config=aws_client_config()
+        ).describe_stacks(StackName=stack)["Stacks"][0]
     except Exception as error:  # noqa: BLE001
         raise UsageError(
             f"could not read stack {stack!r}: {type(error).__name__}; check --region/--profile"
@@ -286,8 +290,8 @@ def command_peek(args: argparse.Namespace, console: Console) -> int:
 def command_export(args: argparse.Namespace, console: Console) -> int:
     from memory_bridge_cli import queue_scan
 
+    path = writable_path("--out", args.out)
     queue = dead_letter_queue(args)
-    path = Path(args.out)
 
     def progress(report: queue_scan.ScanReport) -> None:
         if report.phase == "read":
@@ -382,6 +386,7 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         max_consecutive_failures=args.max_failures,
         store_id=args.store,
     )
+    report_path = writable_path("--report", args.report) if args.report else None  # before any work
     queue = dead_letter_queue(args)
     ledger = ledger_table(args)
     memory = memory_client(args)
@@ -413,8 +418,8 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         "queueUrl": queue.queue_url,
         "memoryApi": memory.base_url,
     }
-    if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2))
+    if report_path is not None:
+        report_path.write_text(json.dumps(report, indent=2))
     console.result(report, summary_table(summary, args.show_content))
     return 0 if summary.complete else 1
 
@@ -444,6 +449,8 @@ def summary_table(summary: Any, show_content: bool) -> str:
         ("already posted (deleted)", counts.already_posted),
         ("failed again (put back)", counts.failed),
         ("left untouched", counts.left),
+        ("busy elsewhere (left)", counts.busy),
+        ("unchecked (left)", counts.unchecked),
         ("filtered out (left)", counts.filtered),
         ("malformed (left)", counts.malformed),
         ("sensitive numbers redacted", counts.redacted),
@@ -460,6 +467,18 @@ def summary_table(summary: Any, show_content: bool) -> str:
             f"  {counts.filtered_permanent} permanent failure(s) left: Memory refused them (see "
             "`memory-bridge dlq peek` for the code and docs/runbook.md for the fix); once the cause is "
             "fixed, replay them with --kind permanent"
+        )
+    reasons = Counter(
+        (row.get("stage"), row.get("status"), row.get("code"), row.get("kind")) for row in summary.failures
+    )
+    for (stage, status, code, kind), count in reasons.most_common(5):
+        answer = f"HTTP {status}" if status else "no answer"
+        twilio = f", Twilio code {code}" if code else ""
+        lines.append(f"  {count} message(s): {kind} ({stage}, {answer}{twilio})")
+    if any(status is None for _, status, _, _ in reasons):
+        lines.append(
+            "  Memory did not answer: check --memory-api-url / MEMORY_API_BASE_URL and the network (local "
+            "stack: is `make run` running?); the messages stay on the queue"
         )
     for item in summary.malformed[:10]:
         lines.append(f"  malformed {item['messageId']}: {item['reason']}")

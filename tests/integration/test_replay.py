@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
+import socket
 import time
 from collections import Counter
 
@@ -123,7 +125,19 @@ def test_the_dry_run_counts_every_request_the_run_makes(oncall):
     # Planned: a lookup, a check, and a post each for IM1+IM2 and for IM3; the check found IM3 in
     # Memory, which saved its post.
     assert planned == 4
-    assert len(oncall.sandbox.requests) - before == 3
+    assert len(oncall.sandbox.requests) - before == 3 == json.loads(out)["counts"]["requests"]
+
+
+def test_the_run_counts_a_profile_it_had_to_create(oncall):
+    oncall.sandbox.add_fault(Fault(status=503))  # Memory down before the author had a profile
+    park_via_webhook(oncall, "IM1", author="+15555550999")
+    oncall.sandbox.clear_faults()
+    before = len(oncall.sandbox.requests)
+    code, out, _ = oncall.run("dlq", "replay", "--json")
+    assert code == 0
+    made = [r.operation for r in oncall.sandbox.requests[before:]]
+    assert len(made) == 3  # Lookup (no match), create, post
+    assert json.loads(out)["counts"]["requests"] == 3
 
 
 def test_a_run_that_leaves_permanent_failures_says_how_to_replay_them(oncall, monkeypatch):
@@ -303,3 +317,33 @@ def test_a_one_message_replay_does_not_wait_on_empty_polls(oncall):
         assert code == 0
         assert json.loads(out)["seconds"] < 1.0  # typically 0.1-0.2 s here; loose for loaded machines
     assert contents(oncall) == {"message IM1": 1}
+
+
+def test_a_replay_that_cannot_reach_memory_says_so_and_keeps_the_messages(oncall):
+    oncall.sandbox.add_fault(Fault(status=503, match="/Observations"))
+    park_via_webhook(oncall, "IM1")
+    oncall.sandbox.clear_faults()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    out_stream, err_stream = io.StringIO(), io.StringIO()
+    code = cli.main(
+        ["dlq", "replay", "--queue-url", oncall.queue_url, "--memory-api-url", f"http://127.0.0.1:{closed}"],
+        out=out_stream,
+        err=err_stream,
+    )
+    out = out_stream.getvalue()
+    assert code == 1
+    assert "Memory did not answer" in out and "--memory-api-url" in out
+    assert re.search(r"1 message\(s\): .* \(\w+, no answer\)", out), out
+    counts = oncall.sqs.get_queue_attributes(QueueUrl=oncall.queue_url, AttributeNames=["All"])["Attributes"]
+    on_queue = sum(
+        int(counts[name])
+        for name in (
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        )
+    )
+    assert on_queue == 1, (counts, out)  # put back (held or delayed), not lost
+    assert contents(oncall) == {}

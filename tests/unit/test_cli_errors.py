@@ -123,3 +123,45 @@ def test_a_reader_that_goes_away_ends_quietly(monkeypatch):
     code = cli.main(["stores", "list"], out=GoneReader(), err=err)
     assert code == 141
     assert err.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("dlq", "replay", "--report", "/nonexistent/dir/report.json"),
+        ("dlq", "export", "--out", "/nonexistent/dir/export.jsonl"),
+        ("dlq", "export", "--out", "/"),  # a directory
+    ],
+)
+def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(argv):
+    code, _, err = run(*argv, "--queue-url", QUEUE, "--region", "us-east-1")
+    assert code == 2
+    assert "--report" in err or "--out" in err
+    assert "unexpected" not in err and "no AWS credentials" not in err  # refused before AWS was asked
+
+
+def test_an_aws_endpoint_that_never_answers_is_given_up_on_and_named(monkeypatch):
+    from botocore.config import Config
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    monkeypatch.setattr(
+        "memory_bridge_cli.dlq.aws_client_config",
+        lambda: Config(connect_timeout=1, read_timeout=0.5, retries={"max_attempts": 1}),
+    )
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        code, _, err = run("dlq", "stats", "--queue-url", f"{endpoint}/123/q", "--endpoint-url", endpoint)
+    assert code == 1
+    assert "did not answer in time" in err and "Ctrl-Z" in err
+    assert "unexpected" not in err
+
+
+def test_the_cli_gives_up_on_aws_within_about_half_a_minute():
+    from memory_bridge_cli.common import aws_client_config
+
+    config = aws_client_config()
+    assert config.connect_timeout + config.read_timeout <= 20
+    assert config.retries["max_attempts"] <= 2

@@ -488,8 +488,12 @@ class _Run:
         resolved = self.engine.profiles.get(envelope.identifier)
         if resolved is None:
             self.pacer.wait()
-            self.counts.requests += 1
-            found = resolve_profile(self.memory, envelope.store_id, envelope.identifier, envelope.trait_group)
+            found = resolve_profile(
+                _CountedDirectory(self.memory, self.counts),
+                envelope.store_id,
+                envelope.identifier,
+                envelope.trait_group,
+            )
             if not isinstance(found, str):
                 return False
             self.engine.profiles.put(envelope.identifier, found)
@@ -630,8 +634,12 @@ class _Run:
             item.profile_id = cached
             return cached
         self.pacer.wait()
-        self.counts.requests += 1
-        resolved = resolve_profile(self.memory, item.envelope.store_id, identifier, item.envelope.trait_group)
+        resolved = resolve_profile(
+            _CountedDirectory(self.memory, self.counts),
+            item.envelope.store_id,
+            identifier,
+            item.envelope.trait_group,
+        )
         if isinstance(resolved, str):
             self.engine.profiles.put(identifier, resolved)
             item.profile_id = resolved
@@ -1030,6 +1038,26 @@ def eta_seconds(summary: ReplaySummary, remaining: int, elapsed: float) -> float
     if done == 0 or elapsed <= 0:
         return None
     return remaining / (done / elapsed) if remaining else 0.0
+
+
+@dataclass
+class _CountedDirectory:
+    """Resolving a profile is a Lookup, and a create when none matches: each one counts as a request."""
+
+    memory: Any
+    counts: ReplayCounts
+
+    def lookup_profiles(self, store_id: str, identifier: Identifier, timeout: float | None = None) -> Outcome:
+        self.counts.requests += 1
+        outcome: Outcome = self.memory.lookup_profiles(store_id, identifier, timeout=timeout)
+        return outcome
+
+    def create_profile(
+        self, store_id: str, trait_group: str, identifier: Identifier, timeout: float | None = None
+    ) -> Outcome:
+        self.counts.requests += 1
+        outcome: Outcome = self.memory.create_profile(store_id, trait_group, identifier, timeout=timeout)
+        return outcome
 
 
 def progress_line(summary: ReplaySummary, remaining: int, elapsed: float) -> str:
