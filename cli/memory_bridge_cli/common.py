@@ -198,15 +198,18 @@ def e164_violation(address: str | None) -> str | None:
     phone numbers; a typo there would silently create a new Memory profile, so it is refused."""
     if address is None:
         return None
-    number = address.removeprefix("whatsapp:")
-    if not (address.startswith("+") or address != number):
+    whatsapp = address[:9].lower() == "whatsapp:"
+    number = address[9:] if whatsapp else address
+    if not (address.startswith("+") or whatsapp):
         return None  # an email or a chat identity
-    if not E164.match(number):
+    if whatsapp and not address.startswith("whatsapp:"):
+        return "the prefix is lowercase: whatsapp:+15555550100"
+    if not E164.fullmatch(number):
         return (
             "a phone address must be E.164: '+', the country code, then digits only, no spaces or letters "
             "(e.g. +15555550100 or whatsapp:+15555550100)"
         )
-    if number.startswith("+1") and not NANP.match(number):
+    if number.startswith("+1") and not NANP.fullmatch(number):
         return "a +1 (North American) number has 10 digits after +1 (e.g. +15555550100)"
     return None
 
@@ -227,6 +230,8 @@ def memory_client(args: argparse.Namespace) -> Any:
     base_url = args.memory_api_url or os.environ.get("MEMORY_API_BASE_URL")
     if not base_url:
         base_url = state["sandbox_url"] if state else DEFAULT_MEMORY_API_BASE_URL
+    if not base_url.startswith(("http://", "https://")):
+        raise UsageError(f"the Memory API URL must start with https:// (http:// locally), got {base_url!r}")
     credentials = cli_credentials(args, state)
     return MemoryApiClient(
         base_url, StaticCredentials(credentials), connect_timeout=3.0, read_timeout=15.0, pool_size=4

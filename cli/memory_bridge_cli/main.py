@@ -119,6 +119,8 @@ def read_event_file(path: Path, token: str) -> EventFile:
         request = read_webhook_request(event, public_url=None)
     except (ValueError, MalformedRequest, AttributeError, TypeError):
         raise UsageError(f"--event-file {path} is not an API Gateway event with a form body") from None
+    if not request.first("EventType"):
+        raise UsageError(f"--event-file {path} is not a Conversations webhook (it has no EventType field)")
     signature = request.headers.get("x-twilio-signature")
     if signature and not is_valid_signature(
         urls=request.urls,
@@ -242,6 +244,15 @@ def resolve_address(client: Any, store_id: str, address: str) -> str:
     if not profiles:
         raise WorkFailed(f"no profile has {identifier.id_type} {address!r} in {store_id}")
     return str(profiles[0])
+
+
+def memory_profile_id(text: str) -> str:
+    """An argparse type for --profile-id: a Memory profile id; an address goes to --address."""
+    if not text.startswith("mem_profile_"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Memory profile id (mem_profile_…); to find one by address, use --address"
+        )
+    return text
 
 
 def command_observations_list(args: argparse.Namespace, console: Console) -> int:
@@ -438,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="subcommand", metavar="SUBCOMMAND", parser_class=Parser, required=True
     )
     obs_list = obs_commands.add_parser("list", help="list a profile's observations (newest first)")
-    obs_list.add_argument("--profile-id", help="the Memory profile: mem_profile_… id")
+    obs_list.add_argument("--profile-id", type=memory_profile_id, help="the Memory profile: mem_profile_… id")
     obs_list.add_argument(
         "--address", help="find the profile by address instead: +1555…, whatsapp:+1…, email"
     )

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from memory_bridge_dev import scheduled_replay
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module, rest_api_event
@@ -53,6 +53,7 @@ from memory_bridge_dev.aws_resources import (
     load_template,
     put_credentials_secret,
 )
+from memory_bridge_dev.quiet_server import QuietHTTPServer
 from memory_bridge_dev.sandbox import MemorySandbox
 
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
@@ -96,6 +97,30 @@ def _resolve(value: Any, parameters: dict[str, Any], values: dict[str, str]) -> 
     raise ValueError(f"unsupported template value {value!r}")
 
 
+def bindable_moto_server(host: str, port: int) -> Any:
+    """moto's threaded server, except that a port taken between our check and its bind (two `make
+    run`s at the same moment) raises OSError here: moto's own start() would wait for ever."""
+    from moto.server import ThreadedMotoServer
+
+    class Server(ThreadedMotoServer):
+        failure: BaseException | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except BaseException as error:  # noqa: BLE001 - werkzeug exits (SystemExit) on a taken port
+                if not self._server_ready_event.is_set():
+                    self.failure = error
+                    self._server_ready_event.set()
+
+        def start(self) -> None:
+            super().start()
+            if self.failure is not None:
+                raise OSError(f"port {port} (moto) is already in use")
+
+    return Server(ip_address=host, port=port, verbose=False)
+
+
 @dataclass
 class LocalStack:
     front_port: int = 3000
@@ -110,12 +135,10 @@ class LocalStack:
     info: dict[str, Any] = field(default_factory=dict)
 
     def start(self, progress: Any = print) -> dict[str, Any]:
-        from moto.server import ThreadedMotoServer
-
         from memory_bridge_dev import moto_speedups
 
         moto_speedups.apply()
-        moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
+        moto = bindable_moto_server(self.host, self.moto_port)
         moto.start()
         self.servers.append(moto)
         moto_url = f"http://{self.host}:{self.moto_port}"
@@ -314,7 +337,7 @@ class LocalApiFront:
             def do_DELETE(self) -> None:
                 front.handle(self)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server = QuietHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="api-front", daemon=True).start()
 
@@ -450,6 +473,8 @@ def running_stack(**kwargs: Any) -> Iterator[LocalStack]:
 
 def summary(info: dict[str, Any]) -> str:
     cli = ".venv/bin/memory-bridge"
+    if os.environ.get("MEMORY_BRIDGE_LOCAL_STATE"):  # a second stack: the CLI must be told where it is
+        cli = f"MEMORY_BRIDGE_LOCAL_STATE={os.environ['MEMORY_BRIDGE_LOCAL_STATE']} {cli}"
     return "\n".join(
         [
             "",
@@ -473,42 +498,90 @@ def summary(info: dict[str, Any]) -> str:
 
 
 PORT_ROLES = {"front_port": "the local API front", "sandbox_port": "the Memory sandbox", "moto_port": "moto"}
+PORT_VARIABLES = {"front_port": "FRONT_PORT", "sandbox_port": "SANDBOX_PORT", "moto_port": "MOTO_PORT"}
 
 
 def busy_ports(host: str, ports: dict[str, int]) -> dict[str, int]:
     """The ports (by role) that something already listens on. Checked before anything starts: a
     busy moto port makes moto's server wait for ever for a start that never comes."""
-    busy = {}
+    return {role: port for role, port in ports.items() if not _bindable(host, port)}
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports_near(host: str, ports: dict[str, int]) -> dict[str, int]:
+    """For the hint: the next free port above each one asked for."""
+    chosen: dict[str, int] = {}
     for role, port in ports.items():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
-            try:
-                probe.bind((host, port))
-            except OSError:
-                busy[role] = port
-    return busy
+        candidate = port + 1
+        while candidate < 65535 and (candidate in chosen.values() or not _bindable(host, candidate)):
+            candidate += 1
+        chosen[role] = candidate
+    return chosen
 
 
-def ports_in_use_message(busy: dict[str, int], state: dict[str, Any] | None, state_path: Path) -> str:
+def stack_ports(state: dict[str, Any] | None) -> set[int]:
+    """The ports a running stack's state file says it holds."""
+    ports = set()
+    for key in ("webhook_url", "sandbox_url", "moto_url"):
+        with contextlib.suppress(ValueError, TypeError):
+            port = urlsplit(str((state or {}).get(key, ""))).port
+            if port:
+                ports.add(port)
+    return ports
+
+
+def ports_in_use_message(
+    busy: dict[str, int], state: dict[str, Any] | None, state_path: Path, free: dict[str, int] | None = None
+) -> str:
     taken = ", ".join(f"{port} ({PORT_ROLES[role]})" for role, port in busy.items())
     lines = [f"make run: port {taken} already in use."]
     pid = (state or {}).get("pid")
-    if isinstance(pid, int) and _alive(pid):
+    if isinstance(pid, int) and is_local_stack(pid) and set(busy.values()) & stack_ports(state):
         lines.append(
             f"  Another local stack is running (pid {pid}, {state_path}); its webhook URL is "
             f"{(state or {}).get('webhook_url')}. Use it, or stop it with Ctrl-C in its terminal "
             f"(or `kill {pid}`)."
         )
     else:
-        ports = " ".join(str(p) for p in busy.values())
+        pattern = "|".join(str(p) for p in busy.values())
+        lines.append(f"  Something else listens there; `ss -ltnp | grep -E ':({pattern})\\b'` shows what.")
+    if free:
+        settings = " ".join(f"{PORT_VARIABLES[role]}={port}" for role, port in free.items())
         lines.append(
-            f"  Something else listens there: `ss -ltnp | grep -E ':({ports.replace(' ', '|')})\\b'`"
+            f"  Or run this one on free ports, with its own state file: {settings} "
+            "MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run"
         )
-    lines.append(
-        "  Or run this one on other ports: FRONT_PORT=3001 SANDBOX_PORT=8788 MOTO_PORT=5001 "
-        "MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run"
-    )
     return "\n".join(lines)
+
+
+def is_local_stack(pid: int) -> bool:
+    """A live process that runs the local stack (a test may run it in-process, as pytest)."""
+    if not _alive(pid):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc here: trust the state file
+    return b"memory_bridge_dev" in command or b"pytest" in command
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {port}")
+    return port
 
 
 def _alive(pid: int) -> bool:
@@ -589,9 +662,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="make run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--front-port", type=int, default=int(os.environ.get("FRONT_PORT", 3000)))
-    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", 8787)))
-    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    # String defaults go through `type` too, so a bad FRONT_PORT=abc is refused like --front-port abc.
+    parser.add_argument(
+        "--front-port", type=port_number, default=os.environ.get("FRONT_PORT", "3000"), help="or FRONT_PORT"
+    )
+    parser.add_argument(
+        "--sandbox-port",
+        type=port_number,
+        default=os.environ.get("SANDBOX_PORT", "8787"),
+        help="or SANDBOX_PORT",
+    )
+    parser.add_argument(
+        "--moto-port", type=port_number, default=os.environ.get("MOTO_PORT", "5000"), help="or MOTO_PORT"
+    )
     parser.add_argument(
         "--provisioning-seconds",
         type=float,
@@ -616,13 +699,24 @@ def main(argv: list[str] | None = None) -> int:
 
     state_path = local_state_path()
     ports = {"front_port": args.front_port, "sandbox_port": args.sandbox_port, "moto_port": args.moto_port}
+    if len(set(ports.values())) < len(ports):
+        parser.error("the front, sandbox and moto ports must all differ")
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError):
+        state = None
     busy = busy_ports("127.0.0.1", ports)
     if busy:
-        try:
-            state = json.loads(state_path.read_text())
-        except (OSError, ValueError):
-            state = None
-        print(ports_in_use_message(busy, state, state_path), file=sys.stderr)
+        free = free_ports_near("127.0.0.1", ports)
+        print(ports_in_use_message(busy, state, state_path, free), file=sys.stderr)
+        return 2
+    owner = (state or {}).get("pid")
+    if isinstance(owner, int) and owner != os.getpid() and is_local_stack(owner):
+        print(
+            f"make run: the local stack of pid {owner} keeps its state in {state_path}, which the CLI reads "
+            "to find it; give this one its own: MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run",
+            file=sys.stderr,
+        )
         return 2
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     if not args.raw_logs:
@@ -647,8 +741,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     except OSError as error:
         print(
-            f"make run: {error}. Is another stack running? Choose other ports with "
-            "FRONT_PORT=3001 SANDBOX_PORT=8788 MOTO_PORT=5001 make run",
+            f"make run: {error}. Is another stack running? Choose other ports, and a state file of its "
+            "own: FRONT_PORT=3001 SANDBOX_PORT=8788 MOTO_PORT=5001 "
+            "MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run",
             file=sys.stderr,
         )
         return 2

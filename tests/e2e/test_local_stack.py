@@ -173,6 +173,70 @@ def test_a_second_stack_on_the_same_ports_says_which_and_exits_at_once(stack):
     assert json.loads(Path(stack["state"]).read_text())["pid"] == stack["pid"]  # the first one's, still
 
 
+def test_a_second_stack_with_the_first_ones_state_file_is_refused(stack):
+    ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(stack["state"])}
+    second = subprocess.run(
+        local_stack_command(ports), cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert second.returncode == 2
+    assert f"the local stack of pid {stack['pid']} keeps its state in" in second.stderr
+    assert "MEMORY_BRIDGE_LOCAL_STATE=" in second.stderr
+    assert json.loads(Path(stack["state"]).read_text())["pid"] == stack["pid"]
+
+
+@pytest.mark.parametrize(
+    ("env_extra", "argv", "says"),
+    [
+        ({"FRONT_PORT": "abc"}, [], "must be a port number"),
+        ({}, ["--moto-port", "70000"], "must be a port number from 1 to 65535"),
+        ({}, ["--front-port", "3999", "--sandbox-port", "3999"], "must all differ"),
+    ],
+)
+def test_bad_ports_are_refused_naming_the_rule(tmp_path, env_extra, argv, says):
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(tmp_path / "state.json"), **env_extra}
+    result = subprocess.run(
+        [sys.executable, "-m", "memory_bridge_dev.local_stack", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_two_stacks_started_at_the_same_moment_neither_hangs(tmp_path):
+    ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}
+    processes = [
+        subprocess.Popen(
+            local_stack_command(ports),
+            cwd=ROOT,
+            env={**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(tmp_path / f"state{i}.json")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+            time.sleep(0.2)
+        loser = next((p for p in processes if p.poll() is not None), None)
+        assert loser is not None, "both still running: one of them hangs"
+        assert loser.returncode == 2
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=20)
+    outputs = [p.stdout.read() if p.stdout else "" for p in processes]
+    assert not any("Traceback" in output for output in outputs), outputs
+
+
 @pytest.mark.parametrize("after", [0.3, 1.5, 3.0])
 def test_ctrl_c_during_start_up_stops_it_quietly(tmp_path, after):
     ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}

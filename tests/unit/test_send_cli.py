@@ -207,6 +207,9 @@ def test_a_missing_event_file_says_not_found(webhook, monkeypatch):
         "+15555550100123456",
         "whatsapp:+1555-555-0100",
         "+0123456",
+        "WhatsApp:+1555",
+        "WHATSAPP:+15555550100",
+        "+15555550100\n",
     ],
 )
 def test_a_mistyped_phone_address_is_refused_naming_the_rule(webhook, monkeypatch, address):
@@ -214,7 +217,7 @@ def test_a_mistyped_phone_address_is_refused_naming_the_rule(webhook, monkeypatc
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(["send", "--url", webhook["url"], "--from", address, "--body", "hi"], out=out, err=err)
     assert code == 2
-    assert "E.164" in err.getvalue() or "10 digits after +1" in err.getvalue()
+    assert any(rule in err.getvalue() for rule in ("E.164", "10 digits after +1", "prefix is lowercase"))
     assert webhook["received"] == []  # nothing was posted
 
 
@@ -271,3 +274,25 @@ def test_observations_list_takes_profile_id_and_the_aws_profile_as_profile():
         ["observations", "list", "--profile-id", "mem_profile_x", "--profile", "ops"]
     )
     assert (args.profile_id, args.aws_profile) == ("mem_profile_x", "ops")
+
+
+def test_observations_list_profile_id_must_be_a_profile_id(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["observations", "list", "--profile-id", "+15555550100"])
+    assert exit_info.value.code == 2
+    assert "use --address" in capsys.readouterr().err
+
+
+def test_an_event_file_that_is_not_a_webhook_is_refused(webhook, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", DEV_TOKEN)
+    code, _, err = send_file("replay.json", "--url", webhook["url"])
+    assert code == 2 and "not a Conversations webhook" in err
+    assert webhook["received"] == []
+
+
+def test_a_memory_url_that_is_not_a_url_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token")
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["stores", "list", "--memory-api-url", "notaurl"], out=out, err=err)
+    assert code == 2 and "must start with https://" in err.getvalue()
