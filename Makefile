@@ -18,10 +18,10 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 .PHONY: help venv tools run demo bench soak test lint typecheck unit integration build deploy deploy-guided clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@echo "• creating $(VENV) with $(PYTHON)"
+	@echo "• creating $(VENV) with $(PYTHON) and installing the runtime and dev dependencies (once, ~1 min)"
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	@$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
@@ -30,14 +30,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create .venv with the runtime and dev dependencies (the CLI lands in .venv/bin)
 
 $(SAM):
-	@echo "• installing aws-sam-cli $(SAM_VERSION) into .tools/sam"
+	@echo "• installing aws-sam-cli $(SAM_VERSION) into .tools/sam (once, ~1 min; sam build and the template tests use it)"
 	@$(PYTHON) -m venv .tools/sam
 	@.tools/sam/bin/pip install $(PIP_FLAGS) aws-sam-cli==$(SAM_VERSION)
 
 CHECKOV := .tools/checkov/bin/checkov
 CHECKOV_VERSION := 3.3.30
 $(CHECKOV):
-	@echo "• installing checkov $(CHECKOV_VERSION) into .tools/checkov"
+	@echo "• installing checkov $(CHECKOV_VERSION) into .tools/checkov (once, ~1 min; the template's security checks)"
 	@$(PYTHON) -m venv .tools/checkov
 	@.tools/checkov/bin/pip install $(PIP_FLAGS) checkov==$(CHECKOV_VERSION)
 
@@ -73,13 +73,19 @@ test: venv tools lint typecheck ## everything CI runs: lint, types, unit, integr
 	PATH="$(SAM_PATH)" $(BIN)/pytest
 
 build: tools ## sam build (no Docker)
-	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) build
+	@# sam's closing hints name a `sam` that is not on PATH here: point them at what works.
+	@set -o pipefail; PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) build 2>&1 \
+		| sed -e 's#sam validate#$(SAM) validate --lint#' -e 's#sam deploy --guided#make deploy-guided (or make deploy)#' \
+		      -e 's#sam local invoke#make run (sam local needs Docker)#' -e 's#: sam sync#: $(SAM) sync#'
 
 STORE_NAME ?= memory-bridge
 STACK ?= memory-bridge
+export STORE_NAME STACK
 deploy: venv tools ## store + secret (from TWILIO_*) + sam build/deploy: STORE_NAME=… STACK=… make deploy
-	PATH="$(SAM_PATH)" $(BIN)/memory-bridge setup --display-name $(STORE_NAME) --stack-name $(STACK) \
-		$(if $(AWS_REGION),--region $(AWS_REGION)) $(if $(AWS_PROFILE),--profile $(AWS_PROFILE))
+	@# Through the environment, not pasted into the command: a name with a space, $ or ` stays one
+	@# argument and is never run by the shell (setup then names the rule it breaks).
+	PATH="$(SAM_PATH)" $(BIN)/memory-bridge setup --display-name "$$STORE_NAME" --stack-name "$$STACK" \
+		$${AWS_REGION:+--region "$$AWS_REGION"} $${AWS_PROFILE:+--profile "$$AWS_PROFILE"}
 
 deploy-guided: build ## sam deploy --guided, for those who prefer to answer the questions
 	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,14 +46,112 @@ def local_state_path() -> Path:
     )
 
 
+_stale_state: list[str] = []  # what local_stack_state ignored in this command, for its error line
+
+
 def local_stack_state() -> dict[str, Any] | None:
-    """What `make run` wrote about the running local stack, if it is running."""
+    """What `make run` wrote about the running local stack, if it is running.
+
+    A file left by a stack that is gone (killed, or the machine restarted) is ignored: otherwise every
+    command would aim at ports where nothing answers. `stale_state_note` says so when a command fails.
+    """
     path = local_state_path()
     try:
         state: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    pid = state.get("pid")
+    if isinstance(pid, int) and not _process_alive(pid):
+        note = (
+            f"ignored {path}: the local stack that wrote it (pid {pid}) is not running; "
+            "start it with `make run`, or delete the file"
+        )
+        if note not in _stale_state:
+            _stale_state.append(note)
+        return None
     return state
+
+
+def stale_state_note() -> str | None:
+    return _stale_state[-1] if _stale_state else None
+
+
+def forget_stale_state() -> None:
+    _stale_state.clear()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def aws_client_config() -> Any:
+    """Every AWS call the CLI makes gives up within about half a minute (a stopped local stack, say,
+    accepts connections and never answers), instead of botocore's 60 s reads retried four times."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 2})
+
+
+def writable_path(flag: str, text: str) -> Path:
+    """A file the command will write at its end, checked before it does any work."""
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"{flag} {text}: is a directory; name a file in it")
+    if not path.parent.is_dir():
+        raise UsageError(f"{flag} {text}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {text}: not writable")
+    return path
+
+
+def explain(error: BaseException) -> tuple[int, str] | None:
+    """(exit code, a line naming the cause and the fix) for the failures people hit, or None for the
+    unexpected. Missing configuration exits 2, like a bad argument; an unreachable peer exits 1."""
+    import botocore.exceptions as aws
+    import urllib3.exceptions as http
+
+    if isinstance(error, aws.NoCredentialsError):
+        return (
+            2,
+            "no AWS credentials: run `aws configure` (or `aws sso login`), set AWS_PROFILE or pass "
+            "--profile NAME; the local stack (`make run`) needs none",
+        )
+    if isinstance(error, aws.NoRegionError):
+        return 2, "no AWS region: pass --region (e.g. us-east-1) or set AWS_REGION"
+    if isinstance(error, aws.ProfileNotFound):
+        return 2, f"{error}: check --profile / AWS_PROFILE against `aws configure list-profiles`"
+    if isinstance(error, aws.ConnectTimeoutError | aws.ReadTimeoutError):
+        return (
+            1,
+            f"the AWS endpoint {error.kwargs.get('endpoint_url')} did not answer in time: check --region "
+            "and --endpoint-url (for the local stack: is `make run` suspended, with Ctrl-Z, or stopped?)",
+        )
+    if isinstance(error, aws.EndpointConnectionError):
+        return (
+            1,
+            f"could not reach the AWS endpoint {error.kwargs.get('endpoint_url')}: check --region, "
+            "--endpoint-url and AWS_ENDPOINT_URL (for the local stack, is `make run` still running?)",
+        )
+    if isinstance(error, aws.ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}:
+            return 2, "the AWS credentials have expired: renew them (`aws sso login`) and run again"
+        if code in {"AccessDenied", "AccessDeniedException", "UnrecognizedClientException"}:
+            operation = getattr(error, "operation_name", "the call")
+            return 2, f"AWS refused {operation} ({code}): check --profile and that role's permissions"
+    if isinstance(error, http.HTTPError):
+        return (
+            1,
+            f"could not reach Memory ({type(error).__name__}): check --memory-api-url / "
+            "MEMORY_API_BASE_URL (for the local stack, is `make run` still running?)",
+        )
+    return None
 
 
 @dataclass
@@ -71,9 +170,9 @@ class Console:
 # ---- shared options -------------------------------------------------------------------------
 
 
-def add_memory_options(parser: argparse.ArgumentParser, aws_profile_flag: str = "--profile") -> None:
-    """Where Memory is and how to authenticate. Where `--profile` names a Memory profile, the AWS
-    profile is `--aws-profile`."""
+def add_memory_options(parser: argparse.ArgumentParser) -> None:
+    """Where Memory is and how to authenticate. On every command `--profile` is the AWS profile and
+    `--profile-id` a Memory profile."""
     group = parser.add_argument_group("Memory API")
     group.add_argument(
         "--memory-api-url", help="base URL (default: $MEMORY_API_BASE_URL, the local stack, or Twilio's)"
@@ -83,9 +182,45 @@ def add_memory_options(parser: argparse.ArgumentParser, aws_profile_flag: str = 
         help="Secrets Manager secret with the Twilio credentials (default: the TWILIO_* variables)",
     )
     group.add_argument("--region", help="AWS region for --secret")
-    group.add_argument(aws_profile_flag, dest="aws_profile", help="AWS profile for --secret")
+    group.add_argument(
+        "--profile", dest="aws_profile", type=aws_profile_name, help="AWS profile for --secret"
+    )
     group.add_argument("--endpoint-url", help="AWS endpoint (e.g. moto's server) for --secret")
     parser.add_argument("--json", action="store_true", help="print the result as JSON for scripts")
+
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+NANP = re.compile(r"^\+1[0-9]{10}$")
+
+
+def e164_violation(address: str | None) -> str | None:
+    """Why a phone address is not E.164, or None. Addresses that start with `+` or `whatsapp:` are
+    phone numbers; a typo there would silently create a new Memory profile, so it is refused."""
+    if address is None:
+        return None
+    whatsapp = address[:9].lower() == "whatsapp:"
+    number = address[9:] if whatsapp else address
+    if not (address.startswith("+") or whatsapp):
+        return None  # an email or a chat identity
+    if whatsapp and not address.startswith("whatsapp:"):
+        return "the prefix is lowercase: whatsapp:+15555550100"
+    if not E164.fullmatch(number):
+        return (
+            "a phone address must be E.164: '+', the country code, then digits only, no spaces or letters "
+            "(e.g. +15555550100 or whatsapp:+15555550100)"
+        )
+    if number.startswith("+1") and not NANP.fullmatch(number):
+        return "a +1 (North American) number has 10 digits after +1 (e.g. +15555550100)"
+    return None
+
+
+def aws_profile_name(text: str) -> str:
+    """An argparse type for --profile: the AWS profile. A Memory profile id goes to --profile-id."""
+    if text.startswith("mem_profile_"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a Memory profile: --profile is the AWS profile; pass the Memory one as --profile-id"
+        )
+    return text
 
 
 def memory_client(args: argparse.Namespace) -> Any:
@@ -95,6 +230,8 @@ def memory_client(args: argparse.Namespace) -> Any:
     base_url = args.memory_api_url or os.environ.get("MEMORY_API_BASE_URL")
     if not base_url:
         base_url = state["sandbox_url"] if state else DEFAULT_MEMORY_API_BASE_URL
+    if not base_url.startswith(("http://", "https://")):
+        raise UsageError(f"the Memory API URL must start with https:// (http:// locally), got {base_url!r}")
     credentials = cli_credentials(args, state)
     return MemoryApiClient(
         base_url, StaticCredentials(credentials), connect_timeout=3.0, read_timeout=15.0, pool_size=4
@@ -123,7 +260,7 @@ def read_secret(args: argparse.Namespace) -> str:
     import boto3
 
     session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
-    client = session.client("secretsmanager", endpoint_url=args.endpoint_url)
+    client = session.client("secretsmanager", endpoint_url=args.endpoint_url, config=aws_client_config())
     try:
         value: str = client.get_secret_value(SecretId=args.secret)["SecretString"]
     except Exception as error:  # noqa: BLE001 - any AWS failure gets the same advice
@@ -143,13 +280,22 @@ def store_id_for(args: argparse.Namespace) -> str:
     return str(store_id)
 
 
+def failure_hint(status: int | None) -> str:
+    """What to check when Memory did not accept a call."""
+    if status is None:
+        return "; is Memory reachable? check --memory-api-url / MEMORY_API_BASE_URL (local stack: `make run`)"
+    if status in (401, 403):
+        return " (check the Twilio credentials: TWILIO_* variables or --secret)"
+    return ""
+
+
 def fail_on(outcome: Any, what: str) -> Accepted:
     if isinstance(outcome, Accepted):
         return outcome
     status = getattr(outcome, "status", None)
     code = getattr(outcome, "code", None)
     message = getattr(outcome, "message", "")
-    hint = " (check the credentials)" if status == 401 else ""
+    hint = failure_hint(status)
     raise WorkFailed(
         f"{what}: HTTP {status or 'no answer'}"
         + (f", Twilio code {code}" if code else "")
@@ -159,7 +305,7 @@ def fail_on(outcome: Any, what: str) -> Accepted:
 
 
 def store_tools(args: argparse.Namespace, console: Console) -> tuple[Any, Any, Any]:
-    from memory_bridge.stores import Backoff, OperationWatch
+    from memory_bridge_cli.stores import Backoff, OperationWatch
 
     client = memory_client(args)
     backoff = Backoff(on_retry=console.progress)

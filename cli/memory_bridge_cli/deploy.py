@@ -112,13 +112,49 @@ def current_secret_fields(client: Any, name: str) -> dict[str, Any]:
     return current
 
 
+def check_aws(args: argparse.Namespace) -> str:
+    """Before anything is created in Memory: credentials that work, a region, and (to deploy) sam.
+
+    Returns a line for the progress output. Raises UsageError naming what is missing and the fix, so
+    that a run without AWS access stops before it makes a store it cannot finish deploying.
+    """
+    import boto3
+    import botocore.exceptions
+
+    try:
+        session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
+    except botocore.exceptions.ProfileNotFound as error:
+        raise UsageError(f"{error}: check --profile / AWS_PROFILE (`aws configure list-profiles`)") from None
+    region = session.region_name
+    if not region:
+        raise UsageError("no AWS region: pass --region (e.g. us-east-1) or set AWS_REGION")
+    try:
+        identity = session.client("sts", endpoint_url=args.endpoint_url).get_caller_identity()
+    except botocore.exceptions.NoCredentialsError:
+        raise UsageError(
+            "no AWS credentials: run `aws configure` (or `aws sso login`), set AWS_PROFILE or pass "
+            "--profile NAME, then run again. Nothing was created."
+        ) from None
+    except Exception as error:  # noqa: BLE001 - expired, refused or unreachable: the same advice
+        raise UsageError(
+            f"AWS credentials do not work in {region} ({type(error).__name__}): renew them "
+            "(`aws sso login`) or check --profile/--region, then run again. Nothing was created."
+        ) from None
+    line = f"AWS account {identity.get('Account')} in {region}"
+    if not args.skip_deploy:
+        line += f"; sam at {sam_executable()}"
+    return line
+
+
 def sam_executable() -> str:
     bundled = PROJECT_ROOT / ".tools" / "sam" / "bin" / "sam"
     if bundled.exists():
         return str(bundled)
     found = shutil.which("sam")
     if not found:
-        raise UsageError("aws-sam-cli not found: run `make tools`, or install it and put `sam` on PATH")
+        raise UsageError(
+            "aws-sam-cli not found: run `make tools` (or put `sam` on PATH). Nothing was created."
+        )
     return found
 
 
@@ -169,7 +205,7 @@ def conversations_instructions(webhook_url: str) -> str:
 
 
 def command_setup(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge.stores import (
+    from memory_bridge_cli.stores import (
         ApiFailure,
         StoreCreated,
         StoreFailed,
@@ -187,6 +223,7 @@ def command_setup(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(str(error)) from None
     credentials = credentials_for_secret()
     steps = 3 if args.skip_deploy else 4
+    console.progress(f"[0/{steps}] Checks: {check_aws(args)}")
     client = memory_client(args)
 
     _, backoff, watch = store_tools(args, console)

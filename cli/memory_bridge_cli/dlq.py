@@ -14,8 +14,8 @@ import os
 import re
 import socket
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
@@ -25,10 +25,13 @@ from memory_bridge_cli.common import (
     Console,
     UsageError,
     add_memory_options,
+    aws_client_config,
+    aws_profile_name,
     local_stack_state,
     memory_client,
     positive,
     positive_int,
+    writable_path,
 )
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -71,7 +74,7 @@ def dead_letter_queue(args: argparse.Namespace) -> DeadLetterQueue:
         if not args.stack_name:
             raise UsageError("no queue: pass --queue-url URL or --stack-name NAME (or start the local stack)")
         queue_url = stack_output(session, endpoint, args.stack_name, "DeadLetterQueueUrl")
-    client = session.client("sqs", endpoint_url=endpoint)
+    client = session.client("sqs", endpoint_url=endpoint, config=aws_client_config())
     args.resolved_endpoint = endpoint  # the audit line asks the same AWS endpoint who we are
     args.aws_session = session
     return DeadLetterQueue(queue_url, client_factory=lambda: client)
@@ -94,15 +97,17 @@ def ledger_table(args: argparse.Namespace) -> Any:
             "no ledger table: pass --table NAME (the stack's IdempotencyTableName output) or --stack-name "
             "NAME; the replay reads it so that nothing is posted twice"
         )
-    client = args.aws_session.client("dynamodb", endpoint_url=args.resolved_endpoint)
+    client = args.aws_session.client(
+        "dynamodb", endpoint_url=args.resolved_endpoint, config=aws_client_config()
+    )
     return LedgerTable(table, 15 * 24 * 3600, client_factory=lambda: client)
 
 
 def stack_output(session: Any, endpoint: str | None, stack: str, key: str) -> str:
     try:
-        outputs = session.client("cloudformation", endpoint_url=endpoint).describe_stacks(StackName=stack)[
-            "Stacks"
-        ][0]
+        outputs = session.client(
+            "cloudformation", endpoint_url=endpoint, config=aws_client_config()
+        ).describe_stacks(StackName=stack)["Stacks"][0]
     except Exception as error:  # noqa: BLE001
         raise UsageError(
             f"could not read stack {stack!r}: {type(error).__name__}; check --region/--profile"
@@ -155,7 +160,7 @@ def age(message: QueuedMessage | float) -> str:
 
 
 def command_stats(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge import queue_scan
+    from memory_bridge_cli import queue_scan
 
     queue = dead_letter_queue(args)
     # The totals are SQS's own (approximate) counts; the breakdown is read from a sample, each message
@@ -194,7 +199,7 @@ def command_stats(args: argparse.Namespace, console: Console) -> int:
         "  by status    " + (", ".join(f"{k} {v}" for k, v in breakdown.statuses.most_common()) or "-"),
         "  by code      " + (", ".join(f"{k} {v}" for k, v in breakdown.codes.most_common()) or "-"),
         f"  needs attention  {breakdown.attention_messages}"
-        + (f" ({attention}): a plain replay will not fix these" if attention else ""),
+        + (f" ({attention}): the scheduled replay leaves these for people" if attention else ""),
         "  (see docs/runbook.md for what each code means)",
     ]
     warning = queue_scan.release_warning(report)
@@ -223,6 +228,8 @@ def peek_row(message: QueuedMessage, show_content: bool) -> dict[str, Any]:
             "code": envelope.failure.code,
             "ambiguous": envelope.failure.ambiguous,
             "attempts": envelope.attempts,
+            "needsAttention": attention_reason(envelope),
+            "leftForPeopleAt": envelope.left_for_people_at or None,
             "profileId": envelope.profile_id,
             "observations": len(envelope.observations),
             "firstFailedAt": envelope.first_failed_at,
@@ -237,8 +244,17 @@ def peek_row(message: QueuedMessage, show_content: bool) -> dict[str, Any]:
     return row
 
 
+def attention_reason(envelope: Envelope) -> str | None:
+    """Why a person must look at it (docs/runbook.md, "Needs attention"); None while replay retries it."""
+    if envelope.kind == "permanent":
+        return "permanent"
+    if envelope.needs_attention:
+        return f"left for people after {envelope.failed_replays} failed replays"
+    return None
+
+
 def command_peek(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge import queue_scan
+    from memory_bridge_cli import queue_scan
 
     queue = dead_letter_queue(args)
     messages, report = queue_scan.peek(queue, args.n, clock=time.monotonic)
@@ -255,6 +271,8 @@ def command_peek(args: argparse.Namespace, console: Console) -> int:
             f" code {row['code']}" if row["code"] else ""
         )
         flags = " ambiguous" if row["ambiguous"] else ""
+        if row["needsAttention"]:
+            flags += f"  NEEDS ATTENTION ({row['needsAttention']})"
         lines.append(
             f"  {row['messageSid']}  {row['kind']:<9} {failure:<34} attempts {row['attempts']}  "
             f"age {row['age']}  obs {row['observations']}{flags}"
@@ -270,10 +288,10 @@ def command_peek(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_export(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge import queue_scan
+    from memory_bridge_cli import queue_scan
 
+    path = writable_path("--out", args.out)
     queue = dead_letter_queue(args)
-    path = Path(args.out)
 
     def progress(report: queue_scan.ScanReport) -> None:
         if report.phase == "read":
@@ -368,6 +386,7 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         max_consecutive_failures=args.max_failures,
         store_id=args.store,
     )
+    report_path = writable_path("--report", args.report) if args.report else None  # before any work
     queue = dead_letter_queue(args)
     ledger = ledger_table(args)
     memory = memory_client(args)
@@ -399,8 +418,8 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         "queueUrl": queue.queue_url,
         "memoryApi": memory.base_url,
     }
-    if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2))
+    if report_path is not None:
+        report_path.write_text(json.dumps(report, indent=2))
     console.result(report, summary_table(summary, args.show_content))
     return 0 if summary.complete else 1
 
@@ -412,7 +431,10 @@ def summary_table(summary: Any, show_content: bool) -> str:
         lines.append(
             f"DRY RUN — would post {sum(p['observations'] for p in summary.plan)} observation(s) "
             f"from {sum(p['messages'] for p in summary.plan)} message(s) in "
-            f"{sum(p['requests'] for p in summary.plan)} request(s):"
+            f"{sum(p['requests'] for p in summary.plan)} Memory request(s): "
+            f"{sum(p['lookups'] for p in summary.plan)} profile lookup(s) (+1 each to create a profile "
+            f"not found), {sum(p['checks'] for p in summary.plan)} List Observations check(s) (what a "
+            "check finds posted saves its post), the rest posts:"
         )
         for entry in summary.plan:
             ambiguous = f", {entry['ambiguous']} ambiguous (checked first)" if entry["ambiguous"] else ""
@@ -427,6 +449,8 @@ def summary_table(summary: Any, show_content: bool) -> str:
         ("already posted (deleted)", counts.already_posted),
         ("failed again (put back)", counts.failed),
         ("left untouched", counts.left),
+        ("busy elsewhere (left)", counts.busy),
+        ("unchecked (left)", counts.unchecked),
         ("filtered out (left)", counts.filtered),
         ("malformed (left)", counts.malformed),
         ("sensitive numbers redacted", counts.redacted),
@@ -438,6 +462,24 @@ def summary_table(summary: Any, show_content: bool) -> str:
     lines.append(f"  {'seconds':<26} {summary.seconds:>7.1f}")
     if summary.stopped:
         lines.append(f"  stopped early: {summary.stopped}; the rest is untouched on the queue")
+    if counts.filtered_permanent:
+        lines.append(
+            f"  {counts.filtered_permanent} permanent failure(s) left: Memory refused them (see "
+            "`memory-bridge dlq peek` for the code and docs/runbook.md for the fix); once the cause is "
+            "fixed, replay them with --kind permanent"
+        )
+    reasons = Counter(
+        (row.get("stage"), row.get("status"), row.get("code"), row.get("kind")) for row in summary.failures
+    )
+    for (stage, status, code, kind), count in reasons.most_common(5):
+        answer = f"HTTP {status}" if status else "no answer"
+        twilio = f", Twilio code {code}" if code else ""
+        lines.append(f"  {count} message(s): {kind} ({stage}, {answer}{twilio})")
+    if any(status is None for _, status, _, _ in reasons):
+        lines.append(
+            "  Memory did not answer: check --memory-api-url / MEMORY_API_BASE_URL and the network (local "
+            "stack: is `make run` running?); the messages stay on the queue"
+        )
     for item in summary.malformed[:10]:
         lines.append(f"  malformed {item['messageId']}: {item['reason']}")
     return "\n".join(lines)
@@ -456,7 +498,7 @@ def register(commands: Any, parser_class: type) -> None:
         else:
             group = parser.add_argument_group("AWS")
             group.add_argument("--region")
-            group.add_argument("--profile", dest="aws_profile", help="AWS profile")
+            group.add_argument("--profile", dest="aws_profile", type=aws_profile_name, help="AWS profile")
             group.add_argument("--endpoint-url", help="AWS endpoint (moto's server for the local stack)")
             parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

@@ -22,10 +22,11 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from memory_bridge.config import STORE_ID_PATTERN
 from memory_bridge.profiles import Identifier, NotACustomer, identifier_for
@@ -37,11 +38,16 @@ from memory_bridge_cli.common import (
     UsageError,
     WorkFailed,
     add_memory_options,
+    e164_violation,
+    explain,
     fail_on,
+    failure_hint,
+    forget_stale_state,
     local_stack_state,
     memory_client,
     positive_float,
     positive_int,
+    stale_state_note,
     store_id_for,
     store_tools,
 )
@@ -54,8 +60,6 @@ def new_sid(prefix: str) -> str:
 
 
 def webhook_params(args: argparse.Namespace, account_sid: str) -> list[tuple[str, str]]:
-    if args.event_file:
-        return params_from_event_file(Path(args.event_file))
     media = [media_item(spec) for spec in args.media or []]
     params = [
         ("EventType", "onMessageAdded"),
@@ -87,16 +91,46 @@ def media_item(spec: str) -> dict[str, str]:
     return item
 
 
-def params_from_event_file(path: Path) -> list[tuple[str, str]]:
-    import base64
+@dataclass(frozen=True)
+class EventFile:
+    """The form fields of an API Gateway event file, and the signature to send with them.
+
+    A file whose own signature verifies (for the URL it was sent to, under the token we sign with)
+    is a good webhook: it is re-signed for the target URL. A file whose signature does not verify
+    is meant to be refused, so its signature is sent as it is and the bridge should answer 403.
+    """
+
+    params: list[tuple[str, str]]
+    kept_signature: str | None
+
+
+def read_event_file(path: Path, token: str) -> EventFile:
+    from memory_bridge.events import MalformedRequest, read_webhook_request
+    from memory_bridge.signature import is_valid_signature
 
     try:
-        event = json.loads(path.read_text())
-        body = event["body"]
-        raw = base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
-    except (OSError, ValueError, KeyError, TypeError):
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"--event-file {path}: not found (the samples are in events/)") from None
+    except OSError as error:
+        raise UsageError(f"--event-file {path}: cannot be read ({error.strerror})") from None
+    try:
+        event = json.loads(text)
+        request = read_webhook_request(event, public_url=None)
+    except (ValueError, MalformedRequest, AttributeError, TypeError):
         raise UsageError(f"--event-file {path} is not an API Gateway event with a form body") from None
-    return parse_qsl(raw, keep_blank_values=True)
+    if not request.first("EventType"):
+        raise UsageError(f"--event-file {path} is not a Conversations webhook (it has no EventType field)")
+    signature = request.headers.get("x-twilio-signature")
+    if signature and not is_valid_signature(
+        urls=request.urls,
+        params=request.params,
+        raw_body=request.raw_body,
+        signature=signature,
+        auth_tokens=[token],
+    ):
+        return EventFile(list(request.params), kept_signature=signature)
+    return EventFile(list(request.params), kept_signature=None)
 
 
 def send_token(args: argparse.Namespace, url: str, state: dict[str, Any] | None, console: Console) -> str:
@@ -137,10 +171,29 @@ def command_send(args: argparse.Namespace, console: Console) -> int:
         )
     if not args.event_file and (args.from_ is None or args.body is None):
         raise UsageError("--from and --body are required (or pass --event-file events/…)")
+    if not args.event_file:
+        address_rule_violation = e164_violation(args.from_)
+        if address_rule_violation:
+            raise UsageError(f"--from {args.from_!r}: {address_rule_violation}")
     token = send_token(args, url, state, console)
-    account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or (state or {}).get("account_sid") or "AC" + "0" * 32
-    params = webhook_params(args, account_sid)
-    signature = compute_signature(url, params, token)
+    if args.event_file:
+        event_file = read_event_file(Path(args.event_file), token)
+        params = event_file.params
+        if event_file.kept_signature:
+            signature = event_file.kept_signature
+            console.progress(
+                f"• {args.event_file}: its signature does not verify for its own URL, so it is sent as it "
+                "is (expect 403)"
+            )
+        else:
+            signature = compute_signature(url, params, token)
+            console.progress(f"• {args.event_file}: fields sent as they are, re-signed for {url}")
+    else:
+        account_sid = (
+            os.environ.get("TWILIO_ACCOUNT_SID") or (state or {}).get("account_sid") or "AC" + "0" * 32
+        )
+        params = webhook_params(args, account_sid)
+        signature = compute_signature(url, params, token)
     started = time.monotonic()
     try:
         response = urllib3.request(
@@ -193,14 +246,26 @@ def resolve_address(client: Any, store_id: str, address: str) -> str:
     return str(profiles[0])
 
 
+def memory_profile_id(text: str) -> str:
+    """An argparse type for --profile-id: a Memory profile id; an address goes to --address."""
+    if not text.startswith("mem_profile_"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Memory profile id (mem_profile_…); to find one by address, use --address"
+        )
+    return text
+
+
 def command_observations_list(args: argparse.Namespace, console: Console) -> int:
+    violation = e164_violation(args.address)
+    if violation:
+        raise UsageError(f"--address {args.address!r}: {violation}")
     client = memory_client(args)
     store_id = store_id_for(args)
-    if bool(args.profile) == bool(args.address):
+    if bool(args.profile_id) == bool(args.address):
         raise UsageError(
-            "pass exactly one of --profile mem_profile_… or --address (+1555…, whatsapp:+1…, email)"
+            "pass exactly one of --profile-id mem_profile_… or --address (+1555…, whatsapp:+1…, email)"
         )
-    profile_id = args.profile or resolve_address(client, store_id, args.address)
+    profile_id = args.profile_id or resolve_address(client, store_id, args.address)
     observations: list[dict[str, Any]] = []
     token = None
     while len(observations) < args.limit:
@@ -237,7 +302,7 @@ def describe_store(store: dict[str, Any]) -> str:
 
 
 def command_stores_create(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge.stores import (
+    from memory_bridge_cli.stores import (
         StoreCreated,
         StoreFailed,
         StoreInputError,
@@ -302,7 +367,7 @@ def command_stores_create(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_stores_list(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge.stores import list_stores
+    from memory_bridge_cli.stores import list_stores
 
     client, backoff, _ = store_tools(args, console)
     stores = list_stores(client, backoff)
@@ -371,7 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TYPE[:FILENAME]",
         help="an attachment, e.g. image/jpeg:photo.jpg (repeatable)",
     )
-    send.add_argument("--event-file", help="send the form fields of an API Gateway event file from events/")
+    send.add_argument(
+        "--event-file",
+        help="send the form fields of an API Gateway event file from events/: re-signed for --url when "
+        "its own signature verifies, sent with its own (bad) signature when it does not",
+    )
     send.add_argument("--json", action="store_true", help="print the result as JSON")
     send.set_defaults(handler=command_send)
 
@@ -380,13 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="subcommand", metavar="SUBCOMMAND", parser_class=Parser, required=True
     )
     obs_list = obs_commands.add_parser("list", help="list a profile's observations (newest first)")
-    obs_list.add_argument("--profile", help="mem_profile_… id")
+    obs_list.add_argument("--profile-id", type=memory_profile_id, help="the Memory profile: mem_profile_… id")
     obs_list.add_argument(
         "--address", help="find the profile by address instead: +1555…, whatsapp:+1…, email"
     )
     obs_list.add_argument("--store", help="mem_store_… (default: $MEMORY_STORE_ID or the local stack's)")
     obs_list.add_argument("--limit", type=positive_int, default=20, help="at most this many (default 20)")
-    add_memory_options(obs_list, aws_profile_flag="--aws-profile")
+    add_memory_options(obs_list)
     obs_list.set_defaults(handler=command_observations_list)
 
     stores = commands.add_parser("stores", help="create, list and show Memory stores")
@@ -439,8 +508,26 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         parser.print_help(err)
         return 2
     console = Console(out, err, json_output=bool(getattr(args, "json", False)))
+    forget_stale_state()
+    code = run_command(handler, args, console, out, err)
+    note = stale_state_note()
+    if code not in (0, 141) and note:
+        print(f"memory-bridge: note: {note}", file=err)
+    return code
+
+
+def run_command(
+    handler: Callable[[argparse.Namespace, Console], int],
+    args: argparse.Namespace,
+    console: Console,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """The command's exit code; every failure becomes one line on `err` (MEMORY_BRIDGE_DEBUG=1 for more)."""
     try:
-        return handler(args, console)
+        code = handler(args, console)
+        out.flush()
+        return code
     except UsageError as error:
         print(f"memory-bridge: error: {error}", file=err)
         return 2
@@ -450,12 +537,23 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except KeyboardInterrupt:
         print("memory-bridge: interrupted", file=err)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`dlq stats | head`): end quietly, as Unix tools do. Point stdout at
+        # /dev/null so that the interpreter's own flush at exit does not raise again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return 141
     except Exception as error:
-        from memory_bridge.stores import ApiFailure
+        from memory_bridge_cli.stores import ApiFailure
 
         if isinstance(error, ApiFailure):
-            print(f"memory-bridge: {error}", file=err)
+            print(f"memory-bridge: {error}{failure_hint(error.failure.status)}", file=err)
             return 1
+        explained = explain(error)
+        if explained and not os.environ.get("MEMORY_BRIDGE_DEBUG"):
+            code, reason = explained
+            print(f"memory-bridge: {'error: ' if code == 2 else ''}{reason}", file=err)
+            return code
         print(
             f"memory-bridge: unexpected {type(error).__name__}: {error}. "
             "Run again with MEMORY_BRIDGE_DEBUG=1 for details.",

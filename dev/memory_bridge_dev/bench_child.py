@@ -89,7 +89,6 @@ class CallCounts:
         except ImportError:  # a version of memory-bridge from before them (boto3, urllib3: counted above)
             return
         if APP == "bridge":
-
             memory_client: Any = memory_api.MemoryApiClient
             memory_send = memory_client._send
 

@@ -32,7 +32,6 @@ import http.client
 import json
 import socket
 import struct
-import sys
 import threading
 import time
 import uuid
@@ -42,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from memory_bridge_dev.quiet_server import QuietHTTPServer
 from memory_bridge_dev.sandbox import BodyError, body_length, read_body
 
 MODES = ("hang", "trickle", "refuse", "reset", "status", "forward_then_drop")
@@ -147,7 +147,7 @@ class FaultProxy:
 
         Handler.proxy = proxy
         self._closing = threading.Event()
-        self._server = _QuietServer((self.host, self.port), Handler)
+        self._server = QuietHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://{self.host}:{self._server.server_address[1]}"
         threading.Thread(
@@ -288,13 +288,6 @@ class FaultProxy:
                 self.connections += 1
             else:
                 self._sockets.discard(sock)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):  # a client that went away: nothing to report
-            return
-        super().handle_error(request, client_address)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):

@@ -17,21 +17,35 @@ Ctrl-C stops everything.
 
 from __future__ import annotations
 
+import signal
+import sys
+
+if __name__ == "__main__":
+    # Before the imports below (moto's take a second or two): Ctrl-C, or a SIGINT sent to a stack
+    # started in the background (which inherits SIGINT as ignored), ends start-up quietly.
+    def _leave(*_: object) -> None:
+        raise SystemExit(130)
+
+    signal.signal(signal.SIGINT, _leave)
+    signal.signal(signal.SIGTERM, _leave)
+
 import argparse
 import contextlib
 import io
 import json
 import logging
 import os
-import signal
-import sys
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+from memory_bridge_dev import scheduled_replay
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module, rest_api_event
 from memory_bridge_dev.aws_resources import (
     create_dead_letter_queue,
@@ -39,6 +53,7 @@ from memory_bridge_dev.aws_resources import (
     load_template,
     put_credentials_secret,
 )
+from memory_bridge_dev.quiet_server import QuietHTTPServer
 from memory_bridge_dev.sandbox import MemorySandbox
 
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
@@ -82,6 +97,30 @@ def _resolve(value: Any, parameters: dict[str, Any], values: dict[str, str]) -> 
     raise ValueError(f"unsupported template value {value!r}")
 
 
+def bindable_moto_server(host: str, port: int) -> Any:
+    """moto's threaded server, except that a port taken between our check and its bind (two `make
+    run`s at the same moment) raises OSError here: moto's own start() would wait for ever."""
+    from moto.server import ThreadedMotoServer
+
+    class Server(ThreadedMotoServer):
+        failure: BaseException | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except BaseException as error:  # noqa: BLE001 - werkzeug exits (SystemExit) on a taken port
+                if not self._server_ready_event.is_set():
+                    self.failure = error
+                    self._server_ready_event.set()
+
+        def start(self) -> None:
+            super().start()
+            if self.failure is not None:
+                raise OSError(f"port {port} (moto) is already in use")
+
+    return Server(ip_address=host, port=port, verbose=False)
+
+
 @dataclass
 class LocalStack:
     front_port: int = 3000
@@ -91,16 +130,15 @@ class LocalStack:
     provisioning_seconds: float = 1.5
     aws_fault_proxy: bool = False
     state_path: str | None = None
+    on_webhook: Any = None
     servers: list[Any] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
     def start(self, progress: Any = print) -> dict[str, Any]:
-        from moto.server import ThreadedMotoServer
-
         from memory_bridge_dev import moto_speedups
 
         moto_speedups.apply()
-        moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
+        moto = bindable_moto_server(self.host, self.moto_port)
         moto.start()
         self.servers.append(moto)
         moto_url = f"http://{self.host}:{self.moto_port}"
@@ -153,7 +191,7 @@ class LocalStack:
                 os.environ[f"AWS_ENDPOINT_URL_{service.upper()}"] = proxy.serve()
                 self.servers.append(proxy)
                 proxies[service] = proxy
-        front = LocalApiFront(self.host, self.front_port, proxies)
+        front = LocalApiFront(self.host, self.front_port, proxies, on_webhook=self.on_webhook)
         front.start()
         self.servers.append(front)
         webhook_url = f"http://{self.host}:{self.front_port}{WEBHOOK_PATH}"
@@ -205,6 +243,8 @@ class LocalStack:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+        if code == 130:  # Ctrl-C while the store was being created: the CLI turned it into an exit code
+            raise KeyboardInterrupt
         if code != 0:
             raise RuntimeError("the sandbox store could not be created")
         store_id: str = json.loads(out.getvalue())["storeId"]
@@ -230,8 +270,9 @@ class LocalStack:
             os.environ.pop(f"AWS_ENDPOINT_URL_{service.upper()}", None)
         state_file = self.info.get("state_file")
         if state_file:
-            with contextlib.suppress(OSError):
-                os.remove(state_file)
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(Path(state_file).read_text()).get("pid") == os.getpid():
+                    os.remove(state_file)  # only ours: another stack may have written it since
 
 
 class _Prefixed(io.StringIO):
@@ -251,14 +292,29 @@ class _Prefixed(io.StringIO):
         return
 
 
+def _outcome(body: bytes) -> str:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return "-"
+    return str(answer.get("outcome", "-")) if isinstance(answer, dict) else "-"
+
+
 class LocalApiFront:
     """What `sam local start-api` does, without Docker: HTTP request → API Gateway event → handler."""
 
     API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit; larger is answered 413
 
-    def __init__(self, host: str, port: int, aws_proxies: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        aws_proxies: dict[str, Any] | None = None,
+        on_webhook: Any = None,
+    ):
         self.host, self.port = host, port
         self.aws_proxies = aws_proxies or {}
+        self.on_webhook = on_webhook  # (status, outcome, milliseconds, MessageSid) after each webhook
         self.handler_module = load_handler_module()
         self._server: ThreadingHTTPServer | None = None
 
@@ -281,7 +337,7 @@ class LocalApiFront:
             def do_DELETE(self) -> None:
                 front.handle(self)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server = QuietHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="api-front", daemon=True).start()
 
@@ -345,15 +401,24 @@ class LocalApiFront:
             context_path=path,
             scheme="http",
         )
+        started = time.perf_counter()
         try:
             result = self.handler_module.lambda_handler(event, LocalLambdaContext())
         except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function fails
             self._reply(
                 request, 502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}'
             )
+            self._report(502, "function error", started, body)
             return
         data = str(result.get("body") or "").encode()
-        self._reply(request, int(result.get("statusCode", 200)), result.get("headers") or {}, data)
+        status = int(result.get("statusCode", 200))
+        self._reply(request, status, result.get("headers") or {}, data)
+        self._report(status, _outcome(data), started, body)
+
+    def _report(self, status: int, outcome: str, started: float, body: bytes) -> None:
+        if self.on_webhook is not None:
+            sid = dict(parse_qsl(body.decode("utf-8", "replace"))).get("MessageSid", "-")
+            self.on_webhook(status, outcome, (time.perf_counter() - started) * 1000, sid[:40])
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """The dev-only controls (see the module's docstring): (status, JSON answer)."""
@@ -408,6 +473,8 @@ def running_stack(**kwargs: Any) -> Iterator[LocalStack]:
 
 def summary(info: dict[str, Any]) -> str:
     cli = ".venv/bin/memory-bridge"
+    if os.environ.get("MEMORY_BRIDGE_LOCAL_STATE"):  # a second stack: the CLI must be told where it is
+        cli = f"MEMORY_BRIDGE_LOCAL_STATE={os.environ['MEMORY_BRIDGE_LOCAL_STATE']} {cli}"
     return "\n".join(
         [
             "",
@@ -430,13 +497,184 @@ def summary(info: dict[str, Any]) -> str:
     )
 
 
+PORT_ROLES = {"front_port": "the local API front", "sandbox_port": "the Memory sandbox", "moto_port": "moto"}
+PORT_VARIABLES = {"front_port": "FRONT_PORT", "sandbox_port": "SANDBOX_PORT", "moto_port": "MOTO_PORT"}
+
+
+def busy_ports(host: str, ports: dict[str, int]) -> dict[str, int]:
+    """The ports (by role) that something already listens on. Checked before anything starts: a
+    busy moto port makes moto's server wait for ever for a start that never comes."""
+    return {role: port for role, port in ports.items() if not _bindable(host, port)}
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports_near(host: str, ports: dict[str, int]) -> dict[str, int]:
+    """For the hint: the next free port above each one asked for."""
+    chosen: dict[str, int] = {}
+    for role, port in ports.items():
+        candidate = port + 1
+        while candidate < 65535 and (candidate in chosen.values() or not _bindable(host, candidate)):
+            candidate += 1
+        chosen[role] = candidate
+    return chosen
+
+
+def stack_ports(state: dict[str, Any] | None) -> set[int]:
+    """The ports a running stack's state file says it holds."""
+    ports = set()
+    for key in ("webhook_url", "sandbox_url", "moto_url"):
+        with contextlib.suppress(ValueError, TypeError):
+            port = urlsplit(str((state or {}).get(key, ""))).port
+            if port:
+                ports.add(port)
+    return ports
+
+
+def ports_in_use_message(
+    busy: dict[str, int], state: dict[str, Any] | None, state_path: Path, free: dict[str, int] | None = None
+) -> str:
+    taken = ", ".join(f"{port} ({PORT_ROLES[role]})" for role, port in busy.items())
+    lines = [f"make run: port {taken} already in use."]
+    pid = (state or {}).get("pid")
+    if isinstance(pid, int) and is_local_stack(pid) and set(busy.values()) & stack_ports(state):
+        lines.append(
+            f"  Another local stack is running (pid {pid}, {state_path}); its webhook URL is "
+            f"{(state or {}).get('webhook_url')}. Use it, or stop it with Ctrl-C in its terminal "
+            f"(or `kill {pid}`)."
+        )
+    else:
+        pattern = "|".join(str(p) for p in busy.values())
+        lines.append(f"  Something else listens there; `ss -ltnp | grep -E ':({pattern})\\b'` shows what.")
+    if free:
+        settings = " ".join(f"{PORT_VARIABLES[role]}={port}" for role, port in free.items())
+        lines.append(
+            f"  Or run this one on free ports, with its own state file: {settings} "
+            "MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run"
+        )
+    return "\n".join(lines)
+
+
+def is_local_stack(pid: int) -> bool:
+    """A live process that runs the local stack (a test may run it in-process, as pytest)."""
+    if not _alive(pid):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc here: trust the state file
+    return b"memory_bridge_dev" in command or b"pytest" in command
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {port}")
+    return port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ReadableOutput(io.TextIOBase):
+    """`make run`'s terminal: the function's one-line JSON logs and metrics are for CloudWatch, not
+    for people. Warnings and errors keep one short line each; the rest goes unless --raw-logs."""
+
+    def __init__(self, target: Any):
+        self._target = target
+        self._partial = ""
+        self._lock = threading.Lock()  # webhook threads and the scheduled replay write at once
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._partial += text
+            *lines, self._partial = self._partial.split("\n")
+            for line in lines:
+                shown = self._readable(line)
+                if shown is not None:
+                    self._target.write(shown + "\n")
+            self._target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    @staticmethod
+    def _readable(line: str) -> str | None:
+        if not line.startswith("{"):
+            return line
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return line
+        if not isinstance(record, dict) or "_aws" in record:
+            return None  # a metrics (EMF) document
+        level = str(record.get("level", "INFO"))
+        if level in ("DEBUG", "INFO"):
+            return None
+        detail = record.get("reason") or record.get("error") or ""
+        return f"{_clock()}  {level.lower():<8} {record.get('message', '')}" + (
+            f" ({str(detail)[:120]})" if detail else ""
+        )
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def print_webhook(status: int, outcome: str, milliseconds: float, message_sid: str) -> None:
+    # One write per line: print() writes the text and its newline apart, which other threads can split.
+    sys.stdout.write(f"{_clock()}  {status} {outcome:<14} {milliseconds:6.0f} ms  {message_sid}\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
+    stopped = threading.Event()
+    starting = threading.Event()
+    starting.set()
+
+    def on_signal(*_: Any) -> None:
+        stopped.set()
+        if starting.is_set():  # start-up blocks in calls that only an exception interrupts
+            raise SystemExit(130)  # through the `finally` below, which stops what was started
+
+    # Handled explicitly, and first: a stack started in the background inherits SIGINT as ignored.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     parser = argparse.ArgumentParser(
         prog="make run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--front-port", type=int, default=int(os.environ.get("FRONT_PORT", 3000)))
-    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", 8787)))
-    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    # String defaults go through `type` too, so a bad FRONT_PORT=abc is refused like --front-port abc.
+    parser.add_argument(
+        "--front-port", type=port_number, default=os.environ.get("FRONT_PORT", "3000"), help="or FRONT_PORT"
+    )
+    parser.add_argument(
+        "--sandbox-port",
+        type=port_number,
+        default=os.environ.get("SANDBOX_PORT", "8787"),
+        help="or SANDBOX_PORT",
+    )
+    parser.add_argument(
+        "--moto-port", type=port_number, default=os.environ.get("MOTO_PORT", "5000"), help="or MOTO_PORT"
+    )
     parser.add_argument(
         "--provisioning-seconds",
         type=float,
@@ -448,34 +686,71 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="put a fault proxy between the webhook and moto (SQS, DynamoDB), driven by /__local/aws-faults",
     )
+    parser.add_argument(
+        "--raw-logs",
+        action="store_true",
+        default=os.environ.get("RAW_LOGS", "") not in ("", "0"),
+        help="print the function's JSON logs and metrics as Lambda writes them (RAW_LOGS=1), instead of "
+        "one line per webhook: time, status, outcome, milliseconds, MessageSid",
+    )
+    scheduled_replay.add_arguments(parser)
     args = parser.parse_args(argv)
+    from memory_bridge_cli.common import local_state_path
+
+    state_path = local_state_path()
+    ports = {"front_port": args.front_port, "sandbox_port": args.sandbox_port, "moto_port": args.moto_port}
+    if len(set(ports.values())) < len(ports):
+        parser.error("the front, sandbox and moto ports must all differ")
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError):
+        state = None
+    busy = busy_ports("127.0.0.1", ports)
+    if busy:
+        free = free_ports_near("127.0.0.1", ports)
+        print(ports_in_use_message(busy, state, state_path, free), file=sys.stderr)
+        return 2
+    owner = (state or {}).get("pid")
+    if isinstance(owner, int) and owner != os.getpid() and is_local_stack(owner):
+        print(
+            f"make run: the local stack of pid {owner} keeps its state in {state_path}, which the CLI reads "
+            "to find it; give this one its own: MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run",
+            file=sys.stderr,
+        )
+        return 2
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+    if not args.raw_logs:
+        sys.stdout = ReadableOutput(sys.stdout)
     stack = LocalStack(
         front_port=args.front_port,
         sandbox_port=args.sandbox_port,
         moto_port=args.moto_port,
         provisioning_seconds=args.provisioning_seconds,
         aws_fault_proxy=args.aws_fault_proxy,
+        on_webhook=None if args.raw_logs else print_webhook,
     )
-    stopped = threading.Event()
-    # Handled explicitly: a stack started in the background inherits SIGINT as ignored.
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    schedule = None
     try:
         info = stack.start(progress=lambda line: print(line, flush=True))
         print(summary(info), flush=True)
+        schedule = scheduled_replay.start_from_args(args, report=lambda line: print(line, flush=True))
+        starting.clear()
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
     except OSError as error:
         print(
-            f"make run: {error}. Is another stack running? Choose other ports with "
-            "FRONT_PORT=3001 SANDBOX_PORT=8788 MOTO_PORT=5001 make run",
+            f"make run: {error}. Is another stack running? Choose other ports, and a state file of its "
+            "own: FRONT_PORT=3001 SANDBOX_PORT=8788 MOTO_PORT=5001 "
+            "MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run",
             file=sys.stderr,
         )
         return 2
     finally:
+        starting.clear()
+        if schedule is not None:
+            schedule.stop()
         stack.stop()
         print("\nlocal stack stopped", flush=True)
     return 0

@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from memory_bridge_dev.quiet_server import QuietHTTPServer
+
 TTID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 SOURCE_PATTERN = re.compile(r"^[a-zA-Z0-9 _.-]+$")
 CONVERSATION_ID = re.compile(r"^conv_conversation_[0-7][0-9a-z]{25}$")
@@ -345,7 +347,7 @@ class MemorySandbox:
 
         Handler.sandbox = sandbox
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = QuietHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://{host}:{self._server.server_address[1]}"
         # A short poll interval: close() (shutdown) waits up to one interval; every test pays it.

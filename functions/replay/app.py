@@ -1,18 +1,22 @@
-"""ReplayFunction: the CLI's `dlq replay` as a Lambda, for teams that replay from the console or CI.
+"""ReplayFunction: the CLI's `dlq replay` as a Lambda, run by the schedule and on demand.
 
     sam remote invoke ReplayFunction --event-file events/replay.json
     {"maxMessages": 500, "dryRun": true, "kind": "retryable", "rate": 20}
 
-No trigger of its own: it never runs by itself. It returns the replay summary.
+The stack's schedule (template.yaml, ScheduledReplay) invokes it every few minutes with the scheduled
+input: retryable envelopes that failed a while ago, a bounded number at a gentle rate, and those
+that keep failing left for people. It returns the replay summary and reports what it did as metrics.
 """
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from memory_bridge.config import ConfigError
-from memory_bridge.replay import ReplayRequestError, options_from_event
+from memory_bridge.replay import ReplayRequestError, options_from_event, replay_metrics
 from memory_bridge.runtime import logger, replay_engine
+from memory_bridge.runtime import replay_metrics as metrics
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -23,6 +27,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except (ReplayRequestError, ConfigError) as error:
         logger.error("replay not started", extra={"reason": str(error)})
         return {"error": str(error)}
-    summary = engine.run(options).to_json()
-    logger.info("replay finished", extra={"counts": summary["counts"], "stopped": summary["stopped"]})
+    result = engine.run(options)
+    figures = replay_metrics(result)
+    for name, value in figures.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if figures:
+        metrics.flush_metrics()
+    summary = result.to_json()
+    log = logger.warning if result.counts.left_for_people else logger.info
+    log("replay finished", extra={"counts": summary["counts"], "stopped": summary["stopped"]})
     return summary

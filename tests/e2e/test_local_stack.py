@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,10 +147,126 @@ def test_unknown_route_answers_like_api_gateway(stack):
     assert response.status == 403
 
 
+def local_stack_command(ports: dict[str, int]) -> list[str]:
+    command = [sys.executable, "-m", "memory_bridge_dev.local_stack", "--provisioning-seconds", "0.5"]
+    for flag, port in ports.items():
+        command += [flag, str(port)]
+    return command
+
+
+def test_a_second_stack_on_the_same_ports_says_which_and_exits_at_once(stack):
+    ports = {
+        "--front-port": int(stack["webhook_url"].split(":")[2].split("/")[0]),
+        "--sandbox-port": int(stack["sandbox_url"].rsplit(":", 1)[1]),
+        "--moto-port": int(stack["moto_url"].rsplit(":", 1)[1]),
+    }
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(stack["state"])}
+    started = time.monotonic()
+    second = subprocess.run(
+        local_stack_command(ports), cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert second.returncode == 2
+    assert time.monotonic() - started < 10
+    assert f"Another local stack is running (pid {stack['pid']}" in second.stderr
+    assert "already in use" in second.stderr and "FRONT_PORT=" in second.stderr
+    assert "Traceback" not in second.stdout + second.stderr
+    assert json.loads(Path(stack["state"]).read_text())["pid"] == stack["pid"]  # the first one's, still
+
+
+def test_a_second_stack_with_the_first_ones_state_file_is_refused(stack):
+    ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(stack["state"])}
+    second = subprocess.run(
+        local_stack_command(ports), cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert second.returncode == 2
+    assert f"the local stack of pid {stack['pid']} keeps its state in" in second.stderr
+    assert "MEMORY_BRIDGE_LOCAL_STATE=" in second.stderr
+    assert json.loads(Path(stack["state"]).read_text())["pid"] == stack["pid"]
+
+
+@pytest.mark.parametrize(
+    ("env_extra", "argv", "says"),
+    [
+        ({"FRONT_PORT": "abc"}, [], "must be a port number"),
+        ({}, ["--moto-port", "70000"], "must be a port number from 1 to 65535"),
+        ({}, ["--front-port", "3999", "--sandbox-port", "3999"], "must all differ"),
+    ],
+)
+def test_bad_ports_are_refused_naming_the_rule(tmp_path, env_extra, argv, says):
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(tmp_path / "state.json"), **env_extra}
+    result = subprocess.run(
+        [sys.executable, "-m", "memory_bridge_dev.local_stack", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_two_stacks_started_at_the_same_moment_neither_hangs(tmp_path):
+    ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}
+    processes = [
+        subprocess.Popen(
+            local_stack_command(ports),
+            cwd=ROOT,
+            env={**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(tmp_path / f"state{i}.json")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+            time.sleep(0.2)
+        loser = next((p for p in processes if p.poll() is not None), None)
+        assert loser is not None, "both still running: one of them hangs"
+        assert loser.returncode == 2
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=20)
+    outputs = [p.stdout.read() if p.stdout else "" for p in processes]
+    assert not any("Traceback" in output for output in outputs), outputs
+
+
+@pytest.mark.parametrize("after", [0.3, 1.5, 3.0])
+def test_ctrl_c_during_start_up_stops_it_quietly(tmp_path, after):
+    ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}
+    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(tmp_path / "state.json")}
+    env.pop("AWS_ENDPOINT_URL", None)
+    process = subprocess.Popen(
+        local_stack_command(ports),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode in (0, 130), output
+    assert "Traceback" not in output
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_ctrl_c_stops_everything_cleanly(stack):
     process = stack["process"]
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=20) == 0
+    # The terminal showed one readable line per webhook, not the function's JSON logs and metrics.
+    output = process.stdout.read() if process.stdout else ""
+    assert re.search(r"\d\d:\d\d:\d\d  200 posted +\d+ ms  IM", output), output[-2000:]
+    assert re.search(r"403 forbidden", output)
+    assert '"_aws"' not in output and '"level": "INFO"' not in output and '"level":"INFO"' not in output
     assert not Path(stack["state"]).exists()
     with pytest.raises(urllib3.exceptions.HTTPError):
         urllib3.request("GET", stack["sandbox_url"] + "/__sandbox/health", retries=False, timeout=2)

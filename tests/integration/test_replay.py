@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
+import socket
 import time
 from collections import Counter
 
@@ -95,6 +97,56 @@ def test_dry_run_changes_nothing(oncall):
     assert len(oncall.sandbox.requests) == requests_before
     assert sorted((e.message_sid, e.attempts) for e in oncall.parked()) == before
     assert oncall.queue_depth() == 3
+
+
+def test_the_dry_run_counts_every_request_the_run_makes(oncall):
+    """Lookups for authors parked before their profile was resolved, and List Observations checks for
+    ambiguous ones, are requests too: the plan's count is what the run then sends."""
+    assert outcome(oncall.send(message_params(message_sid="IM0", author="+15555550100"))) == "posted"
+    new_container()  # a fresh container: the author's profile is no longer cached
+    oncall.sandbox.add_fault(Fault(status=503))  # Memory down: parked at resolve_profile
+    park_via_webhook(oncall, "IM1")
+    park_via_webhook(oncall, "IM2")
+    oncall.sandbox.clear_faults()
+    oncall.sandbox.add_fault(Fault(drop="after", times=1, match="/Observations"))  # ambiguous
+    park_via_webhook(oncall, "IM3", author="+15555550222")
+    oncall.sandbox.clear_faults()
+    assert all(e.profile_id is None for e in oncall.parked() if e.message_sid != "IM3")
+
+    code, out, _ = oncall.run("dlq", "replay", "--dry-run", "--json")
+    plan = json.loads(out)["plan"]
+    assert code == 0
+    assert sum(p["lookups"] for p in plan) == 1 and sum(p["checks"] for p in plan) == 1
+    planned = sum(p["requests"] for p in plan)
+    before = len(oncall.sandbox.requests)
+    code, out, _ = oncall.run("dlq", "replay", "--json")
+    assert code == 0 and json.loads(out)["counts"]["replayed"] == 2
+    assert json.loads(out)["counts"]["already_posted"] == 1
+    # Planned: a lookup, a check, and a post each for IM1+IM2 and for IM3; the check found IM3 in
+    # Memory, which saved its post.
+    assert planned == 4
+    assert len(oncall.sandbox.requests) - before == 3 == json.loads(out)["counts"]["requests"]
+
+
+def test_the_run_counts_a_profile_it_had_to_create(oncall):
+    oncall.sandbox.add_fault(Fault(status=503))  # Memory down before the author had a profile
+    park_via_webhook(oncall, "IM1", author="+15555550999")
+    oncall.sandbox.clear_faults()
+    before = len(oncall.sandbox.requests)
+    code, out, _ = oncall.run("dlq", "replay", "--json")
+    assert code == 0
+    made = [r.operation for r in oncall.sandbox.requests[before:]]
+    assert len(made) == 3  # Lookup (no match), create, post
+    assert json.loads(out)["counts"]["requests"] == 3
+
+
+def test_a_run_that_leaves_permanent_failures_says_how_to_replay_them(oncall, monkeypatch):
+    monkeypatch.setenv("CHAT_ID_TYPE", "agent_login")  # the store does not know this idType
+    new_container()
+    park_via_webhook(oncall, "IM4", author="dave")
+    code, out, _ = oncall.run("dlq", "replay")
+    assert code == 0
+    assert "1 permanent failure(s) left" in out and "--kind permanent" in out
 
 
 def test_max_is_exact(oncall):
@@ -252,3 +304,46 @@ def test_audit_line_names_the_aws_identity_when_it_can(oncall, tmp_path):
     report_path = tmp_path / "report.json"
     oncall.run("dlq", "replay", "--report", str(report_path))
     assert json.loads(report_path.read_text())["audit"]["who"]["aws"].startswith("arn:aws:")
+
+
+def test_a_one_message_replay_does_not_wait_on_empty_polls(oncall):
+    """An empty queue is known from a short poll and the queue's count, not from long polls that each
+    cost a second (two of them made every replay take 2 s or more)."""
+    oncall.sandbox.add_fault(Fault(status=503, match="/Observations"))
+    park_via_webhook(oncall, "IM1")
+    oncall.sandbox.clear_faults()
+    for argv in (("--dry-run",), ()):
+        code, out, _ = oncall.run("dlq", "replay", *argv, "--json")
+        assert code == 0
+        assert json.loads(out)["seconds"] < 1.0  # typically 0.1-0.2 s here; loose for loaded machines
+    assert contents(oncall) == {"message IM1": 1}
+
+
+def test_a_replay_that_cannot_reach_memory_says_so_and_keeps_the_messages(oncall):
+    oncall.sandbox.add_fault(Fault(status=503, match="/Observations"))
+    park_via_webhook(oncall, "IM1")
+    oncall.sandbox.clear_faults()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    out_stream, err_stream = io.StringIO(), io.StringIO()
+    code = cli.main(
+        ["dlq", "replay", "--queue-url", oncall.queue_url, "--memory-api-url", f"http://127.0.0.1:{closed}"],
+        out=out_stream,
+        err=err_stream,
+    )
+    out = out_stream.getvalue()
+    assert code == 1
+    assert "Memory did not answer" in out and "--memory-api-url" in out
+    assert re.search(r"1 message\(s\): .* \(\w+, no answer\)", out), out
+    counts = oncall.sqs.get_queue_attributes(QueueUrl=oncall.queue_url, AttributeNames=["All"])["Attributes"]
+    on_queue = sum(
+        int(counts[name])
+        for name in (
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        )
+    )
+    assert on_queue == 1, (counts, out)  # put back (held or delayed), not lost
+    assert contents(oncall) == {}

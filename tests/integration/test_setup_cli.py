@@ -139,3 +139,28 @@ def test_instructions_name_the_post_event_hook_and_filter():
         "https://x.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversations"
     )
     assert "Post-event URL" in text and "onMessageAdded" in text and "pre-event" in text
+
+
+def test_without_aws_credentials_nothing_is_created_in_memory(setup_env, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, _, err = run(setup_env, "--display-name", "never-made", "--secret-name", "never-made")
+    assert code == 2
+    assert "no AWS credentials" in err and "Nothing was created" in err
+    assert setup_env.requests_to("CreateStore") == []
+    assert setup_env.requests_to("ListStores") == []
+
+
+def test_without_sam_nothing_is_created_in_memory(setup_env, monkeypatch):
+    monkeypatch.setattr("memory_bridge_cli.deploy.PROJECT_ROOT", __import__("pathlib").Path("/nonexistent"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(
+        ["setup", "--display-name", "never-made", "--memory-api-url", setup_env.base_url], out=out, err=err
+    )
+    assert code == 2
+    assert "aws-sam-cli not found" in err.getvalue()
+    assert setup_env.requests_to("CreateStore") == []

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,7 @@ def test_sam_build_ships_the_core_and_nothing_dev_only(tmp_path):
     # The operator CLI (argparse, the sam deploy runner) is installed by pip, never shipped to Lambda.
     assert "memory_bridge_cli" not in shipped
     assert not [p.name for p in (layer / "memory_bridge").glob("*.py") if p.name.startswith("cli")]
+    assert not {"stores.py", "queue_scan.py"} & {p.name for p in (layer / "memory_bridge").glob("*.py")}
     assert "argparse" not in "".join(p.read_text() for p in (layer / "memory_bridge").glob("*.py"))
     assert not (build_dir / "BridgeLayer" / "python" / "boto3").exists()  # the runtime has it
     assert (build_dir / "WebhookFunction" / "app.py").exists()
@@ -125,19 +127,6 @@ def test_idempotency_table_is_on_demand_with_ttl():
         {"AttributeName": "id", "KeyType": "HASH"}
     ]  # the ledger's key: message#<MessageSid>
     assert table["SSESpecification"]["SSEEnabled"] is True
-
-
-def test_alarms_watch_depth_and_age_of_the_queue():
-    alarms = {
-        r["Properties"]["MetricName"]: r["Properties"]
-        for r in RESOURCES.values()
-        if r["Type"] == "AWS::CloudWatch::Alarm"
-    }
-    assert set(alarms) == {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}
-    for alarm in alarms.values():
-        assert alarm["Dimensions"] == [
-            {"Name": "QueueName", "Value": {"Fn::GetAtt": "DeadLetterQueue.QueueName"}}
-        ]
 
 
 def test_log_retention_is_set_for_the_function():
@@ -226,11 +215,10 @@ def test_outputs():
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
 
 
-def test_replay_function_has_no_trigger_and_its_own_least_privilege_role():
+def test_replay_function_has_its_own_least_privilege_role():
     replay = RESOURCES["ReplayFunction"]["Properties"]
     assert replay["Handler"] == "app.lambda_handler"
     assert replay["CodeUri"] == "functions/replay/"
-    assert "Events" not in replay
     [policy] = replay["Policies"]
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert set(statements) == {"ReadTwilioCredentials", "ReplayDeadLetters", "DeliveryLedger"}
@@ -245,6 +233,8 @@ def test_replay_function_has_no_trigger_and_its_own_least_privilege_role():
     # The delivery ledger: read what Memory holds per MessageSid, claim and settle; nothing else.
     assert sorted(statements["DeliveryLedger"]["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
     assert statements["DeliveryLedger"]["Resource"] == {"Fn::GetAtt": "IdempotencyTable.Arn"}
+    # Metrics go out as EMF log lines: no cloudwatch:PutMetricData anywhere.
+    assert "cloudwatch" not in str(policy).lower()
     # The webhook cannot receive or delete from the queue: only replay can.
     [webhook_policy] = RESOURCES["WebhookFunction"]["Properties"]["Policies"]
     assert "sqs:DeleteMessage" not in str(webhook_policy) and "sqs:ReceiveMessage" not in str(webhook_policy)
@@ -308,6 +298,353 @@ def test_queue_and_table_are_encrypted_at_rest_and_api_is_throttled():
     assert RESOURCES["IdempotencyTable"]["Properties"]["SSESpecification"]["SSEEnabled"] is True
     settings = RESOURCES["WebhookApi"]["Properties"]["MethodSettings"][0]
     assert settings["ThrottlingBurstLimit"] > 0 and settings["ThrottlingRateLimit"] > 0
+
+
+# ---- scheduled replay, alarms, dashboard ---------------------------------------------------------
+
+
+def parameter_values(**overrides: str) -> dict[str, str]:
+    values = {name: str(p["Default"]) for name, p in TEMPLATE["Parameters"].items() if "Default" in p}
+    return {**values, **overrides}
+
+
+def condition(name: str, parameters: dict[str, str]) -> bool:
+    """A condition of template.yaml evaluated for these parameter values (Equals, Not, Condition)."""
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and "Ref" in node:
+            return parameters.get(node["Ref"], f"<{node['Ref']}>")
+        if isinstance(node, dict) and ("Condition" in node or "Fn::Condition" in node):
+            return condition(node.get("Condition") or node["Fn::Condition"], parameters)
+        if isinstance(node, dict) and "Fn::Equals" in node:
+            left, right = node["Fn::Equals"]
+            return value(left) == value(right)
+        if isinstance(node, dict) and "Fn::Not" in node:
+            [inner] = node["Fn::Not"]
+            return not value(inner)
+        if isinstance(node, dict) and "Fn::Select" in node:
+            return None  # not needed by these tests
+        return node
+
+    return bool(value(TEMPLATE["Conditions"][name]))
+
+
+def resolved(node: Any, parameters: dict[str, str]) -> Any:
+    """A property value with Fn::If resolved for these parameter values."""
+    if isinstance(node, dict) and "Fn::If" in node:
+        name, when_true, when_false = node["Fn::If"]
+        return resolved(when_true if condition(name, parameters) else when_false, parameters)
+    return node
+
+
+def present(logical_id: str, parameters: dict[str, str]) -> bool:
+    resource = RESOURCES[logical_id]
+    return "Condition" not in resource or condition(resource["Condition"], parameters)
+
+
+def schedule() -> dict[str, Any]:
+    event = RESOURCES["ReplayFunction"]["Properties"]["Events"]["ScheduledReplay"]
+    assert event["Type"] == "ScheduleV2"
+    properties: dict[str, Any] = event["Properties"]
+    return properties
+
+
+def test_the_scheduled_replay_is_on_by_default_and_a_parameter_turns_it_off():
+    state = schedule()["State"]
+    assert resolved(state, parameter_values()) == "ENABLED"
+    assert resolved(state, parameter_values(ScheduledReplay="disabled")) == "DISABLED"
+    assert set(TEMPLATE["Parameters"]["ScheduledReplay"]["AllowedValues"]) == {"enabled", "disabled"}
+
+
+def test_the_schedule_runs_every_few_minutes_with_the_scheduled_input():
+    from memory_bridge.replay import options_from_event
+    from memory_bridge_dev.scheduled_replay import resolve_sub, scheduled_input
+
+    parameters = TEMPLATE["Parameters"]
+    assert parameters["ScheduledReplayMinutes"]["Default"] == 5
+    assert parameters["ScheduledReplayMinutes"]["MinValue"] >= 2  # "rate(1 minutes)" is not an expression
+    expression = resolve_sub(schedule()["ScheduleExpression"], TEMPLATE, {})
+    assert expression == "rate(5 minutes)"
+    assert resolve_sub(schedule()["ScheduleExpression"], TEMPLATE, {"ScheduledReplayMinutes": "15"}) == (
+        "rate(15 minutes)"
+    )
+    assert parameters["ScheduledReplayMaxAttempts"]["Default"] == 4
+    event = scheduled_input(TEMPLATE, {"ScheduledReplayMaxAttempts": "6"})
+    options = options_from_event(event)  # the function accepts it as it stands
+    assert options.max_attempts == 6 and options.kind == "retryable" and not options.dry_run
+    assert options.min_age is not None and options.min_age.total_seconds() >= 60
+    assert options.max_messages is not None and options.rate is not None and options.max_received
+    # A run that is not delivered at once is not retried: the next one comes in minutes.
+    assert schedule()["RetryPolicy"] == {"MaximumRetryAttempts": 0}
+    assert schedule()["OmitName"] is True  # two stacks in one account must not collide
+
+
+def test_scheduled_runs_never_overlap():
+    replay = RESOURCES["ReplayFunction"]["Properties"]
+    assert replay["ReservedConcurrentExecutions"] == 1
+    # A run throttled behind a running one is dropped after a minute rather than queued for hours.
+    assert replay["EventInvokeConfig"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
+
+
+def test_the_schedules_role_may_only_invoke_the_replay_function():
+    """SAM generates the schedule's role; translate the template and read it."""
+    python = ROOT / ".tools" / "sam" / "bin" / "python"
+    if not python.exists():
+        require_sam()
+    script = (
+        "import json, sys\n"
+        "from samtranslator.translator.transform import transform\n"
+        "from samtranslator.yaml_helper import yaml_parse\n"
+        "template = yaml_parse(open(sys.argv[1]).read())\n"
+        "for resource in template['Resources'].values():\n"
+        "    for key in ('CodeUri', 'ContentUri'):\n"
+        "        if key in resource.get('Properties', {}):\n"
+        "            resource['Properties'][key] = 's3://bucket/key'\n"
+        "class Policies:\n"
+        "    def load(self):\n"
+        "        return {}\n"
+        "print(json.dumps(transform(template, {}, Policies())['Resources']))\n"
+    )
+    result = subprocess.run(
+        [str(python), "-c", script, str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        env={**sam_environment(), "AWS_DEFAULT_REGION": "us-east-1"},
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    resources = json.loads(result.stdout)
+    schedules = {k: r for k, r in resources.items() if r["Type"] == "AWS::Scheduler::Schedule"}
+    assert set(schedules) == {"ReplayFunctionScheduledReplay"}  # ScheduledReplayName's !Ref
+    target = schedules["ReplayFunctionScheduledReplay"]["Properties"]["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["ReplayFunction", "Arn"]}
+    role = resources[target["RoleArn"]["Fn::GetAtt"][0]]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": ["scheduler.amazonaws.com"]
+    }
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statements == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": ["ReplayFunction", "Arn"]},
+        }
+    ]
+
+
+def emitted_metric_names() -> set[str]:
+    """Every metric name the code can emit (namespace MemoryBridge, dimension service)."""
+    from typing import get_args, get_type_hints
+
+    from memory_bridge.delivery import Skipped
+    from memory_bridge.replay import ReplayOptions, ReplaySummary, replay_metrics
+    from memory_bridge.webhook import REDACTION_METRICS
+
+    source = "\n".join(p.read_text() for p in (ROOT / "layers" / "bridge" / "memory_bridge").glob("*.py"))
+    names: set[str] = set()
+    for call in re.findall(r"add_metric\((.*?)\"Count\"", source, flags=re.S):
+        names.update(re.findall(r'"([A-Z][A-Za-z]+)"', call))
+    names.update(REDACTION_METRICS.values())
+    names.update(f"MessagesSkipped{r.capitalize()}" for r in get_args(get_type_hints(Skipped)["reason"]))
+    names.update(replay_metrics(ReplaySummary(ReplayOptions(max_attempts=4), reached_end=True)))
+    return names
+
+
+def alarms(parameters: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    values = parameters or parameter_values()
+    return {
+        name: r["Properties"]
+        for name, r in RESOURCES.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and present(name, values)
+    }
+
+
+def metrics_of(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """(namespace, name, dimensions) of each metric an alarm reads, plain or in metric math."""
+    if "MetricName" in alarm:
+        return [
+            {
+                "Namespace": alarm["Namespace"],
+                "MetricName": alarm["MetricName"],
+                "Dimensions": alarm["Dimensions"],
+            }
+        ]
+    return [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+
+
+def runbook_anchors() -> set[str]:
+    headings = re.findall(r"^#+ (.+)$", (ROOT / "docs" / "runbook.md").read_text(), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_what_pages_by_default_and_when_the_schedule_is_off():
+    assert set(alarms()) == {
+        "DeadLettersNeedPeopleAlarm",
+        "DeadLetterAgeAlarm",
+        "SignatureRejectedAlarm",
+        "WebhookFailuresAlarm",
+        "ScheduledReplayFailingAlarm",
+    }
+    # The first transient park pages nobody while the schedule replays it; with no schedule, it does.
+    off = alarms(parameter_values(ScheduledReplay="disabled"))
+    assert set(off) == {
+        "DeadLetterDepthAlarm",
+        "DeadLetterAgeAlarm",
+        "SignatureRejectedAlarm",
+        "WebhookFailuresAlarm",
+    }
+    assert off["DeadLetterDepthAlarm"]["Threshold"] == 1
+
+
+def test_every_alarm_points_at_its_runbook_section_and_notifies_the_topic():
+    anchors = runbook_anchors()
+    every = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    for name, alarm in every.items():
+        [link] = re.findall(r"docs/runbook\.md#([a-z0-9-]+)", alarm["AlarmDescription"])
+        assert link in anchors, f"{name}: docs/runbook.md has no section #{link}"
+        assert alarm["AlarmActions"] == {
+            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }
+
+
+def test_alarms_read_metrics_the_code_emits_with_its_dimension():
+    names = emitted_metric_names()
+    for name, alarm in alarms(parameter_values()).items():
+        for metric in metrics_of(alarm):
+            if metric["Namespace"] == "MemoryBridge":
+                assert metric["MetricName"] in names, f"{name}: nothing emits {metric['MetricName']}"
+                assert metric["Dimensions"] == [{"Name": "service", "Value": "memory-bridge"}]
+    assert (
+        TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        == "memory-bridge"
+    )
+
+
+def test_the_needs_people_alarm_reads_the_schedules_gauge_and_keeps_its_state_between_runs():
+    alarm = alarms()["DeadLettersNeedPeopleAlarm"]
+    assert alarm["MetricName"] == "DeadLettersNeedingAttention"
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert alarm["TreatMissingData"] == "ignore"
+    age = alarms()["DeadLetterAgeAlarm"]
+    assert age["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert age["Threshold"] == {"Ref": "DeadLetterAgeAlarmSeconds"}
+
+
+def test_the_signature_alarm_wants_a_wave_and_says_what_it_usually_means():
+    alarm = alarms()["SignatureRejectedAlarm"]
+    by_id = {m["Id"]: m for m in alarm["Metrics"]}
+    assert by_id["rejected"]["MetricStat"]["Metric"]["MetricName"] == "SignatureRejected"
+    assert by_id["accepted"]["MetricStat"]["Metric"]["MetricName"] == "WebhooksReceived"
+    [returned] = [m for m in alarm["Metrics"] if m["ReturnData"]]
+    assert (
+        returned["Expression"] == "IF(FILL(rejected, 0) >= 5 AND FILL(rejected, 0) > FILL(accepted, 0), 1, 0)"
+    )
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 2)  # one burst is not enough
+    description = alarm["AlarmDescription"]
+    for hint in ("token", "URL", "PUBLIC_WEBHOOK_URL", "webhook rejected"):
+        assert hint in description
+
+
+def test_the_webhook_failures_alarm_adds_up_what_twilio_saw_fail():
+    alarm = alarms()["WebhookFailuresAlarm"]
+    read = {(m["Namespace"], m["MetricName"]) for m in metrics_of(alarm)}
+    assert read == {
+        ("AWS/ApiGateway", "5XXError"),
+        ("MemoryBridge", "DeadLetterQueueUnavailable"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+    }
+    api = next(m for m in metrics_of(alarm) if m["Namespace"] == "AWS/ApiGateway")
+    # API Gateway's metrics are keyed by the API's name: the one the template gives it.
+    assert {"Name": "ApiName", "Value": RESOURCES["WebhookApi"]["Properties"]["Name"]} in api["Dimensions"]
+    assert {"Name": "Stage", "Value": RESOURCES["WebhookApi"]["Properties"]["StageName"]} in api["Dimensions"]
+    for metric in metrics_of(alarm):
+        if metric["Namespace"] == "AWS/Lambda":
+            assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "WebhookFunction"}}]
+    [returned] = [m for m in alarm["Metrics"] if m["ReturnData"]]
+    for metric_id in ("api5xx", "unparked", "errors", "throttles"):
+        assert f"FILL({metric_id}, 0)" in returned["Expression"]
+    assert alarm["Threshold"] == 5
+
+
+def dashboard() -> dict[str, Any]:
+    import json
+
+    body = RESOURCES["BridgeDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    references = set(re.findall(r"\$\{([A-Za-z0-9:.]+)\}", body))
+    known = set(RESOURCES) | {"AWS::Region", "AWS::StackName"} | {f"{r}.QueueName" for r in RESOURCES}
+    assert references <= known, references - known
+    document: dict[str, Any] = json.loads(re.sub(r"\$\{([A-Za-z0-9:.]+)\}", r"<\1>", body))
+    return document
+
+
+def test_the_dashboard_shows_the_bridges_health():
+    widgets = {
+        w["properties"].get("title"): w["properties"] for w in dashboard()["widgets"] if w["type"] == "metric"
+    }
+    assert set(widgets) == {
+        "Webhooks: received, posted, skipped, duplicate",
+        "Parked on the dead-letter queue, by kind",
+        "Signature rejections (403)",
+        "Webhook duration p50 / p99 (ms)",
+        "Dead-letter queue depth",
+        "Dead-letter queue: age of the oldest message (s)",
+        "What the scheduled replay did",
+        "Failures answered to Twilio",
+    }
+
+    def names(title: str) -> set[str]:
+        return {m[1] for m in widgets[title]["metrics"]}
+
+    assert {"WebhooksReceived", "MessagesPosted", "Duplicates", "MessagesSkippedEmpty"} <= names(
+        "Webhooks: received, posted, skipped, duplicate"
+    )
+    assert names("Parked on the dead-letter queue, by kind") == {
+        "MessagesParkedRetryable",
+        "MessagesParkedPermanent",
+    }
+    assert names("Signature rejections (403)") == {"SignatureRejected"}
+    duration = widgets["Webhook duration p50 / p99 (ms)"]["metrics"]
+    assert {(m[1], m[3], m[4]["stat"]) for m in duration} == {
+        ("Duration", "<WebhookFunction>", "p50"),
+        ("Duration", "<WebhookFunction>", "p99"),
+    }
+    assert "ApproximateNumberOfMessagesVisible" in names("Dead-letter queue depth")
+    assert names("Dead-letter queue: age of the oldest message (s)") == {"ApproximateAgeOfOldestMessage"}
+    assert names("What the scheduled replay did") == {
+        "ReplayPosted",
+        "ReplayAlreadyPosted",
+        "ReplayFailedAgain",
+        "ReplayLeftForPeople",
+        "DeadLettersNeedingAttention",
+    }
+    # Every MemoryBridge metric on it is one the code emits, under its service dimension.
+    emitted = emitted_metric_names()
+    for widget in widgets.values():
+        for metric in widget["metrics"]:
+            if metric[0] == "MemoryBridge":
+                assert metric[1] in emitted, metric
+                assert metric[2:4] == ["service", "memory-bridge"]
+            if metric[0] == "AWS/SQS":
+                assert metric[2:4] == ["QueueName", "<DeadLetterQueue.QueueName>"]
+
+
+def test_outputs_name_the_dashboard_and_the_schedule():
+    outputs = TEMPLATE["Outputs"]
+    url = outputs["DashboardUrl"]["Value"]["Fn::Sub"]
+    assert url.startswith(
+        "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}"
+    )
+    assert url.endswith("#dashboards/dashboard/${BridgeDashboard}")
+    assert RESOURCES["BridgeDashboard"]["Type"] == "AWS::CloudWatch::Dashboard"
+    assert outputs["ScheduledReplayName"]["Value"] == {"Ref": "ReplayFunctionScheduledReplay"}
 
 
 # ---- SnapStart (optional) and the memory size ---------------------------------------------------

@@ -77,6 +77,19 @@ def test_failed_again_raises_attempts_and_keeps_history():
     assert again.history[0]["status"] == 503
 
 
+def test_left_for_people_is_marked_kept_through_later_failures_and_absent_until_then():
+    fresh = envelope()
+    assert "leftForPeopleAt" not in json.loads(fresh.to_json())  # old readers see the same document
+    assert (fresh.failed_replays, fresh.needs_attention) == (0, False)
+    later = datetime(2026, 11, 22, tzinfo=UTC)
+    marked = fresh.failed_again(fresh.failure, "retryable", later).left_for_people(later)
+    parsed = parse_envelope(marked.to_json())
+    assert parsed.needs_attention and parsed.left_for_people_at == "2026-11-22T00:00:00Z"
+    assert parsed.failed_replays == 1  # attempts 2: the webhook's try and one replay
+    # A person's replay that fails again keeps the mark: it stays with people.
+    assert parsed.failed_again(parsed.failure, "retryable", later).needs_attention
+
+
 def test_needs_a_profile_or_an_identifier():
     with pytest.raises(ValueError, match="profile id or an identifier"):
         envelope(profile_id=None, identifier=None)

@@ -286,7 +286,7 @@ def test_candidates_are_bounded_and_the_grouped_form_comes_first():
 def test_a_long_forged_query_costs_bounded_work():
     query = "&".join(f"{'abcdefgh'[i % 8]}=v%20{i},&k{i}" for i in range(700))  # ~10 KB, 1400 pairs
     event = signed_event(message_params(), url=WEBHOOK_URL + "?" + query, token="forger")
-    started = time.process_time()
+    started = time.thread_time()  # this thread's CPU alone: a test run keeps server threads in-process
     request = read_webhook_request(event, None)
     assert not is_valid_signature(
         urls=request.urls,
@@ -296,7 +296,7 @@ def test_a_long_forged_query_costs_bounded_work():
         auth_tokens=(DEV_AUTH_TOKEN, "previous-token"),
     )
     assert len(request.urls) <= MAX_URL_CANDIDATES
-    assert time.process_time() - started < 1.0  # ~10 ms on a laptop core
+    assert time.thread_time() - started < 1.0  # ~10 ms on a laptop core
 
 
 # Property: a URL whose query is written in any one style, repeated keys in any order, verifies.

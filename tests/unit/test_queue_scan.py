@@ -17,7 +17,7 @@ import pytest
 from memory_bridge.dead_letters import QueueDepth, QueuedMessage
 from memory_bridge.envelope import FailureRecord, new_envelope
 from memory_bridge.outcomes import Permanent, Retryable
-from memory_bridge.queue_scan import (
+from memory_bridge_cli.queue_scan import (
     EXPORT_HOLD,
     MAX_HOLD,
     SHORT_HOLD,
@@ -359,7 +359,7 @@ def test_export_max(clock):
 # ---- the breakdown -------------------------------------------------------------------------------
 
 
-def envelope_body(kind: str, status: int, code: int, attempts: int = 1) -> str:
+def envelope_body(kind: str, status: int, code: int, attempts: int = 1, left_for_people: bool = False) -> str:
     now = datetime(2026, 11, 21, tzinfo=UTC)
     failure = (
         FailureRecord.from_outcome("post_observations", Retryable(status, code, "down"))
@@ -380,22 +380,25 @@ def envelope_body(kind: str, status: int, code: int, attempts: int = 1) -> str:
     )
     for _ in range(attempts - 1):
         envelope = envelope.failed_again(failure, envelope.kind, now)
+    if left_for_people:
+        envelope = envelope.left_for_people(now)
     return envelope.to_json()
 
 
 def test_breakdown_counts_kinds_statuses_codes_and_what_needs_attention(clock):
     bodies = [
         envelope_body("retryable", 503, 20503),
-        envelope_body("retryable", 503, 20503, attempts=3),
+        envelope_body("retryable", 503, 20503, attempts=3),  # still retried by the schedule
+        envelope_body("retryable", 503, 20503, attempts=5, left_for_people=True),
         envelope_body("permanent", 400, 520046),
         "not an envelope",
     ]
     queue = FakeSqs(clock)
-    queue.add(4, body=lambda i: bodies[i])
+    queue.add(5, body=lambda i: bodies[i])
     breakdown, report = sample(queue, 1000, clock=clock)
-    assert breakdown.kinds == {"retryable": 2, "permanent": 1, "malformed": 1}
-    assert breakdown.statuses == {"503": 2, "400": 1}
-    assert breakdown.codes == {"20503": 2, "520046": 1}
-    assert breakdown.attention == {"failedAgain": 1, "permanent": 1, "malformed": 1}
+    assert breakdown.kinds == {"retryable": 3, "permanent": 1, "malformed": 1}
+    assert breakdown.statuses == {"503": 3, "400": 1}
+    assert breakdown.codes == {"20503": 3, "520046": 1}
+    assert breakdown.attention == {"leftForPeople": 1, "permanent": 1, "malformed": 1}
     assert breakdown.attention_messages == 3
     assert breakdown.oldest_sent_at == queue.stored[0].sent_at

@@ -154,3 +154,145 @@ def test_another_url_with_the_local_stack_running_is_not_signed_with_the_dev_tok
     code, _, err = send("--url", other)
     assert code == 0, err
     assert signed_with(webhook, other) == REAL_TOKEN
+
+
+# ---- --event-file: the file's intent is kept --------------------------------------------------
+
+EVENTS = __import__("pathlib").Path(__file__).resolve().parents[2] / "events"
+
+
+def send_file(name: str, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["send", "--event-file", str(EVENTS / name), "--json", *argv], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_good_event_file_is_re_signed_for_the_target_and_says_so(webhook, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", DEV_TOKEN)  # the samples are signed with the dev token
+    code, _, err = send_file("webhook-message-added.json", "--url", webhook["url"])
+    assert code == 0
+    assert signed_with(webhook, webhook["url"]) == DEV_TOKEN
+    assert "re-signed for" in err
+
+
+def test_the_bad_signature_sample_is_sent_with_its_own_signature(webhook, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", DEV_TOKEN)
+    event = json.loads((EVENTS / "webhook-bad-signature.json").read_text())
+    code, _, err = send_file("webhook-bad-signature.json", "--url", webhook["url"])
+    [request] = webhook["received"]
+    assert request["signature"] == event["headers"]["X-Twilio-Signature"]
+    with pytest.raises(AssertionError, match="none of the known tokens"):
+        signed_with(webhook, webhook["url"])
+    assert "sent as it is (expect 403)" in err
+    assert code == 0  # the recorder answers 200; the bridge would answer 403
+
+
+def test_a_missing_event_file_says_not_found(webhook, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", DEV_TOKEN)
+    code, _, err = send_file("no-such-event.json", "--url", webhook["url"])
+    assert code == 2
+    assert "not found" in err and "is not an API Gateway event" not in err
+    assert webhook["received"] == []
+
+
+# ---- addresses that start with + or whatsapp: are E.164 --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "+1555555O100",
+        "+1 555 555 0100",
+        "+1555555010",
+        "+15555550100123456",
+        "whatsapp:+1555-555-0100",
+        "+0123456",
+        "WhatsApp:+1555",
+        "WHATSAPP:+15555550100",
+        "+15555550100\n",
+    ],
+)
+def test_a_mistyped_phone_address_is_refused_naming_the_rule(webhook, monkeypatch, address):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", REAL_TOKEN)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["send", "--url", webhook["url"], "--from", address, "--body", "hi"], out=out, err=err)
+    assert code == 2
+    assert any(rule in err.getvalue() for rule in ("E.164", "10 digits after +1", "prefix is lowercase"))
+    assert webhook["received"] == []  # nothing was posted
+
+
+@pytest.mark.parametrize(
+    "address", ["+15555550100", "whatsapp:+447700900123", "+4930123456", "ana@example.com", "ana-chat"]
+)
+def test_well_formed_addresses_are_sent(webhook, monkeypatch, address):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", REAL_TOKEN)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["send", "--url", webhook["url"], "--from", address, "--body", "hi"], out=out, err=err)
+    assert code == 0, err.getvalue()
+    assert len(webhook["received"]) == 1
+
+
+def test_observations_list_refuses_a_mistyped_address_before_asking_memory(webhook):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(
+        [
+            "observations",
+            "list",
+            "--address",
+            "+1 555 555 0100",
+            "--store",
+            "mem_store_" + "0" * 26,
+            "--memory-api-url",
+            "http://127.0.0.1:9",
+        ],
+        out=out,
+        err=err,
+    )
+    assert code == 2 and "E.164" in err.getvalue()
+
+
+# ---- --profile is the AWS profile everywhere; --profile-id the Memory one ----------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["observations", "list", "--profile", "mem_profile_01h2xcejqtf2nbrexx3vqjhp41"],
+        ["dlq", "replay", "--profile", "mem_profile_01h2xcejqtf2nbrexx3vqjhp41"],
+        ["stores", "list", "--profile", "mem_profile_01h2xcejqtf2nbrexx3vqjhp41"],
+    ],
+)
+def test_a_memory_profile_given_as_profile_points_to_profile_id(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert "pass the Memory one as --profile-id" in capsys.readouterr().err
+
+
+def test_observations_list_takes_profile_id_and_the_aws_profile_as_profile():
+    args = cli.build_parser().parse_args(
+        ["observations", "list", "--profile-id", "mem_profile_x", "--profile", "ops"]
+    )
+    assert (args.profile_id, args.aws_profile) == ("mem_profile_x", "ops")
+
+
+def test_observations_list_profile_id_must_be_a_profile_id(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["observations", "list", "--profile-id", "+15555550100"])
+    assert exit_info.value.code == 2
+    assert "use --address" in capsys.readouterr().err
+
+
+def test_an_event_file_that_is_not_a_webhook_is_refused(webhook, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", DEV_TOKEN)
+    code, _, err = send_file("replay.json", "--url", webhook["url"])
+    assert code == 2 and "not a Conversations webhook" in err
+    assert webhook["received"] == []
+
+
+def test_a_memory_url_that_is_not_a_url_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token")
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["stores", "list", "--memory-api-url", "notaurl"], out=out, err=err)
+    assert code == 2 and "must start with https://" in err.getvalue()

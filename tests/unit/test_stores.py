@@ -1,7 +1,7 @@
 import pytest
 
 from memory_bridge.outcomes import Accepted
-from memory_bridge.stores import (
+from memory_bridge_cli.stores import (
     StoreInputError,
     operation_id_from,
     validate_description,

@@ -75,6 +75,8 @@ class Envelope:
     # Each observation's index within its message (see memory_bridge.ledger); None in envelopes
     # parked before the ledger existed.
     parts: tuple[int, ...] | None = None
+    # When the scheduled replay stopped trying it (see `left_for_people`); empty while it still tries.
+    left_for_people_at: str = ""
 
     def to_json(self) -> str:
         failure = self.failure
@@ -103,6 +105,8 @@ class Envelope:
         }
         if self.parts is not None:
             document["parts"] = list(self.parts)
+        if self.left_for_people_at:
+            document["leftForPeopleAt"] = self.left_for_people_at
         text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
         return _REFUSED_BY_SQS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -110,6 +114,20 @@ class Envelope:
         """The same envelope holding only the observations whose part is in `keep`."""
         pairs = [(p, o) for p, o in zip(self.part_numbers, self.observations, strict=True) if p in keep]
         return replace(self, observations=tuple(o for _, o in pairs), parts=tuple(p for p, _ in pairs))
+
+    @property
+    def failed_replays(self) -> int:
+        """Replays that failed to deliver it; `attempts` also counts the webhook's own try."""
+        return max(self.attempts - 1, 0)
+
+    @property
+    def needs_attention(self) -> bool:
+        """The scheduled replay has stopped trying: a person must look at it."""
+        return bool(self.left_for_people_at)
+
+    def left_for_people(self, now: datetime) -> Envelope:
+        """The same envelope, marked as given up by the scheduled replay (kept by later failures)."""
+        return replace(self, left_for_people_at=timestamp(now))
 
     @property
     def part_numbers(self) -> tuple[int, ...]:
@@ -266,4 +284,5 @@ def parse_envelope(text: str) -> Envelope:
         last_failed_at=str(document.get("lastFailedAt") or ""),
         history=tuple(h for h in document.get("history") or () if isinstance(h, dict)),
         parts=tuple(parts) if parts is not None else None,
+        left_for_people_at=str(document.get("leftForPeopleAt") or ""),
     )

@@ -36,7 +36,7 @@ from memory_bridge.envelope import Envelope, FailureRecord, MalformedEnvelope, p
 from memory_bridge.ledger import LedgerRecord, LedgerUnavailable, PartsPlan, Settlement, plan_parts
 from memory_bridge.observations import MAX_OBSERVATIONS_PER_REQUEST, Observation
 from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
-from memory_bridge.profiles import ProfileCache, resolve_profile
+from memory_bridge.profiles import Identifier, ProfileCache, resolve_profile
 from memory_bridge.redaction import KINDS, redact_envelope, redact_observations
 
 KindFilter = Literal["retryable", "permanent", "all"]
@@ -112,6 +112,12 @@ class ReplayOptions:
     visibility_timeout: int = 900
     time_limit: float | None = None  # seconds, for the Lambda
     store_id: str | None = None  # post to this store, whatever store the envelope names
+    # The scheduled replay's policy; None in a replay by hand.
+    min_age: timedelta | None = None  # only envelopes whose last failure is at least this old
+    # Failed replays after which an envelope is left for people (marked); permanent ones are left at
+    # once. Setting it makes the run the scheduled kind: it never retries what people must look at.
+    max_attempts: int | None = None
+    max_received: int | None = None  # receive at most this many messages in all (bounds the scan)
 
 
 @dataclass
@@ -124,8 +130,12 @@ class ReplayCounts:
     busy: int = 0  # another replay or webhook holds its ledger lease right now; left in place
     unchecked: int = 0  # may be in Memory and Memory could not be asked; left in place, not posted
     filtered: int = 0  # did not match --kind/--since/--profile-id; left in place
+    filtered_permanent: int = 0  # of those, permanent failures that a retryable run leaves for people
     malformed: int = 0  # not an envelope this version reads; left in place
     retargeted: int = 0  # parked against another store; posted to the target store
+    too_recent: int = 0  # failed less than min_age ago: left for a later run
+    needs_attention: int = 0  # (max_attempts runs) permanent or given up: left in place for people
+    left_for_people: int = 0  # of those, given up by this run (marked) or turned permanent by it
     redacted: int = 0  # sensitive numbers replaced in envelopes parked before redaction existed
     requests: int = 0
     observations_posted: int = 0
@@ -141,6 +151,7 @@ class ReplaySummary:
     malformed: list[dict[str, str]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reached_end: bool = False  # the run found the queue empty of what it had not seen yet
 
     @property
     def complete(self) -> bool:
@@ -166,11 +177,15 @@ class ReplaySummary:
                 "profileId": options.profile_id,
                 "storeId": options.store_id,
                 "maxConsecutiveFailures": options.max_consecutive_failures,
+                "minAgeSeconds": options.min_age.total_seconds() if options.min_age else None,
+                "maxAttempts": options.max_attempts,
+                "scanLimit": options.max_received,
             },
             "counts": vars(self.counts).copy(),
             "seconds": round(self.seconds, 3),
             "stopped": self.stopped,
             "complete": self.complete,
+            "reachedEnd": self.reached_end,
             "plan": self.plan,
             "malformed": self.malformed,
             "failures": self.failures[:100],
@@ -305,6 +320,10 @@ class _Run:
         self.seen: set[str] = set()
         self.consecutive_failures = 0
         self.queue_empty = False
+        self.scan_limit_reached = False
+        # MessageSids left for people: a marked envelope goes back on the queue as a new message,
+        # and this run may receive it again.
+        self.for_people: set[str] = set()
 
     def time_left(self) -> float:
         if self.options.time_limit is None:
@@ -320,7 +339,7 @@ class _Run:
                 self.held.extend(p.message for p in pending)
                 return
             taken = 0
-            while not self.summary.stopped and not self.queue_empty:
+            while not self.summary.stopped and not self.queue_empty and not self.scan_limit_reached:
                 want = self.engine.slice_size
                 if options.max_messages is not None:
                     want = min(want, options.max_messages - taken)
@@ -335,6 +354,7 @@ class _Run:
             self.summary.stopped = self.summary.stopped or "time limit"
 
     def finish(self) -> None:
+        self.summary.reached_end = self.queue_empty
         if self.held:
             try:
                 self.queue.release(self.held)
@@ -352,6 +372,11 @@ class _Run:
             if self.time_left() < 1.0:
                 raise _OutOfTime
             want = 10 if limit is None else min(10, limit - len(pending))
+            if self.options.max_received is not None:
+                want = min(want, self.options.max_received - self.counts.received)
+                if want <= 0:
+                    self.scan_limit_reached = True
+                    break
             batch = self.queue.receive(want, visibility, wait_seconds=0)
             if not batch:
                 # A short poll may miss messages on some SQS servers: ask the count, then long-poll once.
@@ -384,8 +409,16 @@ class _Run:
         # Envelopes parked before redaction existed go through the same step as the webhook's.
         envelope, found = redact_envelope(envelope, self.engine.redaction_kinds)
         self.counts.redacted += sum(found.values())
+        if self.options.max_attempts is not None and self.hand_over(message, envelope):
+            return None
         if not self.matches(envelope):
             self.counts.filtered += 1
+            if envelope.kind == "permanent" and self.options.kind == "retryable":
+                self.counts.filtered_permanent += 1
+            self.held.append(message)
+            return None
+        if self.too_recent(envelope):
+            self.counts.too_recent += 1
             self.held.append(message)
             return None
         if self.target and envelope.store_id != self.target:
@@ -402,6 +435,37 @@ class _Run:
             envelope = replace(envelope, store_id=self.target, profile_id=None)
             self.counts.retargeted += 1
         return Pending(message, envelope, hold_until, envelope.profile_id, list(envelope.part_numbers))
+
+    def hand_over(self, message: QueuedMessage, envelope: Envelope) -> bool:
+        """The scheduled policy: permanent and given-up envelopes stay for people; one whose failed
+        replays reached max_attempts without being marked (a replay by hand failed, or the limit was
+        lowered) is marked now. True when the envelope is not this run's to replay."""
+        assert self.options.max_attempts is not None
+        if envelope.kind == "retryable" and not envelope.needs_attention:
+            if envelope.failed_replays < self.options.max_attempts:
+                return False
+            if not self.options.dry_run:
+                try:
+                    self.queue.replace(message, envelope.left_for_people(self.engine.now()))
+                except QueueUnavailable:
+                    self.held.append(message)  # unmarked for now; the next run marks it
+                self.counts.left_for_people += 1
+                self.needs_people(envelope)
+                return True
+        self.needs_people(envelope)
+        self.held.append(message)
+        return True
+
+    def needs_people(self, envelope: Envelope) -> None:
+        self.for_people.add(envelope.message_sid)
+        self.counts.needs_attention = len(self.for_people)
+
+    def too_recent(self, envelope: Envelope) -> bool:
+        """Failed less than min_age ago: Memory gets that long to recover before it is tried again."""
+        if self.options.min_age is None:
+            return False
+        failed_at = _parse_time(envelope.last_failed_at or envelope.first_failed_at)
+        return failed_at is not None and self.engine.now() - failed_at < self.options.min_age
 
     def matches(self, envelope: Envelope) -> bool:
         options = self.options
@@ -424,8 +488,12 @@ class _Run:
         resolved = self.engine.profiles.get(envelope.identifier)
         if resolved is None:
             self.pacer.wait()
-            self.counts.requests += 1
-            found = resolve_profile(self.memory, envelope.store_id, envelope.identifier, envelope.trait_group)
+            found = resolve_profile(
+                _CountedDirectory(self.memory, self.counts),
+                envelope.store_id,
+                envelope.identifier,
+                envelope.trait_group,
+            )
             if not isinstance(found, str):
                 return False
             self.engine.profiles.put(envelope.identifier, found)
@@ -436,27 +504,30 @@ class _Run:
 
     def plan(self, pending: list[Pending]) -> list[dict[str, Any]]:
         records = self.read_ledger(pending, dry_run=True)
-        groups: OrderedDict[tuple[str, str], list[Pending]] = OrderedDict()
+        # One group per profile, or per author still to resolve (one Lookup each, as the run makes).
+        groups: OrderedDict[tuple[str, str, Identifier | None], list[Pending]] = OrderedDict()
         for item in pending:
             self.sort_parts(item, records.get(item.envelope.message_sid))
             if not item.parts:
                 continue
-            who = item.profile_id or (
-                f"unresolved {item.envelope.identifier.id_type}" if item.envelope.identifier else "unresolved"
-            )
-            groups.setdefault((item.envelope.store_id, who), []).append(item)
+            identifier = None if item.profile_id else item.envelope.identifier
+            who = item.profile_id or (f"unresolved {identifier.id_type}" if identifier else "unresolved")
+            groups.setdefault((item.envelope.store_id, who, identifier), []).append(item)
         plan = []
-        for (store_id, who), items in groups.items():
+        for (store_id, who, identifier), items in groups.items():
             checks = 1 if any(i.check for i in items) else 0
+            lookups = 1 if identifier is not None else 0
             plan.append(
                 {
                     "storeId": store_id,
                     "profile": who,
                     "messages": len(items),
                     "observations": sum(len(i.parts) for i in items),
-                    # List Observations first where Memory may hold some already (one page or more).
-                    "requests": request_count([len(i.parts) for i in items]) + checks,
+                    # A Lookup for an author not yet resolved (one more to create a profile not found),
+                    # List Observations where Memory may hold some already, then the posts.
+                    "requests": request_count([len(i.parts) for i in items]) + checks + lookups,
                     "checks": checks,
+                    "lookups": lookups,
                     "messageSids": [i.envelope.message_sid for i in items],
                     "ambiguous": sum(1 for i in items if i.check),
                 }
@@ -563,8 +634,12 @@ class _Run:
             item.profile_id = cached
             return cached
         self.pacer.wait()
-        self.counts.requests += 1
-        resolved = resolve_profile(self.memory, item.envelope.store_id, identifier, item.envelope.trait_group)
+        resolved = resolve_profile(
+            _CountedDirectory(self.memory, self.counts),
+            item.envelope.store_id,
+            identifier,
+            item.envelope.trait_group,
+        )
         if isinstance(resolved, str):
             self.engine.profiles.put(identifier, resolved)
             item.profile_id = resolved
@@ -911,11 +986,17 @@ class _Run:
         record_stage: Literal["resolve_profile", "post_observations"] = (
             "resolve_profile" if stage == "resolve_profile" else "post_observations"
         )
+        again = rest.failed_again(FailureRecord.from_outcome(record_stage, failure), kind, self.engine.now())
+        if self.options.max_attempts is not None:
+            if kind == "permanent":
+                self.counts.left_for_people += 1
+                self.needs_people(again)
+            elif again.failed_replays >= self.options.max_attempts:
+                again = again.left_for_people(self.engine.now())
+                self.counts.left_for_people += 1
+                self.needs_people(again)
         try:
-            self.queue.replace(
-                item.message,
-                rest.failed_again(FailureRecord.from_outcome(record_stage, failure), kind, self.engine.now()),
-            )
+            self.queue.replace(item.message, again)
         except QueueUnavailable:
             self.held.append(item.message)
         item.parts = []
@@ -959,6 +1040,26 @@ def eta_seconds(summary: ReplaySummary, remaining: int, elapsed: float) -> float
     return remaining / (done / elapsed) if remaining else 0.0
 
 
+@dataclass
+class _CountedDirectory:
+    """Resolving a profile is a Lookup, and a create when none matches: each one counts as a request."""
+
+    memory: Any
+    counts: ReplayCounts
+
+    def lookup_profiles(self, store_id: str, identifier: Identifier, timeout: float | None = None) -> Outcome:
+        self.counts.requests += 1
+        outcome: Outcome = self.memory.lookup_profiles(store_id, identifier, timeout=timeout)
+        return outcome
+
+    def create_profile(
+        self, store_id: str, trait_group: str, identifier: Identifier, timeout: float | None = None
+    ) -> Outcome:
+        self.counts.requests += 1
+        outcome: Outcome = self.memory.create_profile(store_id, trait_group, identifier, timeout=timeout)
+        return outcome
+
+
 def progress_line(summary: ReplaySummary, remaining: int, elapsed: float) -> str:
     counts = summary.counts
     done = counts.replayed + counts.already_posted + counts.failed
@@ -976,22 +1077,38 @@ class ReplayRequestError(ValueError):
 
 
 def options_from_event(event: Any, time_limit: float | None = None) -> ReplayOptions:
-    """Read {"maxMessages", "dryRun", "kind", "rate", "since", "profileId", "maxFailures"}."""
+    """Read {"maxMessages", "dryRun", "kind", "rate", "since", "profileId", "maxFailures", "storeId"}
+    and the scheduled replay's {"minAgeSeconds", "maxAttempts", "scanLimit"} (template.yaml)."""
     if not isinstance(event, dict):
         raise ReplayRequestError(
             'the event must be a JSON object such as {"maxMessages": 500, "dryRun": true}'
         )
-    known = {"maxMessages", "dryRun", "kind", "rate", "since", "profileId", "maxFailures", "storeId"}
+    known = {
+        "maxMessages",
+        "dryRun",
+        "kind",
+        "rate",
+        "since",
+        "profileId",
+        "maxFailures",
+        "storeId",
+        "minAgeSeconds",
+        "maxAttempts",
+        "scanLimit",
+    }
     unknown = sorted(set(event) - known)
     if unknown:
         raise ReplayRequestError(f"unknown field(s) {unknown}; known: {sorted(known)}")
 
-    def positive(name: str, kind: type) -> Any:
+    def positive(name: str, kind: type, zero_allowed: bool = False) -> Any:
         value = event.get(name)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ReplayRequestError(f"{name} must be a number greater than 0")
+        least = "0 or more" if zero_allowed else "greater than 0"
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ReplayRequestError(f"{name} must be a number {least}")
+        if value == 0 and not zero_allowed:
+            raise ReplayRequestError(f"{name} must be a number {least}")
         return kind(value)
 
     store_id = event.get("storeId")
@@ -1009,6 +1126,7 @@ def options_from_event(event: Any, time_limit: float | None = None) -> ReplayOpt
         if since is None:
             raise ReplayRequestError("since must be an ISO 8601 time")
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    min_age = positive("minAgeSeconds", float, zero_allowed=True)
     return ReplayOptions(
         max_messages=positive("maxMessages", int),
         rate=positive("rate", float),
@@ -1019,4 +1137,31 @@ def options_from_event(event: Any, time_limit: float | None = None) -> ReplayOpt
         max_consecutive_failures=positive("maxFailures", int) or 5,
         time_limit=max(time_limit, 1.0) if time_limit is not None else None,
         store_id=store_id,
+        min_age=timedelta(seconds=min_age) if min_age is not None else None,
+        max_attempts=positive("maxAttempts", int),
+        max_received=positive("scanLimit", int),
     )
+
+
+def replay_metrics(summary: ReplaySummary) -> dict[str, int]:
+    """What a ReplayFunction run reports to CloudWatch (the dashboard and the alarms read these).
+
+    DeadLettersNeedingAttention is a gauge, and only a scheduled run (max_attempts set) knows it. A
+    run that stopped before the end of the queue saw only part of it: its count is reported when it
+    found some (there are at least that many) and withheld when it found none (that proves nothing),
+    so that the alarm keeps its state rather than clearing on a partial look.
+    """
+    if summary.options.dry_run:
+        return {}
+    counts = summary.counts
+    figures = {
+        "ReplayPosted": counts.replayed,
+        "ReplayAlreadyPosted": counts.already_posted,
+        "ReplayFailedAgain": counts.failed,
+        "ReplayLeftForPeople": counts.left_for_people,
+    }
+    if summary.options.max_attempts is not None:
+        needing = counts.needs_attention + counts.malformed
+        if needing or summary.reached_end:
+            figures["DeadLettersNeedingAttention"] = needing
+    return figures

@@ -11,6 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from memory_bridge.aws_json import lean_dynamodb_client, lean_sqs_client
 from memory_bridge.config import Settings
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 SERVICE_NAME = "memory-bridge"
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MemoryBridge"), service=SERVICE_NAME
+)
+# The ReplayFunction's: Metrics instances share one set of metrics per process, and the local stack
+# runs the scheduled replay beside the webhook; an EphemeralMetrics keeps the two apart.
+replay_metrics = EphemeralMetrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MemoryBridge"), service=SERVICE_NAME
 )
 

@@ -300,8 +300,9 @@ class Breakdown:
     kinds: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
-    # What a plain replay will not fix: permanent failures (fix the cause first, then --kind permanent),
-    # malformed messages (never replayed), and messages a replay already failed to deliver again.
+    # What the scheduled replay leaves for people: permanent failures (fix the cause first, then
+    # --kind permanent), malformed messages (never replayed), and retryable ones it gave up on after
+    # its automatic attempts (marked in the envelope). Retryable ones still being retried are not here.
     attention: Counter[str] = field(default_factory=Counter)
     attention_messages: int = 0
     oldest_sent_at: float | None = None
@@ -323,8 +324,8 @@ class Breakdown:
                 self.codes[str(envelope.failure.code)] += 1
             if envelope.kind == "permanent":
                 reasons.append("permanent")
-            if envelope.attempts > 1:
-                reasons.append("failedAgain")
+            if envelope.needs_attention:
+                reasons.append("leftForPeople")
         if reasons:
             self.attention_messages += 1
             self.attention.update(reasons)
