@@ -50,8 +50,8 @@ TARGETS = {"DynamoDB_20120810": "dynamodb", "secretsmanager": "secretsmanager", 
 
 
 class CallCounts:
-    """Requests by service: at urllib3 (boto3 and requests use it), Memory by its port and AWS by
-    X-Amz-Target; and at memory-bridge's own two clients (http.client)."""
+    """Requests by service: at urllib3 (boto3, requests and memory-bridge's Memory client use it),
+    Memory by its port and AWS by X-Amz-Target; and at memory-bridge's own AWS client."""
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
@@ -84,19 +84,11 @@ class CallCounts:
 
         pool.urlopen = counted_urlopen
 
-        try:  # memory-bridge's own clients (Memory, AWS) use http.client, not urllib3
-            from memory_bridge import aws_json, memory_api
-        except ImportError:  # a version of memory-bridge from before them (boto3, urllib3: counted above)
-            return
-        if APP == "bridge":
-            memory_client: Any = memory_api.MemoryApiClient
-            memory_send = memory_client._send
-
-            def counted_memory_send(self: Any, *args: Any, **kwargs: Any) -> Any:
-                counts["memory"] += 1
-                return memory_send(self, *args, **kwargs)
-
-            memory_client._send = counted_memory_send
+        if APP == "bridge":  # memory-bridge's own AWS client (memory_bridge.aws_json) uses http.client
+            try:
+                from memory_bridge import aws_json
+            except ImportError:  # a version from before it (boto3 over urllib3: counted above)
+                return
 
             client: Any = aws_json.AwsJsonClient
             send = client._send
