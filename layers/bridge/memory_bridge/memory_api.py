@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextvars
 import gzip
-import http.client
 import json
 import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -30,7 +29,6 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from memory_bridge.aws_json import Connections
 from memory_bridge.credentials import TwilioCredentials
 from memory_bridge.deadlines import SocketWatchdog
 from memory_bridge.observations import Observation
@@ -189,20 +187,13 @@ class MemoryApiClient:
         self._credentials = credentials
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        # Kept-alive connections for the container's life: the TLS handshake is paid once. Plain
-        # http.client (memory_bridge.aws_json.Connections): about half urllib3's CPU per request.
-        self._pool = pool
-        self._connections: Connections | None = None
-        if pool is None:
-            self._connections = Connections(self.base_url, connect_timeout, keep=max(pool_size, 1))
+        # One keep-alive pool for the container's life: the TLS handshake is paid once.
+        self._pool = pool or guarded_pool_manager(pool_size)
         self.requests_sent = 0
 
     def reset_connections(self) -> None:
-        """Close every kept connection (SnapStart: a restored snapshot's sockets are dead)."""
-        if self._connections is not None:
-            self._connections.clear()
-        if self._pool is not None:
-            self._pool.clear()
+        """Close every pooled connection (SnapStart: a restored snapshot's sockets are dead)."""
+        self._pool.clear()
 
     # ---- profiles and observations (the webhook's hot path) -------------------------------
 
@@ -339,55 +330,11 @@ class MemoryApiClient:
                 headers["Content-Encoding"] = "gzip"
         budget = timeout if timeout is not None else self._connect_timeout + self._read_timeout
         budget = max(budget, 0.05)
-        self.requests_sent += 1
-        guard = _RequestGuard(deadline=time.monotonic() + budget)
-        if self._connections is None:  # an injected urllib3 pool (tests, tools)
-            return self._send_urllib3(method, url, body, headers, budget, guard)
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        connection = self._connections.get()
-        stage = "connect"
-        try:
-            fresh = connection.sock is None
-            if fresh:
-                connection.timeout = min(self._connect_timeout, budget)
-                connection.connect()
-            sock: socket.socket = connection.sock
-            if fresh:  # as urllib3 does: no Nagle delay on a kept-alive exchange
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            guard.watch(sock)
-            sock.settimeout(min(self._read_timeout, budget))
-            stage = "send"
-            connection.request(method, target, body=body, headers=headers)
-            stage = "read"
-            response = connection.getresponse()
-            data = response.read()
-        except Exception as error:  # noqa: BLE001 - mapped to an outcome below
-            connection.close()
-            return _http_client_failure(error, stage, guard.release())
-        if response.will_close:
-            connection.close()
-        else:
-            self._connections.put(connection)
-        cut = guard.release()
-        lowered = {name.lower(): value for name, value in response.getheaders()}
-        if lowered.get("content-encoding", "").lower() == "gzip" and data:
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError):
-                return Retryable(status=None, message="undecodable answer", ambiguous=True)
-        if cut and not data and response.status < 300:
-            # Cut after the status line but before the body: Memory may have taken it.
-            return Retryable(status=None, message="deadline passed while reading", ambiguous=True)
-        return outcome_from_response(response.status, lowered, data)
-
-    def _send_urllib3(
-        self, method: str, url: str, body: bytes | None, headers: dict[str, str], budget: float, guard: Any
-    ) -> Outcome:
-        assert self._pool is not None
         call_timeout = urllib3.Timeout(
             total=budget, connect=min(self._connect_timeout, budget), read=min(self._read_timeout, budget)
         )
+        self.requests_sent += 1
+        guard = _RequestGuard(deadline=time.monotonic() + budget)
         reset = _active_guard.set(guard)
         try:
             response = self._pool.request(
@@ -410,21 +357,6 @@ class MemoryApiClient:
             return Retryable(status=None, message="deadline passed while reading", ambiguous=True)
         lowered = {name.lower(): value for name, value in response.headers.items()}
         return outcome_from_response(response.status, lowered, response.data)
-
-
-def _http_client_failure(error: Exception, stage: str, cut_by_deadline: bool) -> Retryable:
-    """http.client's failures, by how far the request got: nothing sent is safe to send again."""
-    if cut_by_deadline:
-        return Retryable(status=None, message="no complete answer before the deadline", ambiguous=True)
-    if stage == "connect" and isinstance(error, OSError):
-        return Retryable(status=None, message=f"connect failed: {type(error).__name__}")
-    if stage == "read" and isinstance(error, TimeoutError):
-        return Retryable(status=None, message="read timed out", ambiguous=True)
-    if isinstance(error, http.client.HTTPException | ConnectionError):
-        return Retryable(status=None, message=f"connection dropped: {type(error).__name__}", ambiguous=True)
-    if isinstance(error, OSError):
-        return Retryable(status=None, message=f"transport error: {type(error).__name__}", ambiguous=True)
-    raise error
 
 
 def _transport_failure(error: Exception, cut_by_deadline: bool) -> Retryable:
