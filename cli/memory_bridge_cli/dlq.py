@@ -480,6 +480,7 @@ def summary_table(summary: Any, show_content: bool) -> str:
             "  Memory did not answer: check --memory-api-url / MEMORY_API_BASE_URL and the network (local "
             "stack: is `make run` running?); the messages stay on the queue"
         )
+    lines.extend(f"  note: {note}" for note in summary.notes)
     for item in summary.malformed[:10]:
         lines.append(f"  malformed {item['messageId']}: {item['reason']}")
     return "\n".join(lines)

@@ -299,6 +299,19 @@ def test_an_envelope_on_the_queue_twice_is_posted_once_in_one_run_and_across_run
     assert copies(oncall) == {"twice": 1} and oncall.queue_depth() == 0
 
 
+def test_the_dry_run_counts_a_message_on_the_queue_twice_once(oncall):
+    park(oncall, "IM1", "twice")
+    [message] = oncall.sqs.receive_message(QueueUrl=oncall.queue_url, VisibilityTimeout=0)["Messages"]
+    oncall.sqs.send_message(QueueUrl=oncall.queue_url, MessageBody=message["Body"])
+    code, out, _ = oncall.run("dlq", "replay", "--dry-run", "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert [entry["messages"] for entry in report["plan"]] == [1]
+    assert any("copy" in note for note in report["notes"])
+    _, text, _ = oncall.run("dlq", "replay", "--dry-run")
+    assert "note: 1 copy(ies) of a message already counted" in text
+
+
 @pytest.mark.parametrize(
     "fault",
     [

@@ -506,10 +506,18 @@ class _Run:
         records = self.read_ledger(pending, dry_run=True)
         # One group per profile, or per author still to resolve (one Lookup each, as the run makes).
         groups: OrderedDict[tuple[str, str, Identifier | None], list[Pending]] = OrderedDict()
+        planned: set[str] = set()
+        twins = 0
         for item in pending:
             self.sort_parts(item, records.get(item.envelope.message_sid))
             if not item.parts:
                 continue
+            if item.envelope.message_sid in planned:
+                # The same message on the queue twice (SQS delivers at least once; a send retried
+                # after a lost answer): the run posts it once and deletes the copy.
+                twins += 1
+                continue
+            planned.add(item.envelope.message_sid)
             identifier = None if item.profile_id else item.envelope.identifier
             who = item.profile_id or (f"unresolved {identifier.id_type}" if identifier else "unresolved")
             groups.setdefault((item.envelope.store_id, who, identifier), []).append(item)
@@ -532,6 +540,8 @@ class _Run:
                     "ambiguous": sum(1 for i in items if i.check),
                 }
             )
+        if twins:
+            self.summary.notes.append(f"{twins} copy(ies) of a message already counted: deleted, not posted")
         return plan
 
     # ---- one slice ------------------------------------------------------------------------
