@@ -61,7 +61,7 @@ def local_stack_state() -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     pid = state.get("pid")
-    if isinstance(pid, int) and not _process_alive(pid):
+    if isinstance(pid, int) and not process_alive(pid):
         note = (
             f"ignored {path}: the local stack that wrote it (pid {pid}) is not running; "
             "start it with `make run`, or delete the file"
@@ -80,7 +80,8 @@ def forget_stale_state() -> None:
     _stale_state.clear()
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while a process with this pid runs (someone else's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,6 +111,9 @@ def writable_path(flag: str, text: str) -> Path:
     return path
 
 
+NO_REGION = "no AWS region: pass --region (e.g. us-east-1) or set AWS_REGION"
+
+
 def explain(error: BaseException) -> tuple[int, str] | None:
     """(exit code, a line naming the cause and the fix) for the failures people hit, or None for the
     unexpected. Missing configuration exits 2, like a bad argument; an unreachable peer exits 1."""
@@ -120,10 +124,10 @@ def explain(error: BaseException) -> tuple[int, str] | None:
         return (
             2,
             "no AWS credentials: run `aws configure` (or `aws sso login`), set AWS_PROFILE or pass "
-            "--profile NAME; the local stack (`make run`) needs none",
+            "--profile NAME (the local stack, `make run`, needs none)",
         )
     if isinstance(error, aws.NoRegionError):
-        return 2, "no AWS region: pass --region (e.g. us-east-1) or set AWS_REGION"
+        return 2, NO_REGION
     if isinstance(error, aws.ProfileNotFound):
         return 2, f"{error}: check --profile / AWS_PROFILE against `aws configure list-profiles`"
     if isinstance(error, aws.ConnectTimeoutError | aws.ReadTimeoutError):
@@ -141,7 +145,7 @@ def explain(error: BaseException) -> tuple[int, str] | None:
     if isinstance(error, aws.ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         if code in {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}:
-            return 2, "the AWS credentials have expired: renew them (`aws sso login`) and run again"
+            return 2, "the AWS credentials have expired: renew them (`aws sso login`)"
         if code in {"AccessDenied", "AccessDeniedException", "UnrecognizedClientException"}:
             operation = getattr(error, "operation_name", "the call")
             return 2, f"AWS refused {operation} ({code}): check --profile and that role's permissions"

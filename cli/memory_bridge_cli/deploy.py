@@ -18,10 +18,12 @@ from typing import Any
 
 from memory_bridge.credentials import CredentialsError, TwilioCredentials, credentials_from_env
 from memory_bridge_cli.common import (
+    NO_REGION,
     Console,
     UsageError,
     WorkFailed,
     add_memory_options,
+    explain,
     memory_client,
     store_tools,
 )
@@ -119,27 +121,25 @@ def check_aws(args: argparse.Namespace) -> str:
     that a run without AWS access stops before it makes a store it cannot finish deploying.
     """
     import boto3
-    import botocore.exceptions
 
+    # The same lines the other commands give (common.explain), plus what setup promises: nothing made.
     try:
         session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
-    except botocore.exceptions.ProfileNotFound as error:
-        raise UsageError(f"{error}: check --profile / AWS_PROFILE (`aws configure list-profiles`)") from None
-    region = session.region_name
-    if not region:
-        raise UsageError("no AWS region: pass --region (e.g. us-east-1) or set AWS_REGION")
-    try:
+        region = session.region_name
+        if not region:
+            raise UsageError(f"{NO_REGION}. Nothing was created.")
         identity = session.client("sts", endpoint_url=args.endpoint_url).get_caller_identity()
-    except botocore.exceptions.NoCredentialsError:
-        raise UsageError(
-            "no AWS credentials: run `aws configure` (or `aws sso login`), set AWS_PROFILE or pass "
-            "--profile NAME, then run again. Nothing was created."
-        ) from None
-    except Exception as error:  # noqa: BLE001 - expired, refused or unreachable: the same advice
-        raise UsageError(
-            f"AWS credentials do not work in {region} ({type(error).__name__}): renew them "
-            "(`aws sso login`) or check --profile/--region, then run again. Nothing was created."
-        ) from None
+    except UsageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - expired, refused or unreachable: named below
+        explained = explain(error)
+        reason = (
+            explained[1]
+            if explained
+            else f"AWS credentials do not work ({type(error).__name__}): renew them (`aws sso login`) or "
+            "check --profile/--region"
+        )
+        raise UsageError(f"{reason}, then run again. Nothing was created.") from None
     line = f"AWS account {identity.get('Account')} in {region}"
     if not args.skip_deploy:
         line += f"; sam at {sam_executable()}"

@@ -565,7 +565,9 @@ def ports_in_use_message(
 
 def is_local_stack(pid: int) -> bool:
     """A live process that runs the local stack (a test may run it in-process, as pytest)."""
-    if not _alive(pid):
+    from memory_bridge_cli.common import process_alive
+
+    if not process_alive(pid):
         return False
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -582,16 +584,6 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {port}")
     return port
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ReadableOutput(io.TextIOBase):
