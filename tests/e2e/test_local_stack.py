@@ -22,6 +22,7 @@ from memory_bridge.envelope import parse_envelope
 from memory_bridge.signature import compute_signature
 from memory_bridge_cli import main as cli
 from tests.conftest import free_port
+from tests.e2e.conftest import local_stack_process
 from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -29,34 +30,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state = tmp_path_factory.mktemp("stack") / "local-stack.json"
-    ports = {"--front-port": free_port(), "--sandbox-port": free_port(), "--moto-port": free_port()}
-    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(state)}
-    for name in ("AWS_ENDPOINT_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "MEMORY_API_BASE_URL"):
-        env.pop(name, None)
-    args = [sys.executable, "-m", "memory_bridge_dev.local_stack", "--provisioning-seconds", "0.5"]
-    for flag, port in ports.items():
-        args += [flag, str(port)]
-    process = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    deadline = time.monotonic() + 45
-    while not state.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("local stack did not start:\n" + (process.stdout.read() if process.stdout else ""))
-        time.sleep(0.2)
-    info = json.loads(state.read_text())
-    previous = os.environ.get("MEMORY_BRIDGE_LOCAL_STATE")
-    os.environ["MEMORY_BRIDGE_LOCAL_STATE"] = str(state)
-    yield {**info, "process": process, "state": state}
-    if previous is None:
-        os.environ.pop("MEMORY_BRIDGE_LOCAL_STATE", None)
-    else:
-        os.environ["MEMORY_BRIDGE_LOCAL_STATE"] = previous
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+    with local_stack_process(tmp_path_factory.mktemp("stack")) as info:
+        yield info
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -263,7 +238,7 @@ def test_ctrl_c_stops_everything_cleanly(stack):
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=20) == 0
     # The terminal showed one readable line per webhook, not the function's JSON logs and metrics.
-    output = process.stdout.read() if process.stdout else ""
+    output = Path(stack["log"]).read_text()
     assert re.search(r"\d\d:\d\d:\d\d  200 posted +\d+ ms  IM", output), output[-2000:]
     assert re.search(r"403 forbidden", output)
     assert '"_aws"' not in output and '"level": "INFO"' not in output and '"level":"INFO"' not in output

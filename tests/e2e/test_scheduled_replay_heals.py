@@ -4,10 +4,6 @@ message is posted once within the configured interval, and nobody ran a replay."
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,9 +13,8 @@ from typing import Any
 import pytest
 import urllib3
 
-from tests.conftest import free_port
+from tests.e2e.conftest import local_stack_process
 from tests.e2e.test_local_stack import run_cli
-from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
 EVERY = 2.0  # seconds between scheduled runs
@@ -29,34 +24,10 @@ MIN_AGE = 2.0  # the template waits minutes; the local stack may shorten it (--r
 @pytest.fixture(scope="module")
 def healing_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("healing")
-    state, log = folder / "local-stack.json", folder / "stack.log"
-    env = {**os.environ, "MEMORY_BRIDGE_LOCAL_STATE": str(state), "REPLAY_EVERY": str(EVERY)}
-    for name in ("AWS_ENDPOINT_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "MEMORY_API_BASE_URL"):
-        env.pop(name, None)
-    args = [sys.executable, "-m", "memory_bridge_dev.local_stack", "--provisioning-seconds", "0.5"]
-    args += ["--front-port", str(free_port()), "--sandbox-port", str(free_port())]
-    args += ["--moto-port", str(free_port()), "--replay-min-age", str(MIN_AGE)]
-    # A file, not a pipe: the replay's log lines every few seconds would fill a pipe nobody reads.
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True
-        )
-    deadline = time.monotonic() + 45
-    while not state.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("local stack did not start:\n" + log.read_text())
-        time.sleep(0.2)
-    previous = os.environ.get("MEMORY_BRIDGE_LOCAL_STATE")
-    os.environ["MEMORY_BRIDGE_LOCAL_STATE"] = str(state)
-    yield {**json.loads(state.read_text()), "process": process, "log": log}
-    if previous is None:
-        os.environ.pop("MEMORY_BRIDGE_LOCAL_STATE", None)
-    else:
-        os.environ["MEMORY_BRIDGE_LOCAL_STATE"] = previous
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+    with local_stack_process(
+        folder, "--replay-min-age", str(MIN_AGE), env={"REPLAY_EVERY": str(EVERY)}
+    ) as info:
+        yield info
 
 
 def sandbox(stack: dict[str, Any], method: str, path: str, body: Any = None) -> Any:
