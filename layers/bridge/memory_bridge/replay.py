@@ -312,6 +312,8 @@ class _Run:
         self.clock = engine.clock
         self.summary = ReplaySummary(options)
         self.counts = self.summary.counts
+        # Profiles are resolved through this: each Lookup and create counts as a Memory request.
+        self.profile_directory = _CountedDirectory(self.memory, self.counts)
         self.started = self.clock()
         self.owner = f"replay-{uuid.uuid4().hex[:12]}"
         self.target = options.store_id or engine.target_store
@@ -489,7 +491,7 @@ class _Run:
         if resolved is None:
             self.pacer.wait()
             found = resolve_profile(
-                _CountedDirectory(self.memory, self.counts),
+                self.profile_directory,
                 envelope.store_id,
                 envelope.identifier,
                 envelope.trait_group,
@@ -645,7 +647,7 @@ class _Run:
             return cached
         self.pacer.wait()
         resolved = resolve_profile(
-            _CountedDirectory(self.memory, self.counts),
+            self.profile_directory,
             item.envelope.store_id,
             identifier,
             item.envelope.trait_group,
