@@ -11,18 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from memory_bridge.envelope import Envelope
-from memory_bridge.ledger import (
-    Busy,
-    Claimed,
-    ClaimResult,
-    Finished,
-    LedgerRecord,
-    LedgerUnavailable,
-    Settlement,
-)
-from memory_bridge.outcomes import Outcome
-from memory_bridge.signature import compute_signature
+from memory_bridge.domain.envelope import Envelope
+from memory_bridge.domain.ledger import Busy, Claimed, ClaimResult, Finished, LedgerRecord, Settlement
+from memory_bridge.domain.outcomes import Outcome
+from memory_bridge.domain.signature import compute_signature
+from memory_bridge.ports import LedgerUnavailable
 from memory_bridge_dev.apigw import http_api_event, rest_api_event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +26,10 @@ WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod/webhooks/
 
 
 def message_added(body: str = "hi", attachments: Sequence[Any] = ()) -> Any:
-    """A parsed onMessageAdded (memory_bridge.events.MessageAdded) for the socket-free tests."""
+    """A parsed onMessageAdded (memory_bridge.domain.events.MessageAdded) for the socket-free tests."""
     from datetime import UTC, datetime
 
-    from memory_bridge.events import MessageAdded
+    from memory_bridge.domain.events import MessageAdded
 
     return MessageAdded(
         message_sid="IM1",
@@ -192,7 +185,7 @@ class ListSink:
         self.fail = fail
 
     def park(self, envelope: Envelope, timeout: float | None = None) -> str:
-        from memory_bridge.dead_letters import QueueUnavailable
+        from memory_bridge.ports import QueueUnavailable
 
         if self.fail:
             raise QueueUnavailable("queue down (fake)")
@@ -201,7 +194,7 @@ class ListSink:
 
 
 class InMemoryLedger:
-    """The ledger's contract (memory_bridge.ledger_table.LedgerTable) with a dict instead of DynamoDB."""
+    """The ledger's contract (memory_bridge.adapters.ledger_table.LedgerTable) with a dict instead of DynamoDB."""
 
     def __init__(self) -> None:
         self.records: dict[str, LedgerRecord] = {}

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from memory_bridge.config import DEFAULT_MEMORY_API_BASE_URL, STORE_ID_PATTERN
-from memory_bridge.credentials import (
+from memory_bridge.domain.credentials import (
     CredentialsError,
     TwilioCredentials,
     credentials_from_env,
     parse_secret_string,
 )
-from memory_bridge.outcomes import Accepted
+from memory_bridge.domain.outcomes import Accepted
 
 LOCAL_STATE_ENV = "MEMORY_BRIDGE_LOCAL_STATE"
 
@@ -228,7 +228,8 @@ def aws_profile_name(text: str) -> str:
 
 
 def memory_client(args: argparse.Namespace) -> Any:
-    from memory_bridge.memory_api import MemoryApiClient, StaticCredentials
+    from memory_bridge.adapters.memory_api import MemoryApiClient
+    from memory_bridge.ports import StaticCredentials
 
     state = local_stack_state()
     base_url = args.memory_api_url or os.environ.get("MEMORY_API_BASE_URL")

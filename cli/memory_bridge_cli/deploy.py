@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from memory_bridge.credentials import CredentialsError, TwilioCredentials, credentials_from_env
+from memory_bridge.domain.credentials import CredentialsError, TwilioCredentials, credentials_from_env
 from memory_bridge_cli.common import (
     NO_REGION,
     Console,

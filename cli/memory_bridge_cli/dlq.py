@@ -18,9 +18,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from memory_bridge.dead_letters import DeadLetterQueue, QueuedMessage
-from memory_bridge.envelope import Envelope, MalformedEnvelope, parse_envelope
-from memory_bridge.redaction import redact, redact_envelope
+from memory_bridge.adapters.dead_letters import DeadLetterQueue
+from memory_bridge.domain.envelope import Envelope, MalformedEnvelope, parse_envelope
+from memory_bridge.domain.redaction import redact, redact_envelope
+from memory_bridge.ports import QueuedMessage
 from memory_bridge_cli.common import (
     Console,
     UsageError,
@@ -82,7 +83,7 @@ def dead_letter_queue(args: argparse.Namespace) -> DeadLetterQueue:
 
 def ledger_table(args: argparse.Namespace) -> Any:
     """The delivery ledger the functions share (found like the queue; call dead_letter_queue first)."""
-    from memory_bridge.ledger_table import LedgerTable
+    from memory_bridge.adapters.ledger_table import LedgerTable
 
     state = local_stack_state()
     table = args.table or os.environ.get("IDEMPOTENCY_TABLE")

@@ -29,8 +29,8 @@ from typing import Any, TextIO
 from urllib.parse import urlencode
 
 from memory_bridge.config import STORE_ID_PATTERN
-from memory_bridge.profiles import Identifier, NotACustomer, identifier_for
-from memory_bridge.signature import compute_signature
+from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
+from memory_bridge.domain.signature import compute_signature
 from memory_bridge_cli import deploy, dlq
 from memory_bridge_cli.common import (
     Console,
@@ -105,8 +105,8 @@ class EventFile:
 
 
 def read_event_file(path: Path, token: str) -> EventFile:
-    from memory_bridge.events import MalformedRequest, read_webhook_request
-    from memory_bridge.signature import is_valid_signature
+    from memory_bridge.domain.events import MalformedRequest, read_webhook_request
+    from memory_bridge.domain.signature import is_valid_signature
 
     try:
         text = path.read_text()

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from memory_bridge.dead_letters import QueueDepth, QueuedMessage
-from memory_bridge.envelope import MalformedEnvelope, parse_envelope
+from memory_bridge.domain.envelope import MalformedEnvelope, parse_envelope
+from memory_bridge.ports import QueueDepth, QueuedMessage
 
 MAX_BATCH = 10  # SQS returns at most ten messages per receive
 MAX_HOLD = 43_200  # SQS's longest visibility timeout: 12 hours

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from memory_bridge.outcomes import Accepted, Failure, Outcome, Permanent, Retryable
+from memory_bridge.domain.outcomes import Accepted, Failure, Outcome, Permanent, Retryable
 
 DISPLAY_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9-]+$")
 STORE_LIMIT_CODE = 520044

@@ -161,7 +161,7 @@ class WebhookEvents:
         return [f"+1555100{c:04d}" for c in range(self.customers)]
 
     def next(self, count: int) -> list[dict[str, Any]]:
-        from memory_bridge.signature import compute_signature
+        from memory_bridge.domain.signature import compute_signature
         from memory_bridge_dev.apigw import rest_api_event
 
         events = []
@@ -458,12 +458,13 @@ def replay_throughput(
 ) -> dict[str, Any]:
     import boto3
 
-    from memory_bridge.credentials import TwilioCredentials
-    from memory_bridge.dead_letters import DeadLetterQueue
-    from memory_bridge.ledger_table import LedgerTable
-    from memory_bridge.memory_api import MemoryApiClient, StaticCredentials
-    from memory_bridge.outcomes import Accepted
-    from memory_bridge.profiles import Identifier
+    from memory_bridge.adapters.dead_letters import DeadLetterQueue
+    from memory_bridge.adapters.ledger_table import LedgerTable
+    from memory_bridge.adapters.memory_api import MemoryApiClient
+    from memory_bridge.domain.credentials import TwilioCredentials
+    from memory_bridge.domain.identifiers import Identifier
+    from memory_bridge.domain.outcomes import Accepted
+    from memory_bridge.ports import StaticCredentials
     from memory_bridge.replay import ReplayEngine, ReplayOptions
     from memory_bridge_dev.aws_resources import (
         create_dead_letter_queue,
@@ -529,7 +530,7 @@ def replay_throughput(
         before = memory.requests_sent
         replayed = 0
         t0 = time.perf_counter()
-        from memory_bridge.envelope import parse_envelope
+        from memory_bridge.domain.envelope import parse_envelope
 
         while time.perf_counter() - t0 < one_by_one_seconds:
             batch = queue.receive(10, 900, wait_seconds=1)

@@ -203,7 +203,7 @@ def expire_leases(dynamodb: Any, table: str) -> int:
     """End every ledger lease, as the passing of a killed run's hold would; returns how many.
 
     A replay's lease runs until its own clock + its hold (~15 min), a clock nobody here can move."""
-    from memory_bridge.ledger_table import KEY_PREFIX
+    from memory_bridge.adapters.ledger_table import KEY_PREFIX
 
     ended = 0
     pages = dynamodb.get_paginator("scan").paginate(TableName=table)

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from memory_bridge.envelope import FailureRecord, new_envelope
-from memory_bridge.outcomes import Retryable
+from memory_bridge.domain.envelope import FailureRecord, new_envelope
+from memory_bridge.domain.outcomes import Retryable
 
 
 def park_observations(

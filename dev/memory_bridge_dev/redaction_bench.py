@@ -1,4 +1,4 @@
-"""Figures for memory_bridge.redaction (dev-only): cost per KB, adversarial bodies, false positives.
+"""Figures for memory_bridge.domain.redaction (dev-only): cost per KB, adversarial bodies, false positives.
 
     .venv/bin/python -m memory_bridge_dev.redaction_bench          (also a section of `make bench`)
 
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from memory_bridge.redaction import luhn_valid, redact
+from memory_bridge.domain.redaction import luhn_valid, redact
 
 KB = 1024
 WORDS = [

@@ -41,7 +41,7 @@ from urllib.parse import urlencode
 import boto3
 import urllib3
 
-from memory_bridge.signature import compute_signature
+from memory_bridge.domain.signature import compute_signature
 from memory_bridge_dev import crash_points
 from memory_bridge_dev.parking import free_port
 

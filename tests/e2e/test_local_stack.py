@@ -18,8 +18,8 @@ import boto3
 import pytest
 import urllib3
 
-from memory_bridge.envelope import parse_envelope
-from memory_bridge.signature import compute_signature
+from memory_bridge.domain.envelope import parse_envelope
+from memory_bridge.domain.signature import compute_signature
 from memory_bridge_cli import main as cli
 from tests.conftest import free_port
 from tests.e2e.conftest import local_stack_process

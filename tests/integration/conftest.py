@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from memory_bridge import runtime
-from memory_bridge.envelope import Envelope, parse_envelope
+from memory_bridge.domain.envelope import Envelope, parse_envelope
 from memory_bridge_cli import main as cli
 from memory_bridge_dev.apigw import load_handler_module
 from memory_bridge_dev.aws_resources import (

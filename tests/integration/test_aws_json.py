@@ -1,4 +1,4 @@
-"""The lean AWS client (memory_bridge.aws_json) against a stand-in on loopback: its errors are the
+"""The lean AWS client (memory_bridge.adapters.aws_json) against a stand-in on loopback: its errors are the
 ones the ledger and the queue adapters expect, it retries what botocore's standard mode retries
 (once), and its deadline holds on the calling thread."""
 
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from memory_bridge.aws_json import (
+from memory_bridge.adapters.aws_json import (
     AwsCredentials,
     AwsError,
     AwsJsonClient,

@@ -2,10 +2,11 @@
 
 import pytest
 
-from memory_bridge.credentials import TwilioCredentials
-from memory_bridge.memory_api import MemoryApiClient, StaticCredentials
-from memory_bridge.outcomes import Accepted
-from memory_bridge.profiles import Identifier
+from memory_bridge.adapters.memory_api import MemoryApiClient
+from memory_bridge.domain.credentials import TwilioCredentials
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.outcomes import Accepted
+from memory_bridge.ports import StaticCredentials
 from memory_bridge_dev.sandbox import Fault, MemorySandbox
 from tests.contract import request_problems, response_problems, spec
 from tests.integration.conftest import outcome

@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 
-from memory_bridge.dead_letters import DeadLetterQueue, QueueDepth
+from memory_bridge.adapters.dead_letters import DeadLetterQueue
+from memory_bridge.ports import QueueDepth
 from memory_bridge_cli import main as cli
 from memory_bridge_cli import queue_scan
 from memory_bridge_dev.parking import park_observations

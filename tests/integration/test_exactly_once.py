@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from memory_bridge.dead_letters import DeadLetterQueue
-from memory_bridge.envelope import FailureRecord, new_envelope
-from memory_bridge.outcomes import Retryable
-from memory_bridge.profiles import Identifier
+from memory_bridge.adapters.dead_letters import DeadLetterQueue
+from memory_bridge.domain.envelope import FailureRecord, new_envelope
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.outcomes import Retryable
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
 from memory_bridge_dev.fault_proxy import FaultProxy
 from memory_bridge_dev.sandbox import Fault
@@ -162,8 +162,8 @@ def test_ledger_failing_after_memory_accepted_answers_200_and_a_redelivery_posts
 def test_a_settle_that_lands_late_keeps_the_doubt_of_whoever_claimed_since(bridge):
     """An abandoned settle (or one thawed with its container minutes later) must not clear what a
     later delivery marked unsure; what Memory accepted is still recorded."""
-    from memory_bridge.ledger import Claimed, Settlement
-    from memory_bridge.ledger_table import LedgerTable
+    from memory_bridge.adapters.ledger_table import LedgerTable
+    from memory_bridge.domain.ledger import Claimed, Settlement
 
     ledger = LedgerTable(bridge.table, 3600, client_factory=lambda: bridge.dynamodb)
     now = time.time()

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory_bridge.dead_letters import DeadLetterQueue
-from memory_bridge.envelope import FailureRecord, new_envelope
-from memory_bridge.outcomes import Retryable
-from memory_bridge.profiles import Identifier
-from memory_bridge.redaction import MARKERS
+from memory_bridge.adapters.dead_letters import DeadLetterQueue
+from memory_bridge.domain.envelope import FailureRecord, new_envelope
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.outcomes import Retryable
+from memory_bridge.domain.redaction import MARKERS
 from memory_bridge.runtime import logger
 from memory_bridge_dev.sandbox import Fault
 from tests.integration.conftest import new_container, outcome

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from memory_bridge.dead_letters import DeadLetterQueue
+from memory_bridge.adapters.dead_letters import DeadLetterQueue
 from memory_bridge_cli import main as cli
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
 from memory_bridge_dev.parking import park_observations

@@ -27,9 +27,9 @@ from typing import Any
 import boto3
 import pytest
 
-from memory_bridge.dead_letters import DeadLetterQueue
-from memory_bridge.envelope import parse_envelope
-from memory_bridge.observations import split_utf8
+from memory_bridge.adapters.dead_letters import DeadLetterQueue
+from memory_bridge.domain.envelope import parse_envelope
+from memory_bridge.domain.observations import split_utf8
 from memory_bridge.replay import ReplayOptions
 from memory_bridge_dev import crash_points
 from memory_bridge_dev.sandbox import Fault

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from memory_bridge.envelope import Envelope, FailureRecord, new_envelope
-from memory_bridge.outcomes import Permanent, Retryable
+from memory_bridge.domain.envelope import Envelope, FailureRecord, new_envelope
+from memory_bridge.domain.outcomes import Permanent, Retryable
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
 from memory_bridge_dev.aws_resources import load_template
 from memory_bridge_dev.sandbox import Fault

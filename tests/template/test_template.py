@@ -193,7 +193,7 @@ def test_parameters_validate_like_the_code():
 
 
 def test_redaction_is_on_by_default_and_its_parameters_accept_what_the_code_accepts():
-    from memory_bridge.redaction import parse_kinds
+    from memory_bridge.domain.redaction import parse_kinds
 
     parameters = TEMPLATE["Parameters"]
     variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
@@ -439,9 +439,9 @@ def emitted_metric_names() -> set[str]:
     """Every metric name the code can emit (namespace MemoryBridge, dimension service)."""
     from typing import get_args, get_type_hints
 
-    from memory_bridge.delivery import Skipped
     from memory_bridge.replay import ReplayOptions, ReplaySummary, replay_metrics
     from memory_bridge.webhook import REDACTION_METRICS
+    from memory_bridge.webhook.delivery import Skipped
 
     source = "\n".join(p.read_text() for p in (ROOT / "layers" / "bridge" / "memory_bridge").glob("*.py"))
     names: set[str] = set()

@@ -1,4 +1,4 @@
-"""The lean AWS client (memory_bridge.aws_json): its SigV4 signature is botocore's, and it finds
+"""The lean AWS client (memory_bridge.adapters.aws_json): its SigV4 signature is botocore's, and it finds
 its endpoints where botocore does."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from memory_bridge.aws_json import AwsCredentials, endpoint_for, sign
+from memory_bridge.adapters.aws_json import AwsCredentials, endpoint_for, sign
 
 
 @pytest.mark.parametrize("token", [None, "session/token=="])

@@ -4,20 +4,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory_bridge.delivery import (
-    Deadline,
-    DeliveryRules,
-    Parked,
-    Posted,
-    Skipped,
-    Unparked,
-    deliver,
-    prepare,
-)
-from memory_bridge.events import MessageAdded
-from memory_bridge.ledger import PartsPlan
-from memory_bridge.outcomes import Accepted, Moved, Permanent, Retryable
-from memory_bridge.profiles import Identifier, ProfileCache
+from memory_bridge.deadlines import Deadline
+from memory_bridge.domain.events import MessageAdded
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.ledger import PartsPlan
+from memory_bridge.domain.outcomes import Accepted, Moved, Permanent, Retryable
+from memory_bridge.profiles import ProfileCache
+from memory_bridge.webhook.delivery import DeliveryRules, Parked, Posted, Skipped, Unparked, deliver, prepare
 from tests.support import FakeClock, ListSink, ScriptedMemory
 
 STORE = "mem_store_01kpttrksqe08rhv122gzq52ax"

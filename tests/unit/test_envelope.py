@@ -3,9 +3,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory_bridge.envelope import FailureRecord, MalformedEnvelope, new_envelope, parse_envelope
-from memory_bridge.outcomes import Permanent, Retryable
-from memory_bridge.profiles import Identifier
+from memory_bridge.domain.envelope import FailureRecord, MalformedEnvelope, new_envelope, parse_envelope
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.outcomes import Permanent, Retryable
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 OBS = [{"content": "hi", "source": "s", "occurredAt": "2026-11-21T10:00:00.000Z"}]

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory_bridge.events import (
+from memory_bridge.domain.events import (
     MAX_URL_CANDIDATES,
     MalformedRequest,
     event_type,
     parse_message_added,
     read_webhook_request,
 )
-from memory_bridge.signature import compute_signature, is_valid_signature
+from memory_bridge.domain.signature import compute_signature, is_valid_signature
 from tests.support import DEV_AUTH_TOKEN, WEBHOOK_URL, message_params, signed_event
 
 

@@ -2,10 +2,10 @@
 
 from datetime import UTC, datetime
 
-from memory_bridge.envelope import MAX_ENVELOPE_BYTES, FailureRecord, new_envelope, parse_envelope
-from memory_bridge.ledger import LedgerRecord, PartsPlan, plan_parts
-from memory_bridge.outcomes import Retryable
-from memory_bridge.profiles import Identifier
+from memory_bridge.domain.envelope import MAX_ENVELOPE_BYTES, FailureRecord, new_envelope, parse_envelope
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.ledger import LedgerRecord, PartsPlan, plan_parts
+from memory_bridge.domain.outcomes import Retryable
 from memory_bridge.replay import MAX_INTERVAL_SECONDS, Pacer, _OutOfTime
 from tests.support import FakeClock
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from memory_bridge.credentials import CredentialsError, TwilioCredentials, parse_secret_string
-from memory_bridge.memory_api import outcome_from_response
-from memory_bridge.outcomes import Accepted, Moved, Permanent, Retryable
+from memory_bridge.adapters.memory_api import outcome_from_response
+from memory_bridge.domain.credentials import CredentialsError, TwilioCredentials, parse_secret_string
+from memory_bridge.domain.outcomes import Accepted, Moved, Permanent, Retryable
 
 
 def error(code, status):

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_bridge.events import Attachment
-from memory_bridge.observations import (
+from memory_bridge.domain.events import Attachment
+from memory_bridge.domain.observations import (
     MAX_CONTENT_BYTES,
     batches,
     build_observations,

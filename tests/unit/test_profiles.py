@@ -1,7 +1,8 @@
 import pytest
 
-from memory_bridge.outcomes import Accepted, Moved, Permanent, Retryable
-from memory_bridge.profiles import Identifier, NotACustomer, ProfileCache, identifier_for, resolve_profile
+from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
+from memory_bridge.domain.outcomes import Accepted, Moved, Permanent, Retryable
+from memory_bridge.profiles import ProfileCache, resolve_profile
 from tests.support import FakeClock, ScriptedMemory
 
 PROFILE = "mem_profile_01kpttrksqe08rhv122gzq52ax"

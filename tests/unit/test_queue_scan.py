@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory_bridge.dead_letters import QueueDepth, QueuedMessage
-from memory_bridge.envelope import FailureRecord, new_envelope
-from memory_bridge.outcomes import Permanent, Retryable
+from memory_bridge.domain.envelope import FailureRecord, new_envelope
+from memory_bridge.domain.outcomes import Permanent, Retryable
+from memory_bridge.ports import QueueDepth, QueuedMessage
 from memory_bridge_cli.queue_scan import (
     EXPORT_HOLD,
     MAX_HOLD,

@@ -1,4 +1,4 @@
-"""Sensitive numbers never reach Memory (memory_bridge.redaction). Socket-free."""
+"""Sensitive numbers never reach Memory (memory_bridge.domain.redaction). Socket-free."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from memory_bridge.config import ConfigError, Settings
-from memory_bridge.delivery import DeliveryRules, Prepared, Skipped, prepare
-from memory_bridge.envelope import FailureRecord, new_envelope
-from memory_bridge.outcomes import Retryable
-from memory_bridge.redaction import (
+from memory_bridge.domain.envelope import FailureRecord, new_envelope
+from memory_bridge.domain.outcomes import Retryable
+from memory_bridge.domain.redaction import (
     LONG_RUN_MARKER,
     MARKERS,
     RedactionRules,
@@ -27,6 +26,7 @@ from memory_bridge.redaction import (
     redact,
     redact_observations,
 )
+from memory_bridge.webhook.delivery import DeliveryRules, Prepared, Skipped, prepare
 from tests.support import message_added
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "300"))

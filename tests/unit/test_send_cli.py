@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from memory_bridge.signature import compute_signature
+from memory_bridge.domain.signature import compute_signature
 from memory_bridge_cli import main as cli
 
 REAL_TOKEN = "real-auth-token-not-for-argv-0123"

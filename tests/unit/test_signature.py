@@ -1,4 +1,9 @@
-from memory_bridge.signature import MAX_HASHED_BYTES, compute_signature, is_valid_signature, url_variants
+from memory_bridge.domain.signature import (
+    MAX_HASHED_BYTES,
+    compute_signature,
+    is_valid_signature,
+    url_variants,
+)
 
 # Twilio's published example (twilio-notes.md, "X-Twilio-Signature").
 EXAMPLE_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"

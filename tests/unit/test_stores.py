@@ -1,6 +1,6 @@
 import pytest
 
-from memory_bridge.outcomes import Accepted
+from memory_bridge.domain.outcomes import Accepted
 from memory_bridge_cli.stores import (
     StoreInputError,
     operation_id_from,

@@ -10,12 +10,13 @@ from urllib.parse import urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory_bridge.credentials import CachedCredentials, TwilioCredentials
-from memory_bridge.delivery import DeliveryRules
-from memory_bridge.outcomes import Accepted
+from memory_bridge.adapters.secrets import CachedCredentials
+from memory_bridge.domain.credentials import TwilioCredentials
+from memory_bridge.domain.outcomes import Accepted
+from memory_bridge.domain.signature import compute_signature
 from memory_bridge.profiles import ProfileCache
-from memory_bridge.signature import compute_signature
 from memory_bridge.webhook import WebhookService, stdlib_logger
+from memory_bridge.webhook.delivery import DeliveryRules
 from tests.support import (
     DEV_AUTH_TOKEN,
     WEBHOOK_URL,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from memory_bridge.redaction import KINDS, RedactionRules, parse_kinds, parse_mode
+from memory_bridge.domain.redaction import KINDS, RedactionRules, parse_kinds, parse_mode
 
 T = TypeVar("T")
 

@@ -15,6 +15,7 @@ tools close that gap:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import heapq
 import itertools
 import socket
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -102,3 +104,44 @@ def call_within(seconds: float, call: Callable[[], T]) -> T:
             raise  # the call itself timed out (a socket timeout): its own error says more
         future.cancel()
         raise DeadlineExceeded(f"no answer within {seconds:.2f}s") from None
+
+
+_watchdog = SocketWatchdog()
+
+
+@dataclass
+class RequestGuard:
+    """The deadline of the request in progress on this thread, and the sockets armed for it.
+
+    The Memory client's connections and the lean AWS client arm it around each request.
+    """
+
+    deadline: float
+    tokens: list[int] = field(default_factory=list)
+    sockets: set[int] = field(default_factory=set)
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is not None and id(sock) not in self.sockets:
+            self.sockets.add(id(sock))
+            self.tokens.append(_watchdog.arm(self.deadline, sock))
+
+    def release(self) -> bool:
+        """Disarm; True when the deadline cut a socket during the request."""
+        fired = [_watchdog.disarm(token) for token in self.tokens]
+        return any(fired)
+
+
+active_guard: contextvars.ContextVar[RequestGuard | None] = contextvars.ContextVar(
+    "memory_bridge_request_guard", default=None
+)
+
+
+class Deadline:
+    """Seconds left of the webhook's budget, from an injectable monotonic clock."""
+
+    def __init__(self, budget: float, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._ends = clock() + budget
+
+    def remaining(self) -> float:
+        return self._ends - self._clock()

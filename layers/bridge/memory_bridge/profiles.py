@@ -1,58 +1,18 @@
-"""Who wrote a message, as a Memory identifier, and the per-container cache of resolved profiles.
+"""Resolving a customer to a Memory profile: the per-container cache, and Lookup, else resolve-or-create.
 
-`identifier_for` and `ProfileCache` are pure; `resolve_profile` drives an injected Memory client.
+`ProfileCache` is pure; `resolve_profile` drives an injected ProfileDirectory (memory_bridge.ports).
+Both flows use them: the webhook for each message, the replay for authors the webhook could not resolve.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
 
-from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
-
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-WHATSAPP_PREFIX = "whatsapp:"
-SYSTEM_AUTHOR = "system"
-
-
-@dataclass(frozen=True)
-class Identifier:
-    id_type: str
-    value: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"idType": self.id_type, "value": self.value}
-
-
-@dataclass(frozen=True)
-class NotACustomer:
-    """The author is not a customer: a system message, or an identity configured as an agent."""
-
-    reason: Literal["system", "agent"]
-
-
-def identifier_for(
-    author: str | None, *, chat_id_type: str, agent_identities: frozenset[str]
-) -> Identifier | NotACustomer:
-    """Pick the idType from the author's address: E.164 → phone, whatsapp:+… → whatsapp, email → email."""
-    value = (author or "").strip()
-    if not value or value.lower() == SYSTEM_AUTHOR:
-        return NotACustomer("system")
-    if value.lower() in agent_identities:
-        return NotACustomer("agent")
-    if value.lower().startswith(WHATSAPP_PREFIX):
-        # Sent as the bare E.164 number; the store's whatsapp identifier trims it.
-        return Identifier("whatsapp", value[len(WHATSAPP_PREFIX) :].strip())
-    if E164.match(value):
-        return Identifier("phone", value)
-    if EMAIL.match(value):
-        return Identifier("email", value)
-    return Identifier(chat_id_type, value)
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.outcomes import Accepted, Failure, Moved, Permanent, Retryable
+from memory_bridge.ports import ProfileDirectory
 
 
 class ProfileCache:
@@ -85,18 +45,6 @@ class ProfileCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-class ProfileDirectory(Protocol):
-    """The two Memory calls that resolve a profile (implemented by memory_api.MemoryApiClient)."""
-
-    def lookup_profiles(
-        self, store_id: str, identifier: Identifier, timeout: float | None = None
-    ) -> Outcome: ...
-
-    def create_profile(
-        self, store_id: str, trait_group: str, identifier: Identifier, timeout: float | None = None
-    ) -> Outcome: ...
 
 
 def _first_profile(outcome: Accepted) -> str | None:

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
-from memory_bridge.aws_json import lean_dynamodb_client, lean_sqs_client
+from memory_bridge.adapters.aws_json import lean_dynamodb_client, lean_sqs_client
+from memory_bridge.adapters.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
+from memory_bridge.adapters.ledger_table import LedgerTable
+from memory_bridge.adapters.memory_api import MemoryApiClient
+from memory_bridge.adapters.secrets import CachedCredentials, secrets_manager_fetcher
 from memory_bridge.config import Settings
-from memory_bridge.credentials import CachedCredentials, secrets_manager_fetcher
-from memory_bridge.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
-from memory_bridge.delivery import DeliveryRules
-from memory_bridge.ledger_table import LedgerTable
-from memory_bridge.memory_api import MemoryApiClient
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook import WebhookService
+from memory_bridge.webhook.delivery import DeliveryRules
 
 if TYPE_CHECKING:
     from memory_bridge.replay import ReplayEngine

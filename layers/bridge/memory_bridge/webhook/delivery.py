@@ -14,23 +14,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal
 
-from memory_bridge.dead_letters import QueueUnavailable
-from memory_bridge.envelope import Envelope, FailureRecord, Stage, new_envelope
-from memory_bridge.events import MessageAdded
-from memory_bridge.ledger import PartsPlan
-from memory_bridge.observations import Observation, batches, build_observations, message_content
-from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
-from memory_bridge.profiles import (
-    Identifier,
-    NotACustomer,
-    ProfileCache,
-    ProfileDirectory,
-    identifier_for,
-    resolve_profile,
-)
-from memory_bridge.redaction import NOTHING_FOUND, RedactionRules, redact
+from memory_bridge.domain.envelope import FailureRecord, Stage, new_envelope
+from memory_bridge.domain.events import MessageAdded
+from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
+from memory_bridge.domain.ledger import PartsPlan
+from memory_bridge.domain.observations import Observation, batches, build_observations, message_content
+from memory_bridge.domain.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
+from memory_bridge.domain.redaction import NOTHING_FOUND, RedactionRules, redact
+from memory_bridge.ports import QueueUnavailable
+from memory_bridge.profiles import ProfileCache, resolve_profile
 
 # Seconds kept back for writing the envelope to the queue if the post fails, and for the ledger's
 # closing write: Memory calls get what is left.
@@ -41,20 +35,6 @@ RESERVE_SECONDS = PARK_RESERVE_SECONDS + SETTLE_RESERVE_SECONDS
 MIN_CALL_SECONDS = 0.25
 # Backoff before the single retry when the answer carried no Retry-After.
 DEFAULT_BACKOFF_SECONDS = 0.2
-
-
-class ObservationWriter(ProfileDirectory, Protocol):
-    def create_observations(
-        self,
-        store_id: str,
-        profile_id: str,
-        observations: Sequence[Observation],
-        timeout: float | None = None,
-    ) -> Outcome: ...
-
-
-class DeadLetterSink(Protocol):
-    def park(self, envelope: Envelope, timeout: float | None = None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -114,17 +94,6 @@ class DeliveryRules:
     chat_id_type: str
     agent_identities: frozenset[str]
     redaction: RedactionRules = field(default_factory=RedactionRules)
-
-
-class Deadline:
-    """Seconds left of the webhook's budget, from an injectable monotonic clock."""
-
-    def __init__(self, budget: float, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._ends = clock() + budget
-
-    def remaining(self) -> float:
-        return self._ends - self._clock()
 
 
 class _Attempts:

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memory_bridge.deadlines import DeadlineExceeded, call_within
-from memory_bridge.envelope import Envelope
+from memory_bridge.domain.envelope import Envelope
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-
-
-class QueueUnavailable(RuntimeError):
-    """The envelope could not be written. The webhook answers 503 so that Twilio retries."""
 
 
 def default_sqs_client() -> SQSClient:
@@ -93,23 +88,6 @@ class SqsDeadLetterQueue:
             self.sent += 1
             ids.append(str(answer.get("MessageId", "")))
         return ",".join(ids)
-
-
-@dataclass(frozen=True)
-class QueuedMessage:
-    message_id: str
-    receipt_handle: str
-    body: str
-    sent_at: float  # epoch seconds
-    receive_count: int
-    attributes: dict[str, str]
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    visible: int
-    in_flight: int
-    delayed: int
 
 
 class DeadLetterQueue(SqsDeadLetterQueue):

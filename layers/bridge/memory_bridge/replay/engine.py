@@ -1,7 +1,7 @@
 """Replay parked messages from the dead-letter queue: nothing lost, nothing posted twice.
 
 The engine works in slices that fit the queue's visibility timeout: it receives up to a slice of
-messages (holding them invisible), reads their MessageSids' ledger records (memory_bridge.ledger)
+messages (holding them invisible), reads their MessageSids' ledger records (memory_bridge.domain.ledger)
 in one batched call, and sorts each envelope's parts:
   - parts Memory already holds are dropped (a message with nothing left is deleted: "already posted");
   - parts that may be in Memory (a crash after the 202, a timeout, a dropped connection, the
@@ -28,16 +28,16 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from memory_bridge.dead_letters import QueuedMessage, QueueUnavailable
-from memory_bridge.delivery import ObservationWriter
-from memory_bridge.envelope import Envelope, FailureRecord, MalformedEnvelope, parse_envelope
-from memory_bridge.ledger import LedgerRecord, LedgerUnavailable, PartsPlan, Settlement, plan_parts
-from memory_bridge.observations import MAX_OBSERVATIONS_PER_REQUEST, Observation
-from memory_bridge.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
-from memory_bridge.profiles import Identifier, ProfileCache, resolve_profile
-from memory_bridge.redaction import KINDS, redact_envelope, redact_observations
+from memory_bridge.domain.envelope import Envelope, FailureRecord, MalformedEnvelope, parse_envelope
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.ledger import LedgerRecord, PartsPlan, Settlement, plan_parts
+from memory_bridge.domain.observations import MAX_OBSERVATIONS_PER_REQUEST, Observation
+from memory_bridge.domain.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
+from memory_bridge.domain.redaction import KINDS, redact_envelope, redact_observations
+from memory_bridge.ports import LedgerUnavailable, QueuedMessage, QueueUnavailable
+from memory_bridge.profiles import ProfileCache, resolve_profile
 
 KindFilter = Literal["retryable", "permanent", "all"]
 # How far before an envelope's first failure to look for observations Memory may already hold.
@@ -53,51 +53,6 @@ LEDGER_TIMEOUT_SECONDS = 5.0
 MAX_INTERVAL_SECONDS = 5.0
 # Tries of one List Observations page when Memory answers 429/5xx (honouring Retry-After).
 LIST_TRIES = 3
-
-
-class ReplayQueue(Protocol):
-    def receive(
-        self, max_messages: int, visibility_timeout: int, wait_seconds: int = 0
-    ) -> list[QueuedMessage]: ...
-
-    def delete(self, messages: list[QueuedMessage]) -> None: ...
-
-    def release(self, messages: list[QueuedMessage]) -> None: ...
-
-    def replace(self, old: QueuedMessage, envelope: Envelope) -> None: ...
-
-    def visible_count(self) -> int: ...
-
-
-class ReplayMemory(ObservationWriter, Protocol):
-    """The webhook's Memory calls, plus List Observations to find what Memory already holds."""
-
-    def list_observations(
-        self,
-        store_id: str,
-        profile_id: str,
-        *,
-        page_size: int = 50,
-        page_token: str | None = None,
-        created_after: str | None = None,
-    ) -> Outcome: ...
-
-
-class ReplayLedger(Protocol):
-    """The replay's ledger calls (memory_bridge.ledger_table.LedgerTable)."""
-
-    def read_many(self, message_sids: Sequence[str], timeout: float) -> dict[str, LedgerRecord]: ...
-
-    def claim_many(
-        self,
-        claims: Sequence[tuple[str, int | None, Sequence[int]]],
-        owner: str,
-        lease_until: float,
-        now: float,
-        timeout: float,
-    ) -> dict[str, int]: ...
-
-    def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)

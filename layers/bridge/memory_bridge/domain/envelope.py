@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from memory_bridge.observations import Observation
-from memory_bridge.outcomes import Failure, Permanent
-from memory_bridge.profiles import Identifier
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.observations import Observation
+from memory_bridge.domain.outcomes import Failure, Permanent
 
 ENVELOPE_VERSION = 1
 Kind = Literal["retryable", "permanent"]
@@ -72,7 +72,7 @@ class Envelope:
     last_failed_at: str = ""
     version: int = ENVELOPE_VERSION
     history: tuple[dict[str, Any], ...] = field(default=())
-    # Each observation's index within its message (see memory_bridge.ledger); None in envelopes
+    # Each observation's index within its message (see memory_bridge.domain.ledger); None in envelopes
     # parked before the ledger existed.
     parts: tuple[int, ...] | None = None
     # When the scheduled replay stopped trying it (see `left_for_people`); empty while it still tries.

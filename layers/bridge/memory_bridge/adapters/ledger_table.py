@@ -1,4 +1,4 @@
-"""Adapter: the delivery ledger (memory_bridge.ledger) on the stack's DynamoDB table.
+"""Adapter: the delivery ledger (memory_bridge.domain.ledger) on the stack's DynamoDB table.
 
 One item per MessageSid, keyed `message#<MessageSid>` in the table's `id` attribute, expiring
 through the table's TTL attribute `expiration`. Every call runs under a wall-clock deadline taken
@@ -15,15 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from memory_bridge.deadlines import DeadlineExceeded, call_within
-from memory_bridge.ledger import (
-    Busy,
-    Claimed,
-    ClaimResult,
-    Finished,
-    LedgerRecord,
-    LedgerUnavailable,
-    Settlement,
-)
+from memory_bridge.domain.ledger import Busy, Claimed, ClaimResult, Finished, LedgerRecord, Settlement
+from memory_bridge.ports import LedgerUnavailable
 
 KEY_PREFIX = "message#"
 # Attribute names, always through ExpressionAttributeNames (several are DynamoDB reserved words).
@@ -100,7 +93,7 @@ class LedgerTable:
 
     def _call(self, seconds: float, what: str, call: Callable[[], Any]) -> Any:
         self.calls += 1
-        # The lean client (memory_bridge.aws_json) keeps the deadline on this thread by cutting its
+        # The lean client (memory_bridge.adapters.aws_json) keeps the deadline on this thread by cutting its
         # socket; boto3's calls are run on a worker thread and abandoned at the deadline.
         within = getattr(self.client, "within", None)
         try:

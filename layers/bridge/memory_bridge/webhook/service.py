@@ -18,24 +18,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from memory_bridge.credentials import CachedCredentials, CredentialsError
-from memory_bridge.delivery import (
-    RESERVE_SECONDS,
-    DeadLetterSink,
-    Deadline,
-    DeliveryResult,
-    DeliveryRules,
-    ObservationWriter,
-    Parked,
-    Posted,
-    Skipped,
-    Unparked,
-    deliver,
-    prepare,
-)
-from memory_bridge.events import (
+from memory_bridge.adapters.secrets import CachedCredentials
+from memory_bridge.deadlines import Deadline
+from memory_bridge.domain.credentials import CredentialsError
+from memory_bridge.domain.events import (
     MESSAGE_ADDED,
     MalformedRequest,
     WebhookRequest,
@@ -43,20 +31,25 @@ from memory_bridge.events import (
     parse_message_added,
     read_webhook_request,
 )
-from memory_bridge.ledger import (
-    Busy,
-    ClaimResult,
-    Finished,
-    LedgerUnavailable,
-    Settlement,
-    plan_parts,
-)
+from memory_bridge.domain.ledger import Busy, Finished, Settlement, plan_parts
+from memory_bridge.domain.signature import is_valid_signature
+from memory_bridge.ports import DeadLetterSink, LedgerUnavailable, ObservationWriter
 from memory_bridge.profiles import ProfileCache
-from memory_bridge.signature import is_valid_signature
+from memory_bridge.webhook.delivery import (
+    RESERVE_SECONDS,
+    DeliveryResult,
+    DeliveryRules,
+    Parked,
+    Posted,
+    Skipped,
+    Unparked,
+    deliver,
+    prepare,
+)
 
 # Leave this much of Lambda's own remaining time unused, whatever the configured budget.
 LAMBDA_SAFETY_SECONDS = 0.5
-# One metric per kind of sensitive number replaced (memory_bridge.redaction).
+# One metric per kind of sensitive number replaced (memory_bridge.domain.redaction).
 REDACTION_METRICS = {"cards": "RedactedCardNumbers", "iban": "RedactedIbans", "ssn": "RedactedSsns"}
 # The ledger claim waits at most this long: a slow table answers 503 with time to spare.
 CLAIM_TIMEOUT_SECONDS = 0.8
@@ -64,32 +57,6 @@ CLAIM_TIMEOUT_SECONDS = 0.8
 SECRET_TIMEOUT_SECONDS = 1.5
 
 JsonResult = dict[str, Any]
-
-
-class DeliveryLedger(Protocol):
-    """The webhook's two ledger calls (memory_bridge.ledger_table.LedgerTable)."""
-
-    def claim(
-        self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
-    ) -> ClaimResult: ...
-
-    def settle(self, settlement: Settlement, timeout: float) -> int | None: ...
-
-
-class MetricsSink(Protocol):
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
-
-
-class KeyedLogger(Protocol):
-    """The part of Powertools' Logger (or a stdlib logger adapter) that the webhook uses."""
-
-    def append_keys(self, **keys: Any) -> None: ...
-
-    def info(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
-
-    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
-
-    def error(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
 
 
 def response(status_code: int, outcome: str, /, **extra: Any) -> dict[str, Any]:

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
-from memory_bridge.envelope import Envelope
-from memory_bridge.observations import Observation, split_utf8
+from memory_bridge.domain.envelope import Envelope
+from memory_bridge.domain.observations import Observation, split_utf8
 
 KINDS = ("cards", "iban", "ssn")
 Mode = Literal["mask", "skip"]

@@ -108,5 +108,3 @@ class Settlement:
     owner: str | None = None
 
 
-class LedgerUnavailable(RuntimeError):
-    """The ledger table could not be read or written in time. Carries no message content."""

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from memory_bridge.deadlines import DeadlineExceeded
+from memory_bridge.deadlines import DeadlineExceeded, RequestGuard
 
 RETRYABLE_CODES = frozenset(
     {
@@ -292,12 +292,10 @@ class AwsJsonClient:
         deadline = _deadline.get()
         if deadline is None:
             return self._send(operation, body, None)
-        from memory_bridge.memory_api import _RequestGuard
-
         left = deadline - time.monotonic()
         if left <= 0.005:
             raise DeadlineExceeded("no time left for the call")
-        guard = _RequestGuard(deadline=deadline)
+        guard = RequestGuard(deadline=deadline)
         try:
             return self._send(operation, body, guard)
         except AwsError:

@@ -8,14 +8,11 @@ that trickles its answer would outlast them; a watchdog cuts the socket when the
 
 from __future__ import annotations
 
-import contextvars
 import gzip
 import json
-import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
@@ -29,11 +26,10 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from memory_bridge.credentials import TwilioCredentials
-from memory_bridge.deadlines import SocketWatchdog
-from memory_bridge.observations import Observation
-from memory_bridge.outcomes import Accepted, Moved, Outcome, Permanent, Retryable
-from memory_bridge.profiles import Identifier
+from memory_bridge.deadlines import RequestGuard, active_guard
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.observations import Observation
+from memory_bridge.domain.outcomes import Accepted, Moved, Outcome, Permanent, Retryable
 
 USER_AGENT = "memory-bridge/0.1 (+urllib3)"
 # Bodies above this are gzipped (allowed on Observations POST only). Small bodies cost more to
@@ -41,43 +37,16 @@ USER_AGENT = "memory-bridge/0.1 (+urllib3)"
 GZIP_THRESHOLD_BYTES = 8 * 1024
 
 
-_watchdog = SocketWatchdog()
-
-
-@dataclass
-class _RequestGuard:
-    """The deadline of the request in progress on this thread, and the sockets armed for it."""
-
-    deadline: float
-    tokens: list[int] = field(default_factory=list)
-    sockets: set[int] = field(default_factory=set)
-
-    def watch(self, sock: socket.socket | None) -> None:
-        if sock is not None and id(sock) not in self.sockets:
-            self.sockets.add(id(sock))
-            self.tokens.append(_watchdog.arm(self.deadline, sock))
-
-    def release(self) -> bool:
-        """Disarm; True when the deadline cut a socket during the request."""
-        fired = [_watchdog.disarm(token) for token in self.tokens]
-        return any(fired)
-
-
-_active_guard: contextvars.ContextVar[_RequestGuard | None] = contextvars.ContextVar(
-    "memory_bridge_request_guard", default=None
-)
-
-
 class _GuardedHTTPConnection(HTTPConnection):
     # A fresh connection is armed once connected; a kept-alive one as the request starts.
     def connect(self) -> None:
         super().connect()
-        guard = _active_guard.get()
+        guard = active_guard.get()
         if guard is not None:
             guard.watch(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = _active_guard.get()
+        guard = active_guard.get()
         if guard is not None:
             guard.watch(self.sock)
         super().request(*args, **kwargs)
@@ -86,12 +55,12 @@ class _GuardedHTTPConnection(HTTPConnection):
 class _GuardedHTTPSConnection(HTTPSConnection):
     def connect(self) -> None:
         super().connect()
-        guard = _active_guard.get()
+        guard = active_guard.get()
         if guard is not None:
             guard.watch(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = _active_guard.get()
+        guard = active_guard.get()
         if guard is not None:
             guard.watch(self.sock)
         super().request(*args, **kwargs)
@@ -110,31 +79,6 @@ def guarded_pool_manager(maxsize: int = 1) -> urllib3.PoolManager:
     manager = urllib3.PoolManager(num_pools=2, maxsize=maxsize, block=False, retries=False)
     manager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
     return manager
-
-
-class CredentialsSource(Protocol):
-    def get(self, timeout: float | None = None) -> TwilioCredentials: ...
-
-    def refresh(
-        self, min_interval: float | None = None, timeout: float | None = None
-    ) -> TwilioCredentials | None: ...
-
-
-class StaticCredentials:
-    """Credentials that never change (CLI with TWILIO_* variables)."""
-
-    def __init__(self, credentials: TwilioCredentials):
-        self._credentials = credentials
-
-    def get(self, timeout: float | None = None) -> TwilioCredentials:  # noqa: ARG002
-        return self._credentials
-
-    def refresh(
-        self,
-        min_interval: float | None = None,  # noqa: ARG002
-        timeout: float | None = None,  # noqa: ARG002
-    ) -> TwilioCredentials | None:
-        return None
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -341,8 +285,8 @@ class MemoryApiClient:
             total=budget, connect=min(self._connect_timeout, budget), read=min(self._read_timeout, budget)
         )
         self.requests_sent += 1
-        guard = _RequestGuard(deadline=time.monotonic() + budget)
-        reset = _active_guard.set(guard)
+        guard = RequestGuard(deadline=time.monotonic() + budget)
+        reset = active_guard.set(guard)
         try:
             response = self._host_pool.urlopen(
                 method,
@@ -358,7 +302,7 @@ class MemoryApiClient:
             cut = guard.release()
             return _transport_failure(error, cut)
         finally:
-            _active_guard.reset(reset)
+            active_guard.reset(reset)
         if guard.release() and not response.data and response.status < 300:
             # Cut after the status line but before the body: Memory may have taken it.
             return Retryable(status=None, message="deadline passed while reading", ambiguous=True)
