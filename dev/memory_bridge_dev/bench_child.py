@@ -84,7 +84,9 @@ class CallCounts:
 
         pool.urlopen = counted_urlopen
 
-        if APP == "bridge":  # memory-bridge's own AWS client (memory_bridge.adapters.aws_json) uses http.client
+        if (
+            APP == "bridge"
+        ):  # memory-bridge's own AWS client (memory_bridge.adapters.aws_json) uses http.client
             try:
                 from memory_bridge.adapters import aws_json
             except ImportError:  # a version from before it (boto3 over urllib3: counted above)

@@ -96,23 +96,33 @@ def _wrap(
 
 def install(target: tuple[str, int] | None) -> None:
     """Patch the replay's steps (and announce the engine's start)."""
-    from memory_bridge import dead_letters, replay
+    from memory_bridge import replay
+    from memory_bridge.adapters import dead_letters
+    from memory_bridge.replay.books import Books
+    from memory_bridge.replay.check import MemoryCheck
 
-    run = replay._Run
-    _wrap(run, "claim", "claim", target, before=True)
-    _wrap(run, "claim", "claimed", target, before=False, only_if=lambda _a, kept: bool(kept.items))
-    _wrap(run, "accepted", "posted", target, before=True)
+    books = Books
+    _wrap(books, "claim", "claim", target, before=True)
+    _wrap(books, "claim", "claimed", target, before=False, only_if=lambda _a, kept: bool(kept.items))
+    _wrap(books, "accepted", "posted", target, before=True)
     _wrap(
-        run,
+        books,
         "accepted",
         "chunk",
         target,
         before=False,
         only_if=lambda args, _r: any(item.parts for item in args[1].items),
     )
-    _wrap(run, "settle", "settled", target, before=False, only_if=lambda args, _r: bool(args[1]))
-    _wrap(run, "delete", "deleted", target, before=False, only_if=lambda args, _r: bool(args[1]))
-    _wrap(run, "existing_keys", "listed", target, before=False, only_if=lambda _a, keys: keys is not None)
+    _wrap(books, "settle", "settled", target, before=False, only_if=lambda args, _r: bool(args[1]))
+    _wrap(books, "delete", "deleted", target, before=False, only_if=lambda args, _r: bool(args[1]))
+    _wrap(
+        MemoryCheck,
+        "existing_keys",
+        "listed",
+        target,
+        before=False,
+        only_if=lambda _a, keys: keys is not None,
+    )
 
     queue = dead_letters.DeadLetterQueue
     park = queue.park

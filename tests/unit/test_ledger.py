@@ -6,7 +6,7 @@ from memory_bridge.domain.envelope import MAX_ENVELOPE_BYTES, FailureRecord, new
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.ledger import LedgerRecord, PartsPlan, plan_parts
 from memory_bridge.domain.outcomes import Retryable
-from memory_bridge.replay import MAX_INTERVAL_SECONDS, Pacer, _OutOfTime
+from memory_bridge.replay import MAX_INTERVAL_SECONDS, OutOfTime, Pacer
 from tests.support import FakeClock
 
 
@@ -44,7 +44,7 @@ def test_the_pacer_never_sleeps_past_the_time_limit():
     pacer.slow_down(retry_after=30)
     try:
         pacer.wait()
-    except _OutOfTime:
+    except OutOfTime:
         assert clock.slept == []
     else:
         raise AssertionError("waited past the limit")

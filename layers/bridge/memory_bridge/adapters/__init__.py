@@ -1,1 +1,1 @@
-"""One module per outside system: Memory, the ledger table, the dead-letter queue, Secrets Manager, AWS JSON."""
+"""One module per outside system: Memory, the ledger table, the dead-letter queue, the secret, AWS."""

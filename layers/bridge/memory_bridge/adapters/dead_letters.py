@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from memory_bridge.deadlines import DeadlineExceeded, call_within
 from memory_bridge.domain.envelope import Envelope
+from memory_bridge.ports import QueueDepth, QueuedMessage, QueueUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

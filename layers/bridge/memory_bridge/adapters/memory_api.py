@@ -30,6 +30,7 @@ from memory_bridge.deadlines import RequestGuard, active_guard
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.observations import Observation
 from memory_bridge.domain.outcomes import Accepted, Moved, Outcome, Permanent, Retryable
+from memory_bridge.ports import CredentialsSource
 
 USER_AGENT = "memory-bridge/0.1 (+urllib3)"
 # Bodies above this are gzipped (allowed on Observations POST only). Small bodies cost more to

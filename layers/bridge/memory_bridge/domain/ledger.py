@@ -106,5 +106,3 @@ class Settlement:
     # later) must not erase the doubt of whoever claimed the message since. What Memory accepted
     # is true whoever writes it, so that part is always recorded. None: no lease (a List check).
     owner: str | None = None
-
-

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from memory_bridge.deadlines import Deadline
 from memory_bridge.domain.envelope import FailureRecord, Stage, new_envelope
 from memory_bridge.domain.events import MessageAdded
 from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
@@ -23,7 +24,7 @@ from memory_bridge.domain.ledger import PartsPlan
 from memory_bridge.domain.observations import Observation, batches, build_observations, message_content
 from memory_bridge.domain.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
 from memory_bridge.domain.redaction import NOTHING_FOUND, RedactionRules, redact
-from memory_bridge.ports import QueueUnavailable
+from memory_bridge.ports import DeadLetterSink, ObservationWriter, QueueUnavailable
 from memory_bridge.profiles import ProfileCache, resolve_profile
 
 # Seconds kept back for writing the envelope to the queue if the post fails, and for the ledger's

@@ -33,7 +33,14 @@ from memory_bridge.domain.events import (
 )
 from memory_bridge.domain.ledger import Busy, Finished, Settlement, plan_parts
 from memory_bridge.domain.signature import is_valid_signature
-from memory_bridge.ports import DeadLetterSink, LedgerUnavailable, ObservationWriter
+from memory_bridge.ports import (
+    DeadLetterSink,
+    DeliveryLedger,
+    KeyedLogger,
+    LedgerUnavailable,
+    MetricsSink,
+    ObservationWriter,
+)
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook.delivery import (
     RESERVE_SECONDS,

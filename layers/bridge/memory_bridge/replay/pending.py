@@ -1,0 +1,57 @@
+"""One parked message being replayed, and how the ledger sorts its parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC
+
+from memory_bridge.domain.envelope import Envelope
+from memory_bridge.domain.ledger import LedgerRecord, PartsPlan, plan_parts
+from memory_bridge.domain.observations import Observation
+from memory_bridge.ports import QueuedMessage
+from memory_bridge.replay.options import parse_time
+
+
+@dataclass(eq=False)
+class Pending:
+    """One parked message being replayed: the parts still to post, and those to look for first."""
+
+    message: QueuedMessage
+    envelope: Envelope
+    hold_until: float  # monotonic: the message becomes visible to others again at this time
+    profile_id: str | None = None
+    parts: list[int] = field(default_factory=list)  # still to post, in order
+    check: set[int] = field(default_factory=set)  # of `parts`: may be in Memory already
+    version: int | None = None  # the ledger record's version when read (None: no record)
+
+    @property
+    def observations(self) -> list[Observation]:
+        by_part = dict(zip(self.envelope.part_numbers, self.envelope.observations, strict=True))
+        return [by_part[p] for p in self.parts]
+
+    @property
+    def message_sid(self) -> str:
+        return self.envelope.message_sid
+
+
+def sort_parts(item: Pending, record: LedgerRecord | None) -> None:
+    """Set the parts still to post, and which of them to look for in Memory first."""
+    envelope = item.envelope
+    item.version = record.version if record else None
+    if record is not None and envelope.parts is None:
+        # Parked before the ledger: its parts cannot be matched by number, so look for them all.
+        plan = PartsPlan(check=envelope.part_numbers)
+    else:
+        # With a record, the ledger knows best; without one, the envelope's own flag says.
+        plan = plan_parts(
+            envelope.part_numbers, record, ambiguous=record is None and envelope.failure.ambiguous
+        )
+    item.parts = sorted([*plan.check, *plan.post])
+    item.check = set(plan.check)
+
+
+def observation_key(observation: Observation) -> tuple[str, str, str]:
+    """What makes two observations the same words: content, moment (in UTC) and source."""
+    moment = parse_time(str(observation.get("occurredAt", "")))
+    when = moment.astimezone(UTC).isoformat() if moment else str(observation.get("occurredAt"))
+    return str(observation.get("content")), when, str(observation.get("source"))

@@ -1,0 +1,54 @@
+"""The dry run: what a replay would post, per profile, and the Memory requests it would make."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.ledger import LedgerRecord
+from memory_bridge.replay.packing import request_count
+from memory_bridge.replay.pending import Pending, sort_parts
+
+GroupKey = tuple[str, str, Identifier | None]
+
+
+def plan(pending: list[Pending], records: dict[str, LedgerRecord]) -> tuple[list[dict[str, Any]], int]:
+    """One row per profile (or per author still to resolve), and how many twins were left out."""
+    # One group per profile, or per author still to resolve (one Lookup each, as the run makes).
+    groups: OrderedDict[GroupKey, list[Pending]] = OrderedDict()
+    planned: set[str] = set()
+    twins = 0
+    for item in pending:
+        sort_parts(item, records.get(item.message_sid))
+        if not item.parts:
+            continue
+        if item.message_sid in planned:
+            # The same message on the queue twice (SQS delivers at least once; a send retried
+            # after a lost answer): the run posts it once and deletes the copy.
+            twins += 1
+            continue
+        planned.add(item.message_sid)
+        identifier = None if item.profile_id else item.envelope.identifier
+        who = item.profile_id or (f"unresolved {identifier.id_type}" if identifier else "unresolved")
+        groups.setdefault((item.envelope.store_id, who, identifier), []).append(item)
+    return [_row(key, items) for key, items in groups.items()], twins
+
+
+def _row(key: GroupKey, items: list[Pending]) -> dict[str, Any]:
+    store_id, who, identifier = key
+    checks = 1 if any(i.check for i in items) else 0
+    lookups = 1 if identifier is not None else 0
+    return {
+        "storeId": store_id,
+        "profile": who,
+        "messages": len(items),
+        "observations": sum(len(i.parts) for i in items),
+        # A Lookup for an author not yet resolved (one more to create a profile not found),
+        # List Observations where Memory may hold some already, then the posts.
+        "requests": request_count([len(i.parts) for i in items]) + checks + lookups,
+        "checks": checks,
+        "lookups": lookups,
+        "messageSids": [i.message_sid for i in items],
+        "ambiguous": sum(1 for i in items if i.check),
+    }
