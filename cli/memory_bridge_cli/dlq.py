@@ -15,6 +15,7 @@ import re
 import socket
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,10 +82,9 @@ def dead_letter_queue(args: argparse.Namespace) -> DeadLetterQueue:
     return DeadLetterQueue(queue_url, client_factory=lambda: client)
 
 
-def ledger_table(args: argparse.Namespace) -> Any:
-    """The delivery ledger the functions share (found like the queue; call dead_letter_queue first)."""
-    from memory_bridge.adapters.ledger_table import LedgerTable
-
+def ledger_location(args: argparse.Namespace) -> tuple[str, Any]:
+    """The delivery ledger the functions share, and a client for it (found like the queue; call
+    dead_letter_queue first)."""
     state = local_stack_state()
     table = args.table or os.environ.get("IDEMPOTENCY_TABLE")
     if not table and args.stack_name:
@@ -101,18 +101,47 @@ def ledger_table(args: argparse.Namespace) -> Any:
     client = args.aws_session.client(
         "dynamodb", endpoint_url=args.resolved_endpoint, config=aws_client_config()
     )
-    return LedgerTable(table, 15 * 24 * 3600, client_factory=lambda: client)
+    return table, client
 
 
-def stack_output(session: Any, endpoint: str | None, stack: str, key: str) -> str:
+# The stack's parameters that set what the replay must do as the functions do.
+STACK_REPLAY_PARAMETERS = {"RedactSensitiveNumbers": "REDACT_SENSITIVE_NUMBERS", "RedactMode": "REDACT_MODE"}
+REPLAY_VARIABLES = ("REDACT_SENSITIVE_NUMBERS", "REDACT_MODE", "IDEMPOTENCY_TTL_SECONDS")
+
+
+def replay_environment(args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """The functions' replay settings, and where they came from: the stack's parameters (with
+    --stack-name), the local stack's state file, else this shell's variables (the defaults when unset)."""
+    if args.stack_name:
+        parameters = stack_parameters(args.aws_session, args.resolved_endpoint, args.stack_name)
+        found = {name: parameters[key] for key, name in STACK_REPLAY_PARAMETERS.items() if key in parameters}
+        return found, f"stack {args.stack_name}"
+    state = local_stack_state()
+    if state and not args.queue_url and isinstance(state.get("replay_environment"), dict):
+        return dict(state["replay_environment"]), "the local stack"
+    own = {name: os.environ[name] for name in REPLAY_VARIABLES if os.environ.get(name)}
+    return own, "this shell's variables" if own else "the defaults"
+
+
+def stack_parameters(session: Any, endpoint: str | None, stack: str) -> dict[str, str]:
+    description = _describe_stack(session, endpoint, stack)
+    return {p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in description.get("Parameters", [])}
+
+
+def _describe_stack(session: Any, endpoint: str | None, stack: str) -> dict[str, Any]:
     try:
-        outputs = session.client(
+        description: dict[str, Any] = session.client(
             "cloudformation", endpoint_url=endpoint, config=aws_client_config()
         ).describe_stacks(StackName=stack)["Stacks"][0]
     except Exception as error:  # noqa: BLE001
         raise UsageError(
             f"could not read stack {stack!r}: {type(error).__name__}; check --region/--profile"
         ) from None
+    return description
+
+
+def stack_output(session: Any, endpoint: str | None, stack: str, key: str) -> str:
+    outputs = _describe_stack(session, endpoint, stack)
     for output in outputs.get("Outputs", []):
         if output["OutputKey"] == key:
             return str(output["OutputValue"])
@@ -375,7 +404,9 @@ def who_am_i(args: argparse.Namespace) -> dict[str, str]:
 
 
 def command_replay(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge.replay import ReplayEngine, ReplayOptions, progress_line
+    from memory_bridge.config import ConfigError, ReplaySettings
+    from memory_bridge.replay import ReplayOptions, progress_line
+    from memory_bridge.runtime import build_replay_engine
 
     options = ReplayOptions(
         max_messages=args.max,
@@ -389,7 +420,12 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
     )
     report_path = writable_path("--report", args.report) if args.report else None  # before any work
     queue = dead_letter_queue(args)
-    ledger = ledger_table(args)
+    table, ledger_client = ledger_location(args)
+    environment, settings_from = replay_environment(args)
+    try:
+        settings = replace(ReplaySettings.for_operator(environment), idempotency_table=table)
+    except ConfigError as error:
+        raise UsageError(f"the replay settings from {settings_from}: {error}") from None
     memory = memory_client(args)
     started = time.monotonic()
     last = [0.0]
@@ -408,7 +444,14 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         ("DRY RUN: nothing will be posted or deleted. " if args.dry_run else "")
         + f"Replaying {args.kind} messages from {queue.queue_url}"
     )
-    summary = ReplayEngine(queue, memory, ledger=ledger, progress=progress).run(options)
+    engine = build_replay_engine(
+        settings, queue=queue, ledger_client_factory=lambda: ledger_client, memory=memory, progress=progress
+    )
+    summary = engine.run(options)
+    summary.notes.append(
+        f"redacted as the functions do ({', '.join(sorted(settings.redaction_kinds)) or 'nothing'}, "
+        f"from {settings_from}); ledger TTL {settings.idempotency_ttl_seconds} s"
+    )
     if interactive:
         console.err.write("\n")
     report = summary.to_json()

@@ -24,6 +24,8 @@ TRAIT_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 DEFAULT_MEMORY_API_BASE_URL = "https://memory.twilio.com"
 DEFAULT_OBSERVATION_SOURCE = "twilio-conversations"
+# The ledger record of each MessageSid must outlive its envelope on the queue (SQS keeps 14 days).
+DEFAULT_LEDGER_TTL_SECONDS = 15 * 24 * 3600
 
 
 class ConfigError(ValueError):
@@ -48,8 +50,7 @@ class Settings:
     webhook_budget_seconds: float = 4.0
     memory_connect_timeout_seconds: float = 1.0
     memory_read_timeout_seconds: float = 2.5
-    # The ledger record of each MessageSid must outlive its envelope on the queue (SQS keeps 14 days).
-    idempotency_ttl_seconds: int = 15 * 24 * 3600
+    idempotency_ttl_seconds: int = DEFAULT_LEDGER_TTL_SECONDS
     # A signature mismatch or a 401 re-reads the secret at most this often (token rotation).
     secret_refresh_interval_seconds: float = 5.0
     # Sensitive numbers replaced (or whole messages skipped) before anything leaves the webhook.
@@ -57,86 +58,148 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise ConfigError(f"{name} is required but not set")
-            return value
-
-        def optional(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = optional(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-            if not low <= value <= high:
-                raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw}")
-            return value
-
-        store_id = required("MEMORY_STORE_ID")
-        if not STORE_ID_PATTERN.match(store_id):
-            raise ConfigError(
-                "MEMORY_STORE_ID must look like mem_store_<26 chars> "
-                f"(pattern {STORE_ID_PATTERN.pattern}), got {store_id!r}"
-            )
-        base_url = (optional("MEMORY_API_BASE_URL") or DEFAULT_MEMORY_API_BASE_URL).rstrip("/")
-        _require_http_url("MEMORY_API_BASE_URL", base_url)
-        public_url = optional("PUBLIC_WEBHOOK_URL")
+        read = _Reader(env)
+        public_url = read.optional("PUBLIC_WEBHOOK_URL")
         if public_url is not None:
             _require_http_url("PUBLIC_WEBHOOK_URL", public_url)
-        source = optional("OBSERVATION_SOURCE") or DEFAULT_OBSERVATION_SOURCE
-        if len(source) > 100 or not SOURCE_PATTERN.match(source):
-            raise ConfigError(
-                f"OBSERVATION_SOURCE must be 1-100 characters matching {SOURCE_PATTERN.pattern}, "
-                f"got {source!r}"
-            )
-        chat_id_type = optional("CHAT_ID_TYPE") or "chat_identity"
-        if not ID_TYPE_PATTERN.match(chat_id_type):
-            raise ConfigError(f"CHAT_ID_TYPE must match {ID_TYPE_PATTERN.pattern}, got {chat_id_type!r}")
-        trait_group = optional("PROFILE_TRAIT_GROUP") or "Contact"
-        if not TRAIT_GROUP_PATTERN.match(trait_group):
-            raise ConfigError(
-                f"PROFILE_TRAIT_GROUP must match {TRAIT_GROUP_PATTERN.pattern}, got {trait_group!r}"
-            )
-
-        def parsed(name: str, default: str, parse: Callable[[str], T]) -> T:
-            try:
-                return parse(optional(name) or default)
-            except ValueError as error:
-                raise ConfigError(f"{name} {error}") from None
-
-        redaction = RedactionRules(
-            kinds=parsed("REDACT_SENSITIVE_NUMBERS", ",".join(KINDS), parse_kinds),
-            mode=parsed("REDACT_MODE", "mask", parse_mode),
-        )
         agents = frozenset(
-            part.strip().lower() for part in (optional("AGENT_IDENTITIES") or "").split(",") if part.strip()
+            part.strip().lower()
+            for part in (read.optional("AGENT_IDENTITIES") or "").split(",")
+            if part.strip()
         )
         return cls(
-            memory_store_id=store_id,
-            credentials_secret=required("TWILIO_CREDENTIALS_SECRET"),
-            dead_letter_queue_url=required("DEAD_LETTER_QUEUE_URL"),
-            idempotency_table=required("IDEMPOTENCY_TABLE"),
-            memory_api_base_url=base_url,
+            memory_store_id=_store_id(read.required("MEMORY_STORE_ID")),
+            credentials_secret=read.required("TWILIO_CREDENTIALS_SECRET"),
+            dead_letter_queue_url=read.required("DEAD_LETTER_QUEUE_URL"),
+            idempotency_table=read.required("IDEMPOTENCY_TABLE"),
+            memory_api_base_url=_memory_api_base_url(read),
             public_webhook_url=public_url,
-            observation_source=source,
-            chat_id_type=chat_id_type,
-            profile_trait_group=trait_group,
+            observation_source=_observation_source(read),
+            chat_id_type=read.matching("CHAT_ID_TYPE", "chat_identity", ID_TYPE_PATTERN),
+            profile_trait_group=read.matching("PROFILE_TRAIT_GROUP", "Contact", TRAIT_GROUP_PATTERN),
             agent_identities=agents,
-            profile_cache_ttl_seconds=number("PROFILE_CACHE_TTL_SECONDS", 900.0, 0, 86400),
-            webhook_budget_seconds=number("WEBHOOK_BUDGET_SECONDS", 4.0, 1.0, 4.5),
-            memory_connect_timeout_seconds=number("MEMORY_API_CONNECT_TIMEOUT", 1.0, 0.05, 5),
-            memory_read_timeout_seconds=number("MEMORY_API_READ_TIMEOUT", 2.5, 0.05, 10),
-            secret_refresh_interval_seconds=number("SECRET_REFRESH_INTERVAL_SECONDS", 5.0, 0, 300),
-            idempotency_ttl_seconds=int(number("IDEMPOTENCY_TTL_SECONDS", 15 * 24 * 3600, 60, 30 * 86400)),
-            redaction=redaction,
+            profile_cache_ttl_seconds=read.number("PROFILE_CACHE_TTL_SECONDS", 900.0, 0, 86400),
+            webhook_budget_seconds=read.number("WEBHOOK_BUDGET_SECONDS", 4.0, 1.0, 4.5),
+            memory_connect_timeout_seconds=read.number("MEMORY_API_CONNECT_TIMEOUT", 1.0, 0.05, 5),
+            memory_read_timeout_seconds=read.number("MEMORY_API_READ_TIMEOUT", 2.5, 0.05, 10),
+            secret_refresh_interval_seconds=read.number("SECRET_REFRESH_INTERVAL_SECONDS", 5.0, 0, 300),
+            idempotency_ttl_seconds=_ledger_ttl(read),
+            redaction=_redaction(read),
         )
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """What the replay engine is built from, for the ReplayFunction and the CLI alike.
+
+    The function has every variable; the CLI finds the queue, the table and the Memory client its
+    own way (flags, the stack's outputs, the local stack) and passes them in, so here only the
+    settings that must match the stack's are read: the ledger's TTL and what is redacted.
+    """
+
+    redaction_kinds: frozenset[str] = frozenset(KINDS)
+    idempotency_ttl_seconds: int = DEFAULT_LEDGER_TTL_SECONDS
+    # Envelopes parked against another store are replayed to this one (the function's own store).
+    target_store: str | None = None
+    dead_letter_queue_url: str | None = None
+    idempotency_table: str | None = None
+    memory_api_base_url: str = DEFAULT_MEMORY_API_BASE_URL
+    credentials_secret: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReplaySettings:
+        return cls(
+            redaction_kinds=settings.redaction.kinds,
+            idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+            target_store=settings.memory_store_id,
+            dead_letter_queue_url=settings.dead_letter_queue_url,
+            idempotency_table=settings.idempotency_table,
+            memory_api_base_url=settings.memory_api_base_url,
+            credentials_secret=settings.credentials_secret,
+        )
+
+    @classmethod
+    def for_operator(cls, env: Mapping[str, str]) -> ReplaySettings:
+        """The CLI's: the stack's REDACT_SENSITIVE_NUMBERS and IDEMPOTENCY_TTL_SECONDS (from `env`,
+        which the CLI fills from the stack, the local stack or its own environment); no target store."""
+        read = _Reader(env)
+        return cls(redaction_kinds=_redaction(read).kinds, idempotency_ttl_seconds=_ledger_ttl(read))
+
+
+class _Reader:
+    """Reads variables from a mapping; each error names the variable and the rule."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise ConfigError(f"{name} is required but not set")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw}")
+        return value
+
+    def matching(self, name: str, default: str, pattern: re.Pattern[str]) -> str:
+        value = self.optional(name) or default
+        if not pattern.match(value):
+            raise ConfigError(f"{name} must match {pattern.pattern}, got {value!r}")
+        return value
+
+    def parsed(self, name: str, default: str, parse: Callable[[str], T]) -> T:
+        try:
+            return parse(self.optional(name) or default)
+        except ValueError as error:
+            raise ConfigError(f"{name} {error}") from None
+
+
+def _store_id(store_id: str) -> str:
+    if not STORE_ID_PATTERN.match(store_id):
+        raise ConfigError(
+            "MEMORY_STORE_ID must look like mem_store_<26 chars> "
+            f"(pattern {STORE_ID_PATTERN.pattern}), got {store_id!r}"
+        )
+    return store_id
+
+
+def _memory_api_base_url(read: _Reader) -> str:
+    base_url = (read.optional("MEMORY_API_BASE_URL") or DEFAULT_MEMORY_API_BASE_URL).rstrip("/")
+    _require_http_url("MEMORY_API_BASE_URL", base_url)
+    return base_url
+
+
+def _observation_source(read: _Reader) -> str:
+    source = read.optional("OBSERVATION_SOURCE") or DEFAULT_OBSERVATION_SOURCE
+    if len(source) > 100 or not SOURCE_PATTERN.match(source):
+        raise ConfigError(
+            f"OBSERVATION_SOURCE must be 1-100 characters matching {SOURCE_PATTERN.pattern}, got {source!r}"
+        )
+    return source
+
+
+def _ledger_ttl(read: _Reader) -> int:
+    return int(read.number("IDEMPOTENCY_TTL_SECONDS", DEFAULT_LEDGER_TTL_SECONDS, 60, 30 * 86400))
+
+
+def _redaction(read: _Reader) -> RedactionRules:
+    return RedactionRules(
+        kinds=read.parsed("REDACT_SENSITIVE_NUMBERS", ",".join(KINDS), parse_kinds),
+        mode=read.parsed("REDACT_MODE", "mask", parse_mode),
+    )
 
 
 def _require_http_url(name: str, value: str) -> None:

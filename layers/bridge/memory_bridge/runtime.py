@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from memory_bridge.adapters.aws_json import lean_dynamodb_client, lean_sqs_client
 from memory_bridge.adapters.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
-from memory_bridge.adapters.ledger_table import LedgerTable
+from memory_bridge.adapters.ledger_table import LedgerTable, default_dynamodb_client
 from memory_bridge.adapters.memory_api import MemoryApiClient
 from memory_bridge.adapters.secrets import CachedCredentials, secrets_manager_fetcher
-from memory_bridge.config import Settings
+from memory_bridge.config import ConfigError, ReplaySettings, Settings
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook import WebhookService
 from memory_bridge.webhook.delivery import DeliveryRules
 
 if TYPE_CHECKING:
+    from memory_bridge.ports import ReplayMemory, ReplayQueue
     from memory_bridge.replay import ReplayEngine
+    from memory_bridge.replay.context import Progress
 
 SERVICE_NAME = "memory-bridge"
 logger = Logger(service=SERVICE_NAME)
@@ -156,21 +159,53 @@ def reset() -> None:
         _service = None
 
 
-def replay_engine() -> ReplayEngine:
-    """The ReplayFunction's engine, over the same Memory client and envelope code as the webhook."""
+def build_replay_engine(
+    settings: ReplaySettings,
+    *,
+    queue: ReplayQueue | None = None,
+    ledger_client_factory: Callable[[], Any] | None = None,
+    memory: ReplayMemory | None = None,
+    progress: Progress | None = None,
+) -> ReplayEngine:
+    """The one place the replay engine is built, for the ReplayFunction and `memory-bridge dlq replay`.
+
+    Both get the same ledger TTL, redaction and target store from `settings`; the CLI passes in
+    the queue, the ledger's client and the Memory client it found (flags, the stack's outputs, the
+    local stack), the function takes the defaults built from its environment.
+    """
     from memory_bridge.replay import ReplayEngine  # not on the webhook's cold-start path
 
-    settings = Settings.from_env(os.environ)
-    credentials = CachedCredentials(secrets_manager_fetcher(settings.credentials_secret))
-    memory = MemoryApiClient(
-        settings.memory_api_base_url, credentials, connect_timeout=3.0, read_timeout=15.0
-    )
-    # Envelopes go to the store the function is configured with: after a wrong MemoryStoreId was
-    # fixed and redeployed, what was parked against the old one is replayed to the right one.
+    if queue is None:
+        queue = DeadLetterQueue(_needed(settings.dead_letter_queue_url, "DEAD_LETTER_QUEUE_URL"))
+    table = _needed(settings.idempotency_table, "IDEMPOTENCY_TABLE")
+    if memory is None:
+        secret = _needed(settings.credentials_secret, "TWILIO_CREDENTIALS_SECRET")
+        credentials = CachedCredentials(secrets_manager_fetcher(secret))
+        memory = MemoryApiClient(
+            settings.memory_api_base_url, credentials, connect_timeout=3.0, read_timeout=15.0
+        )
     return ReplayEngine(
-        DeadLetterQueue(settings.dead_letter_queue_url),
+        queue,
         memory,
-        ledger=LedgerTable(settings.idempotency_table, settings.idempotency_ttl_seconds),
-        target_store=settings.memory_store_id,
-        redaction_kinds=settings.redaction.kinds,
+        ledger=LedgerTable(
+            table,
+            settings.idempotency_ttl_seconds,
+            client_factory=ledger_client_factory or default_dynamodb_client,
+        ),
+        # After a wrong MemoryStoreId was fixed and redeployed, what was parked against the old
+        # store is replayed to the right one (the function's; the CLI's only with --store).
+        target_store=settings.target_store,
+        redaction_kinds=settings.redaction_kinds,
+        progress=progress,
     )
+
+
+def _needed(value: str | None, name: str) -> str:
+    if not value:
+        raise ConfigError(f"{name} is required but not set")
+    return value
+
+
+def replay_engine() -> ReplayEngine:
+    """The ReplayFunction's engine, from its environment."""
+    return build_replay_engine(ReplaySettings.from_settings(Settings.from_env(os.environ)))

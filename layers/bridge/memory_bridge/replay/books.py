@@ -169,6 +169,30 @@ class Books:
                 self.run.hold(item.message)
             item.parts = []
 
+    def let_go(self, items: list[Pending]) -> None:
+        """Their hold runs short before their request could start: visible again now, whole (or as
+        the rest, when part was accepted), for a later slice of this run or the next run."""
+        whole = []
+        for item in items:
+            if not item.parts:
+                continue
+            envelope = item.envelope
+            if set(item.parts) != set(envelope.part_numbers) or item.profile_id != envelope.profile_id:
+                rest = replace(envelope.with_parts(set(item.parts)), profile_id=item.profile_id)
+                self._replace_or_hold(item.message, rest)  # a new message: a later slice receives it
+            else:
+                whole.append(item.message)
+            item.parts = []
+        if not whole:
+            return
+        try:
+            self.queue.release(whole)
+        except QueueUnavailable:
+            self.run.held.extend(whole)  # they come back when their hold ends, for the next run
+            self.run.counts.left += len(whole)
+            return
+        self.run.returned.update(m.message_id for m in whole)
+
     def put_back(self, item: Pending, stage: Stage, failure: Failure) -> None:
         """It failed again: back on the queue with the failure recorded (and, in a scheduled run, left
         for people when it is permanent or has failed max_attempts times)."""
@@ -211,6 +235,8 @@ class Books:
     def release_held(self) -> None:
         """At the end of the run: what it held and did not finish becomes visible again at once."""
         run = self.run
+        run.counts.left += len(run.returned)  # let go and not received again: the next run's
+        run.returned.clear()
         if not run.held:
             return
         try:

@@ -43,6 +43,8 @@ class RunContext:
         self.owner = f"replay-{uuid.uuid4().hex[:12]}"
         self.pacer = Pacer(options.rate, clock, sleep, self.time_left)
         self.held: list[QueuedMessage] = []  # released at the end: filtered, malformed, dry-run
+        # Let go mid-run, whole, because their hold ran short: a later slice may receive them again.
+        self.returned: set[str] = set()
         self.consecutive_failures = 0
         # Wall time the posting step spent per request so far (claims, posts, settles, deletes):
         # how long the next slice's requests will take.

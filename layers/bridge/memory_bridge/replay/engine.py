@@ -59,7 +59,7 @@ class ReplayEngine:
         wall_clock: Clock = time.time,
         sleep: Sleep = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        progress: Progress = lambda _summary, _remaining: None,
+        progress: Progress | None = None,
         max_slice: int = MAX_SLICE,
         redaction_kinds: Iterable[str] = KINDS,
     ):
@@ -67,7 +67,7 @@ class ReplayEngine:
         self.target_store = target_store
         self.profiles = profiles or ProfileCache(ttl=3600)
         self.clock, self.wall_clock, self.sleep, self.now = clock, wall_clock, sleep, now
-        self.progress = progress
+        self.progress: Progress = progress or (lambda _summary, _remaining: None)
         self.max_slice = max_slice
         self.redaction_kinds = frozenset(redaction_kinds)
 
@@ -139,7 +139,11 @@ class Run:
     def replay(self) -> None:
         run, taken = self.context, 0
         max_messages = run.options.max_messages
-        while not run.stopped and not self.intake.exhausted:
+        while not run.stopped and not self.intake.scan_limit_reached:
+            if self.intake.queue_empty:
+                if not run.returned:
+                    break
+                self.intake.queue_empty = False  # what this run let go is visible again
             limit = (
                 self.engine.max_slice
                 if max_messages is None
@@ -152,7 +156,15 @@ class Run:
             if not batch:
                 break
             run.counts.slices += 1
+            done_before = self._finished()
             self.replay_slice(batch)
+            if self._finished() == done_before and run.returned:
+                # Not one request fitted in the messages' hold: another slice would do the same.
+                run.stop("the hold ran out before any request; raise the visibility timeout or lower --rate")
+
+    def _finished(self) -> int:
+        counts = self.context.counts
+        return counts.replayed + counts.already_posted + counts.failed + counts.observations_posted
 
     def replay_slice(self, items: list[Pending]) -> None:
         # Twins (one MessageSid on the queue twice) go in later rounds, after the ledger knows more.

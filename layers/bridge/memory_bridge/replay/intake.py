@@ -31,10 +31,6 @@ class Intake:
         self.queue_empty = False
         self.scan_limit_reached = False
 
-    @property
-    def exhausted(self) -> bool:
-        return self.queue_empty or self.scan_limit_reached
-
     def collect(self, limit: int | None, budget: SliceBudget | None = None) -> list[Pending]:
         """Receive up to `limit` envelopes that match the options (None: all there are), and no more
         than the budget, when there is one, wants."""
@@ -48,9 +44,13 @@ class Intake:
                 return pending
             hold_until = self.run.clock() + self.run.options.visibility_timeout
             for message in batch:
-                if message.message_id in self.seen:
+                if message.message_id in self.run.returned:
+                    self.run.returned.discard(message.message_id)  # let go earlier in this run: counted
+                elif message.message_id in self.seen:
                     continue  # came back after a release; already counted
-                self.seen.add(message.message_id)
+                else:
+                    self.seen.add(message.message_id)
+                    self.run.counts.received += 1
                 item = self.accept(message, hold_until)
                 if item is not None:
                     pending.append(item)
@@ -80,7 +80,6 @@ class Intake:
 
     def accept(self, message: QueuedMessage, hold_until: float) -> Pending | None:
         run = self.run
-        run.counts.received += 1
         try:
             envelope = parse_envelope(message.body)
         except MalformedEnvelope as error:

@@ -37,7 +37,7 @@ class Poster:
             if min(i.hold_until for i in request.items) - run.clock() < HOLD_MARGIN_SECONDS:
                 # The messages would become visible to others mid-request: let them go, whole,
                 # and receive them again in a later slice.
-                self.books.leave(request.items)
+                self.books.let_go(request.items)
                 continue
             started = run.clock()
             claimed = self.books.claim(request)

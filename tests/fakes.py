@@ -1,0 +1,200 @@
+"""An in-memory fake of every port in memory_bridge.ports, for the socket-free unit tier.
+
+FAKES maps each Protocol to its fake; tests/unit/test_layout.py holds that each fake has every
+method its port declares. The fakes keep state (Memory's profiles and observations, the queue's
+visibility, the ledger's records) so that a unit test asserts on what Memory holds afterwards,
+as the integration tests do against the sandbox.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memory_bridge.domain.envelope import Envelope
+from memory_bridge.domain.identifiers import Identifier
+from memory_bridge.domain.observations import Observation
+from memory_bridge.domain.outcomes import Accepted, Outcome
+from memory_bridge.ports import QueuedMessage, QueueUnavailable, StaticCredentials
+from tests.support import FakeClock, InMemoryLedger, ListSink, RecordingMetrics, ScriptedMemory
+
+
+@dataclass
+class FakeMemory:
+    """Memory's profile and observation calls over dicts. `script` answers the next posts instead
+    (one outcome each, e.g. a 503), and every call is counted by kind."""
+
+    profiles: dict[Identifier, str] = field(default_factory=dict)
+    observations: dict[str, list[Observation]] = field(default_factory=dict)
+    script: list[Outcome] = field(default_factory=list)
+    calls: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("lookup", "create", "post", "list"), 0)
+    )
+    page_size_cap: int = 50
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def lookup_profiles(self, store_id: str, identifier: Identifier, timeout: float | None = None) -> Outcome:
+        self.calls["lookup"] += 1
+        found = self.profiles.get(identifier)
+        return Accepted(200, {"profiles": [found] if found else []})
+
+    def create_profile(
+        self, store_id: str, trait_group: str, identifier: Identifier, timeout: float | None = None
+    ) -> Outcome:
+        self.calls["create"] += 1
+        profile_id = self.profiles.setdefault(identifier, f"mem_profile_{next(self._ids):026d}")
+        return Accepted(201, {"id": profile_id})
+
+    def create_observations(
+        self,
+        store_id: str,
+        profile_id: str,
+        observations: Sequence[Observation],
+        timeout: float | None = None,
+    ) -> Outcome:
+        self.calls["post"] += 1
+        if self.script:
+            return self.script.pop(0)
+        self.observations.setdefault(profile_id, []).extend(dict(o) for o in observations)
+        return Accepted(202)
+
+    def list_observations(
+        self,
+        store_id: str,
+        profile_id: str,
+        *,
+        page_size: int = 50,
+        page_token: str | None = None,
+        created_after: str | None = None,
+    ) -> Outcome:
+        self.calls["list"] += 1
+        held = self.observations.get(profile_id, [])
+        start = int(page_token or 0)
+        size = min(page_size, self.page_size_cap)
+        end = start + size
+        token = str(end) if end < len(held) else None
+        return Accepted(200, {"observations": held[start:end], "meta": {"nextToken": token}})
+
+    def contents(self) -> list[str]:
+        return [str(o["content"]) for held in self.observations.values() for o in held]
+
+
+@dataclass
+class _Stored:
+    message_id: str
+    body: str
+    visible_at: float = 0.0
+    receives: int = 0
+    receipt: str = ""
+
+
+class FakeQueue:
+    """The dead-letter queue: park (the webhook's), receive/delete/release/replace (the replay's),
+    with SQS's visibility timeout on an injected clock. `down` makes every call raise."""
+
+    def __init__(self, clock: FakeClock | None = None):
+        self.clock = clock or FakeClock()
+        self.messages: dict[str, _Stored] = {}
+        self.down = False
+        self.receive_calls = 0
+        self._ids = itertools.count(1)
+
+    def _check(self) -> None:
+        if self.down:
+            raise QueueUnavailable("queue down (fake)")
+
+    def park(self, envelope: Envelope, timeout: float | None = None) -> str:
+        return self.send(envelope.to_json())
+
+    def send(self, body: str) -> str:
+        self._check()
+        message_id = f"m-{next(self._ids)}"
+        self.messages[message_id] = _Stored(message_id, body)
+        return message_id
+
+    def receive(
+        self, max_messages: int, visibility_timeout: int, wait_seconds: int = 0
+    ) -> list[QueuedMessage]:
+        self._check()
+        self.receive_calls += 1
+        now = self.clock()
+        out = []
+        for stored in self.messages.values():
+            if len(out) == max_messages:
+                break
+            if stored.visible_at <= now:
+                stored.receives += 1
+                stored.visible_at = now + visibility_timeout
+                stored.receipt = f"{stored.message_id}#{stored.receives}"
+                out.append(
+                    QueuedMessage(stored.message_id, stored.receipt, stored.body, 0.0, stored.receives, {})
+                )
+        return out
+
+    def _held(self, message: QueuedMessage) -> _Stored | None:
+        stored = self.messages.get(message.message_id)
+        return stored if stored is not None and stored.receipt == message.receipt_handle else None
+
+    def delete(self, messages: list[QueuedMessage]) -> None:
+        self._check()
+        for message in messages:
+            if self._held(message) is not None:
+                del self.messages[message.message_id]
+
+    def release(self, messages: list[QueuedMessage]) -> None:
+        self._check()
+        for message in messages:
+            stored = self._held(message)
+            if stored is not None:
+                stored.visible_at = 0.0
+
+    def replace(self, old: QueuedMessage, envelope: Envelope) -> None:
+        self.park(envelope)
+        self.delete([old])
+
+    def visible_count(self) -> int:
+        self._check()
+        now = self.clock()
+        return sum(1 for stored in self.messages.values() if stored.visible_at <= now)
+
+    def bodies(self) -> list[str]:
+        return [stored.body for stored in self.messages.values()]
+
+
+FakeLedger = InMemoryLedger
+
+# port (memory_bridge.ports) → its fake
+FAKES: dict[str, type] = {
+    "ProfileDirectory": FakeMemory,
+    "ObservationWriter": FakeMemory,
+    "ReplayMemory": FakeMemory,
+    "CredentialsSource": StaticCredentials,
+    "DeadLetterSink": FakeQueue,
+    "ReplayQueue": FakeQueue,
+    "DeliveryLedger": FakeLedger,
+    "ReplayLedger": FakeLedger,
+    "MetricsSink": RecordingMetrics,
+    "KeyedLogger": type(None),  # filled below: the stdlib adapter is the fake (no I/O but a log line)
+}
+
+__all__ = [
+    "FAKES",
+    "FakeClock",
+    "FakeLedger",
+    "FakeMemory",
+    "FakeQueue",
+    "ListSink",
+    "RecordingMetrics",
+    "ScriptedMemory",
+]
+
+
+def _keyed_logger_fake() -> type:
+    from memory_bridge.webhook import stdlib_logger
+
+    return type(stdlib_logger("fakes"))
+
+
+FAKES["KeyedLogger"] = _keyed_logger_fake()
