@@ -164,6 +164,9 @@ class _Reader:
         self.held: dict[str, QueuedMessage] = {}
         self.last_progress = self.started
         self.boost = 1  # doubles each time its holds turn out too short
+        # Receives in a row that brought nothing, or only messages it had read; the next receive's wait.
+        self.empty_streak = self.repeat_streak = 0
+        self.wait = 0
 
     def _cap(self, count: int) -> int:
         return count if self.limit is None else min(self.limit, count)
@@ -194,62 +197,87 @@ class _Reader:
             self.progress(self.report)
 
     def read(self) -> None:
-        report = self.report
-        empty_streak = repeat_streak = 0
-        wait = 0
+        """Receive until one of the stop rules holds; `report.stopped` says which."""
+        self.empty_streak = self.repeat_streak = 0
+        self.wait = 0
         while True:
-            # Before the first receive, wanted 0 means the queue reported itself empty: one receive
-            # that does not wait checks that (the count is approximate and may lag).
-            if report.receives and self._room() <= 0:
-                asked = self.limit is not None and report.read >= self.limit
-                report.stopped = "read as many as asked" if asked else "read all waiting"
+            stopped = self._stop_before_receive()
+            if stopped is None:
+                stopped = self._receive_once()
+            if stopped is not None:
+                self.report.stopped = stopped
                 return
-            # While the count says 0 but receives find messages, the budget grows with what they find.
-            budget = _receive_budget(report.wanted or report.read + MAX_BATCH)
-            if report.receives >= budget:
-                report.stopped = f"receive budget spent ({budget} receives)"
-                return
-            if self.time_budget is not None and self._elapsed() >= self.time_budget:
-                report.stopped = f"time budget spent ({self.time_budget:g} s)"
-                return
-            left = self._room()
-            batch = self.queue.receive(min(MAX_BATCH, left), self._hold_seconds(left), wait)
-            report.receives += 1
-            fresh = [m for m in batch if m.message_id not in self.held]
-            report.repeats += len(batch) - len(fresh)
-            # All of the batch first, so that it is released even if handing one over fails; a release
-            # needs the newest receipt handle.
-            self.held.update((m.message_id, _slim(m)) for m in batch)
-            new = 0
-            for message in fresh:
-                if self._room() > 0:
-                    new += 1
-                    report.read += 1
-                    self.on_message(message)
-            self._tick()
-            if new:
-                empty_streak = repeat_streak = 0
-                wait = 0
-                if report.wanted == 0:  # the queue said empty, but was not: ask again how many wait
-                    visible = self.queue.depth().visible
-                    report.wanted = self._cap(report.read + visible) if visible else 0
-                continue
-            if batch:  # only messages it had read: their holds ran out, so hold longer from now on
-                repeat_streak += 1
-                if repeat_streak == 1:
-                    self.boost = min(self.boost * 2, 64)
-                if repeat_streak >= self.stale_receives + math.ceil(len(self.held) / MAX_BATCH):
-                    report.stopped = "went round everything it holds without finding a new message"
-                    return
-                continue
-            empty_streak += 1
-            if report.wanted == 0 or self.queue.depth().visible == 0:
-                report.stopped = "queue empty" if not self.held else "nothing visible left"
-                return
-            if empty_streak >= self.stale_receives:
-                report.stopped = f"{self.stale_receives} receives in a row brought nothing new"
-                return
-            wait = 1  # a long poll asks every SQS server, where a short one asks a sample of them
+
+    def _stop_before_receive(self) -> str | None:
+        """Why it must not receive again (enough read, a budget spent), or None."""
+        report = self.report
+        # Before the first receive, wanted 0 means the queue reported itself empty: one receive
+        # that does not wait checks that (the count is approximate and may lag).
+        if report.receives and self._room() <= 0:
+            asked = self.limit is not None and report.read >= self.limit
+            return "read as many as asked" if asked else "read all waiting"
+        # While the count says 0 but receives find messages, the budget grows with what they find.
+        budget = _receive_budget(report.wanted or report.read + MAX_BATCH)
+        if report.receives >= budget:
+            return f"receive budget spent ({budget} receives)"
+        if self.time_budget is not None and self._elapsed() >= self.time_budget:
+            return f"time budget spent ({self.time_budget:g} s)"
+        return None
+
+    def _receive_once(self) -> str | None:
+        """One receive: hand over what is new, then say why to stop, or None to go on."""
+        report = self.report
+        left = self._room()
+        batch = self.queue.receive(min(MAX_BATCH, left), self._hold_seconds(left), self.wait)
+        report.receives += 1
+        fresh = [m for m in batch if m.message_id not in self.held]
+        report.repeats += len(batch) - len(fresh)
+        # All of the batch first, so that it is released even if handing one over fails; a release
+        # needs the newest receipt handle.
+        self.held.update((m.message_id, _slim(m)) for m in batch)
+        new = self._hand_over(fresh)
+        self._tick()
+        if new:
+            self._found_new()
+            return None
+        if batch:  # only messages it had read: their holds ran out, so hold longer from now on
+            return self._found_only_repeats()
+        return self._found_nothing()
+
+    def _hand_over(self, fresh: list[QueuedMessage]) -> int:
+        """Give `on_message` the fresh messages it still has room for; how many it gave."""
+        new = 0
+        for message in fresh:
+            if self._room() > 0:
+                new += 1
+                self.report.read += 1
+                self.on_message(message)
+        return new
+
+    def _found_new(self) -> None:
+        report = self.report
+        self.empty_streak = self.repeat_streak = 0
+        self.wait = 0
+        if report.wanted == 0:  # the queue said empty, but was not: ask again how many wait
+            visible = self.queue.depth().visible
+            report.wanted = self._cap(report.read + visible) if visible else 0
+
+    def _found_only_repeats(self) -> str | None:
+        self.repeat_streak += 1
+        if self.repeat_streak == 1:
+            self.boost = min(self.boost * 2, 64)
+        if self.repeat_streak >= self.stale_receives + math.ceil(len(self.held) / MAX_BATCH):
+            return "went round everything it holds without finding a new message"
+        return None
+
+    def _found_nothing(self) -> str | None:
+        self.empty_streak += 1
+        if self.report.wanted == 0 or self.queue.depth().visible == 0:
+            return "queue empty" if not self.held else "nothing visible left"
+        if self.empty_streak >= self.stale_receives:
+            return f"{self.stale_receives} receives in a row brought nothing new"
+        self.wait = 1  # a long poll asks every SQS server, where a short one asks a sample of them
+        return None
 
     def release(self) -> None:
         report = self.report

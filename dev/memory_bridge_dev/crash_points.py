@@ -165,48 +165,72 @@ def run_replay(
 ) -> ReplayProcess:
     """Run `memory-bridge <replay_argv>` under this module; kill it at `step` (the n-th time the
     replay reaches it) or `kill_after_ms` after its engine started (SIGKILL either way)."""
-    env = {k: v for k, v in env.items() if k != ENV}
-    if step is not None:
-        env[ENV] = f"{step[0]}:{step[1]}"
     argv = [sys.executable, "-m", "memory_bridge_dev.crash_points", *replay_argv]
     started_at = time.monotonic()
     process = subprocess.Popen(
-        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        argv, env=_replay_env(env, step), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     out: list[str] = []
     err: list[str] = []
     engine_started = threading.Event()
-
-    def pump(stream: Any, into: list[str], watch: bool) -> None:
-        for line in stream:
-            into.append(line)
-            if watch and line.startswith(STARTED):
-                engine_started.set()
-
     readers = [
-        threading.Thread(target=pump, args=(process.stdout, out, False), daemon=True),
-        threading.Thread(target=pump, args=(process.stderr, err, True), daemon=True),
+        threading.Thread(target=_pump, args=(process.stdout, out, None), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, err, engine_started), daemon=True),
     ]
     for reader in readers:
         reader.start()
     killed: str | None = None
     try:
-        if kill_after_ms is not None and engine_started.wait(timeout):
-            time.sleep(kill_after_ms / 1000)
-            if process.poll() is None:
-                process.kill()  # SIGKILL: kill -9
-                killed = "time"
-        process.wait(timeout)
+        killed = _wait(process, engine_started, kill_after_ms, timeout)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for reader in readers:
-            reader.join(5)
+        _reap(process, readers)
     stderr = "".join(err)
     if KILLED in stderr:
         killed = "hook"
     return ReplayProcess(process.returncode, killed, "".join(out), stderr, time.monotonic() - started_at)
+
+
+def _replay_env(env: Mapping[str, str], step: tuple[str, int] | None) -> dict[str, str]:
+    """`env` with this module's variable set to `step`, or left out."""
+    replay_env = {k: v for k, v in env.items() if k != ENV}
+    if step is not None:
+        replay_env[ENV] = f"{step[0]}:{step[1]}"
+    return replay_env
+
+
+def _pump(stream: Any, into: list[str], engine_started: threading.Event | None) -> None:
+    """Collect `stream`'s lines; set `engine_started` (if given) when the engine announces itself."""
+    for line in stream:
+        into.append(line)
+        if engine_started is not None and line.startswith(STARTED):
+            engine_started.set()
+
+
+def _wait(
+    process: subprocess.Popen[str],
+    engine_started: threading.Event,
+    kill_after_ms: int | None,
+    timeout: float,
+) -> str | None:
+    """Wait for the replay to end, killing it `kill_after_ms` after its engine started; "time" if
+    this killed it."""
+    killed: str | None = None
+    if kill_after_ms is not None and engine_started.wait(timeout):
+        time.sleep(kill_after_ms / 1000)
+        if process.poll() is None:
+            process.kill()  # SIGKILL: kill -9
+            killed = "time"
+    process.wait(timeout)
+    return killed
+
+
+def _reap(process: subprocess.Popen[str], readers: list[threading.Thread]) -> None:
+    """Kill the replay if it still runs, and let the readers finish its output."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for reader in readers:
+        reader.join(5)
 
 
 def expire_leases(dynamodb: Any, table: str) -> int:

@@ -52,13 +52,39 @@ def send(who: str, body: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    state = _prepare_environment()
+    function_log = os.path.join(os.path.dirname(state), "function.log")
+    stack = LocalStack(
+        front_port=args.front_port,
+        sandbox_port=args.sandbox_port,
+        moto_port=args.moto_port,
+        provisioning_seconds=0.5,
+        state_path=state,
+    )
+    try:
+        info = _start(stack, function_log)
+        sandbox = info["sandbox_url"]
+        _step_messages()
+        _step_memory_breaks(sandbox)
+        _step_replay(sandbox)
+        return _step_check(sandbox, info["store_id"])
+    finally:
+        stack.stop()
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="make demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--front-port", type=int, default=3100)
     parser.add_argument("--sandbox-port", type=int, default=8887)
     parser.add_argument("--moto-port", type=int, default=5100)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _prepare_environment() -> str:
+    """A fresh state file and none of the operator's own settings; returns the state file's path."""
     state = os.path.join(tempfile.mkdtemp(prefix="memory-bridge-demo-"), "local-stack.json")
     os.environ["MEMORY_BRIDGE_LOCAL_STATE"] = state
     for name in (
@@ -75,68 +101,71 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # keep the walk-through readable
-    function_log = os.path.join(os.path.dirname(state), "function.log")
-    stack = LocalStack(
-        front_port=args.front_port,
-        sandbox_port=args.sandbox_port,
-        moto_port=args.moto_port,
-        provisioning_seconds=0.5,
-        state_path=state,
+    return state
+
+
+def _start(stack: LocalStack, function_log: str) -> dict[str, Any]:
+    """Start the stack and send the function's log lines to `function_log`; the stack's info."""
+    say("Starting the local stack (moto, Memory sandbox, API front)…")
+    info = stack.start(progress=lambda line: say("   " + line.strip()))
+    from memory_bridge.runtime import logger
+
+    log_file = open(function_log, "a")  # noqa: SIM115 - open for the demo's whole run
+    logger.registered_handler.setStream(log_file)  # type: ignore[attr-defined]
+    say(f"   (the function's JSON log lines go to {function_log})")
+    return info
+
+
+def _step_messages() -> None:
+    say("\n1. Three messages from two customers")
+    for who, body in MESSAGES[:3]:
+        send(who, body)
+    for who, address in CUSTOMERS.items():
+        _, output = run_cli("observations", "list", "--address", address)
+        say(f"   {who}: " + output.strip().splitlines()[0])
+
+
+def _step_memory_breaks(sandbox: str) -> None:
+    say("\n2. Memory breaks: every call answers 503")
+    urllib3.request("POST", f"{sandbox}/__sandbox/faults", json={"status": 503})
+    for who, body in MESSAGES[3:]:
+        send(who, body)
+    _, output = run_cli("dlq", "stats")
+    say("   " + "\n   ".join(output.strip().splitlines()[1:3]))
+
+
+def _step_replay(sandbox: str) -> None:
+    say("\n3. Memory heals; the on-call engineer replays")
+    urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
+    _, output = run_cli("dlq", "replay", "--dry-run")
+    say("   dry run: " + next(line for line in output.splitlines() if line.startswith("DRY RUN")))
+    replay_code, output = run_cli("dlq", "replay", "--json")
+    report = json.loads(output[: output.rindex("}") + 1])
+    say(
+        f"   replay: {report['counts']['replayed']} replayed, {report['counts']['failed']} failed, "
+        f"exit {replay_code}"
     )
-    try:
-        say("Starting the local stack (moto, Memory sandbox, API front)…")
-        info = stack.start(progress=lambda line: say("   " + line.strip()))
-        from memory_bridge.runtime import logger
 
-        log_file = open(function_log, "a")  # noqa: SIM115 - open for the demo's whole run
-        logger.registered_handler.setStream(log_file)  # type: ignore[attr-defined]
-        say(f"   (the function's JSON log lines go to {function_log})")
-        sandbox = info["sandbox_url"]
 
-        say("\n1. Three messages from two customers")
-        for who, body in MESSAGES[:3]:
-            send(who, body)
-        for who, address in CUSTOMERS.items():
-            _, output = run_cli("observations", "list", "--address", address)
-            say(f"   {who}: " + output.strip().splitlines()[0])
-
-        say("\n2. Memory breaks: every call answers 503")
-        urllib3.request("POST", f"{sandbox}/__sandbox/faults", json={"status": 503})
-        for who, body in MESSAGES[3:]:
-            send(who, body)
-        _, output = run_cli("dlq", "stats")
-        say("   " + "\n   ".join(output.strip().splitlines()[1:3]))
-
-        say("\n3. Memory heals; the on-call engineer replays")
-        urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
-        _, output = run_cli("dlq", "replay", "--dry-run")
-        say("   dry run: " + next(line for line in output.splitlines() if line.startswith("DRY RUN")))
-        replay_code, output = run_cli("dlq", "replay", "--json")
-        report = json.loads(output[: output.rindex("}") + 1])
-        say(
-            f"   replay: {report['counts']['replayed']} replayed, {report['counts']['failed']} failed, "
-            f"exit {replay_code}"
-        )
-
-        say("\n4. Every message in Memory, once each")
-        held = urllib3.request("GET", f"{sandbox}/__sandbox/observations?storeId={info['store_id']}").json()
-        counts = Counter(o["content"] for o in held["observations"])
-        for who, body in MESSAGES:
-            say(f"   {counts[body]} x {who:<17} “{body}”")
-        _, output = run_cli("dlq", "stats", "--json")
-        left = json.loads(output[: output.rindex("}") + 1])["visible"]
-        ok = all(counts[body] == 1 for _, body in MESSAGES) and len(counts) == len(MESSAGES) and left == 0
-        say("\nSummary")
-        once = sum(1 for _, body in MESSAGES if counts[body] == 1)
-        duplicates = sum(max(count - 1, 0) for count in counts.values())
-        say(
-            f"   messages sent {len(MESSAGES)} · in Memory once each {once} · duplicates {duplicates}"
-            f" · left on the queue {left}"
-        )
-        say("   " + ("OK: nothing lost, nothing doubled." if ok else "NOT OK: see above."))
-        return 0 if ok else 1
-    finally:
-        stack.stop()
+def _step_check(sandbox: str, store_id: str) -> int:
+    """Step 4 and the summary: 0 when every message is in Memory once and the queue is empty, else 1."""
+    say("\n4. Every message in Memory, once each")
+    held = urllib3.request("GET", f"{sandbox}/__sandbox/observations?storeId={store_id}").json()
+    counts = Counter(o["content"] for o in held["observations"])
+    for who, body in MESSAGES:
+        say(f"   {counts[body]} x {who:<17} “{body}”")
+    _, output = run_cli("dlq", "stats", "--json")
+    left = json.loads(output[: output.rindex("}") + 1])["visible"]
+    ok = all(counts[body] == 1 for _, body in MESSAGES) and len(counts) == len(MESSAGES) and left == 0
+    say("\nSummary")
+    once = sum(1 for _, body in MESSAGES if counts[body] == 1)
+    duplicates = sum(max(count - 1, 0) for count in counts.values())
+    say(
+        f"   messages sent {len(MESSAGES)} · in Memory once each {once} · duplicates {duplicates}"
+        f" · left on the queue {left}"
+    )
+    say("   " + ("OK: nothing lost, nothing doubled." if ok else "NOT OK: see above."))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -64,6 +64,10 @@ QUEUE_NAME = "memory-bridge-dead-letters"
 TABLE_NAME = "memory-bridge-idempotency"
 
 
+# The functions' variables the CLI's replay reads from the state file, to replay as the stack would.
+REPLAY_VARIABLES = ("REDACT_SENSITIVE_NUMBERS", "REDACT_MODE", "IDEMPOTENCY_TTL_SECONDS")
+
+
 def function_environment(template: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
     """The template's Globals environment with its Refs resolved to the local stack's values.
 
@@ -205,6 +209,8 @@ class LocalStack:
             "moto_url": moto_url,
             "secret_arn": secret_arn,
             "idempotency_table": table,
+            # What the CLI's replay must match (memory_bridge.config.ReplaySettings.for_operator).
+            "replay_environment": {k: v for k, v in environment.items() if k in REPLAY_VARIABLES},
             "control_url": f"http://{self.host}:{self.front_port}/__local",
             "aws_fault_proxy": sorted(proxies),
             "pid": os.getpid(),
@@ -642,15 +648,47 @@ def main(argv: list[str] | None = None) -> int:
     stopped = threading.Event()
     starting = threading.Event()
     starting.set()
+    # Handled explicitly, and first: a stack started in the background inherits SIGINT as ignored.
+    _handle_signals(stopped, starting)
+    parser = _argument_parser()
+    args = parser.parse_args(argv)
+    from memory_bridge_cli.common import local_state_path
+
+    state_path = local_state_path()
+    ports = {"front_port": args.front_port, "sandbox_port": args.sandbox_port, "moto_port": args.moto_port}
+    if len(set(ports.values())) < len(ports):
+        parser.error("the front, sandbox and moto ports must all differ")
+    refusal = _why_not_start(ports, state_path)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+    if not args.raw_logs:
+        sys.stdout = ReadableOutput(sys.stdout)
+    stack = LocalStack(
+        front_port=args.front_port,
+        sandbox_port=args.sandbox_port,
+        moto_port=args.moto_port,
+        provisioning_seconds=args.provisioning_seconds,
+        aws_fault_proxy=args.aws_fault_proxy,
+        on_webhook=None if args.raw_logs else print_webhook,
+    )
+    return _run_until_stopped(stack, args, stopped, starting)
+
+
+def _handle_signals(stopped: threading.Event, starting: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stopped`; while `starting` is set they also raise SystemExit(130)."""
 
     def on_signal(*_: Any) -> None:
         stopped.set()
         if starting.is_set():  # start-up blocks in calls that only an exception interrupts
-            raise SystemExit(130)  # through the `finally` below, which stops what was started
+            raise SystemExit(130)  # through main's `finally`, which stops what was started
 
-    # Handled explicitly, and first: a stack started in the background inherits SIGINT as ignored.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+
+def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="make run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -686,13 +724,11 @@ def main(argv: list[str] | None = None) -> int:
         "one line per webhook: time, status, outcome, milliseconds, MessageSid",
     )
     scheduled_replay.add_arguments(parser)
-    args = parser.parse_args(argv)
-    from memory_bridge_cli.common import local_state_path
+    return parser
 
-    state_path = local_state_path()
-    ports = {"front_port": args.front_port, "sandbox_port": args.sandbox_port, "moto_port": args.moto_port}
-    if len(set(ports.values())) < len(ports):
-        parser.error("the front, sandbox and moto ports must all differ")
+
+def _why_not_start(ports: dict[str, int], state_path: Path) -> str | None:
+    """What to tell the operator when a port is taken or the state file is another live stack's."""
     try:
         state = json.loads(state_path.read_text())
     except (OSError, ValueError):
@@ -700,27 +736,20 @@ def main(argv: list[str] | None = None) -> int:
     busy = busy_ports("127.0.0.1", ports)
     if busy:
         free = free_ports_near("127.0.0.1", ports)
-        print(ports_in_use_message(busy, state, state_path, free), file=sys.stderr)
-        return 2
+        return ports_in_use_message(busy, state, state_path, free)
     owner = (state or {}).get("pid")
     if isinstance(owner, int) and owner != os.getpid() and is_local_stack(owner):
-        print(
+        return (
             f"make run: the local stack of pid {owner} keeps its state in {state_path}, which the CLI reads "
-            "to find it; give this one its own: MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run",
-            file=sys.stderr,
+            "to find it; give this one its own: MEMORY_BRIDGE_LOCAL_STATE=/tmp/second-stack.json make run"
         )
-        return 2
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
-    if not args.raw_logs:
-        sys.stdout = ReadableOutput(sys.stdout)
-    stack = LocalStack(
-        front_port=args.front_port,
-        sandbox_port=args.sandbox_port,
-        moto_port=args.moto_port,
-        provisioning_seconds=args.provisioning_seconds,
-        aws_fault_proxy=args.aws_fault_proxy,
-        on_webhook=None if args.raw_logs else print_webhook,
-    )
+    return None
+
+
+def _run_until_stopped(
+    stack: LocalStack, args: argparse.Namespace, stopped: threading.Event, starting: threading.Event
+) -> int:
+    """Start the stack and its scheduled replay, serve until `stopped`, then stop both; the exit code."""
     schedule = None
     try:
         info = stack.start(progress=lambda line: print(line, flush=True))

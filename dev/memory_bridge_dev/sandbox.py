@@ -46,6 +46,8 @@ OBSERVATION_KEYS = {"content", "source", "occurredAt", "conversationIds"}
 ADMIN_PREFIX = "/__sandbox"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # larger request bodies are answered 413 without being read
 HANG_CAP_SECONDS = 120.0  # a hung request is let go after this long even if nobody clears it
+# What MemorySandbox.dispatch answers: (operation name, status, JSON body, headers).
+Routed = tuple[str, int, Any, dict[str, str]]
 
 
 def ttid(prefix: str) -> str:
@@ -454,33 +456,52 @@ class MemorySandbox:
         if self.credentials.get(user) != password:
             raise ApiError(401, 20003, "Authentication failed")
 
-    def dispatch(
-        self, method: str, path: str, query: dict[str, list[str]], body: Any
-    ) -> tuple[str, int, Any, dict[str, str]]:
+    def dispatch(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Routed:
         """Route one request: (operation name, status, JSON body, headers)."""
         parts = [p for p in path.split("/") if p]
         with self.lock:
-            if parts[:3] == ["v1", "ControlPlane", "Stores"]:
-                if len(parts) == 3 and method == "POST":
-                    return ("CreateStore", *self.create_store(body))
-                if len(parts) == 3 and method == "GET":
-                    return ("ListStores", *self.list_stores(query))
-                if len(parts) == 4 and method == "GET":
-                    return ("FetchStore", 200, self._store(parts[3]).to_json(time.monotonic()), {})
-            if parts[:3] == ["v1", "ControlPlane", "Operations"] and len(parts) == 4 and method == "GET":
-                return ("FetchOperation", *self.fetch_operation(parts[3]))
-            if parts[:2] == ["v1", "Stores"] and len(parts) >= 4 and parts[3] == "Profiles":
-                store = self._active_store(parts[2])
-                if len(parts) == 5 and parts[4] == "Lookup" and method == "POST":
-                    return ("CreateProfilesLookup", *self.lookup(store, body))
-                if len(parts) == 4 and method == "POST":
-                    return ("CreateProfile", *self.create_profile(store, body))
-                if len(parts) == 6 and parts[5] == "Observations":
-                    if method == "POST":
-                        return ("CreateProfileObservation", *self.create_observations(store, parts[4], body))
-                    if method == "GET":
-                        return ("ListProfileObservations", *self.list_observations(store, parts[4], query))
-        raise ApiError(404, 20404, "Not Found")
+            routed = self._dispatch_control_plane(method, parts, query, body)
+            if (
+                routed is None
+                and parts[:2] == ["v1", "Stores"]
+                and len(parts) >= 4
+                and parts[3] == "Profiles"
+            ):
+                routed = self._dispatch_profiles(method, parts, query, body)
+        if routed is None:
+            raise ApiError(404, 20404, "Not Found")
+        return routed
+
+    def _dispatch_control_plane(
+        self, method: str, parts: list[str], query: dict[str, list[str]], body: Any
+    ) -> Routed | None:
+        """/v1/ControlPlane/Stores and /v1/ControlPlane/Operations; None for any other request."""
+        if parts[:3] == ["v1", "ControlPlane", "Stores"]:
+            if len(parts) == 3 and method == "POST":
+                return ("CreateStore", *self.create_store(body))
+            if len(parts) == 3 and method == "GET":
+                return ("ListStores", *self.list_stores(query))
+            if len(parts) == 4 and method == "GET":
+                return ("FetchStore", 200, self._store(parts[3]).to_json(time.monotonic()), {})
+        if parts[:3] == ["v1", "ControlPlane", "Operations"] and len(parts) == 4 and method == "GET":
+            return ("FetchOperation", *self.fetch_operation(parts[3]))
+        return None
+
+    def _dispatch_profiles(
+        self, method: str, parts: list[str], query: dict[str, list[str]], body: Any
+    ) -> Routed | None:
+        """/v1/Stores/{store}/Profiles...: the store must be active; None for an unknown route."""
+        store = self._active_store(parts[2])
+        if len(parts) == 5 and parts[4] == "Lookup" and method == "POST":
+            return ("CreateProfilesLookup", *self.lookup(store, body))
+        if len(parts) == 4 and method == "POST":
+            return ("CreateProfile", *self.create_profile(store, body))
+        if len(parts) == 6 and parts[5] == "Observations":
+            if method == "POST":
+                return ("CreateProfileObservation", *self.create_observations(store, parts[4], body))
+            if method == "GET":
+                return ("ListProfileObservations", *self.list_observations(store, parts[4], query))
+        return None
 
     def _store(self, store_id: str) -> Store:
         if not STORE_ID.match(store_id):
@@ -751,7 +772,6 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith(ADMIN_PREFIX):
             self._admin(url.path[len(ADMIN_PREFIX) :], parse_qs(url.query))
             return
-        sandbox = self.sandbox
         record = RecordedRequest(
             method=self.command,
             path=url.path,
@@ -765,7 +785,7 @@ class _Handler(BaseHTTPRequestHandler):
         except BodyError as error:  # checked first: a malformed request uses up no fault
             self._reject(record, error)
             return
-        fault, release = sandbox._take_fault(self.command, url.path)
+        fault, release = self.sandbox._take_fault(self.command, url.path)
         if fault and fault.drop == "before":
             self._drop()
             return
@@ -782,32 +802,54 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(record)  # seen, never processed: status None
             self._hang(fault, release)
             return
+        status, body, headers = self._process(record, raw, fault)
+        record.status, record.response_body, record.response_headers = status, body, headers
+        self._record(record)
+        self._deliver(status, body, headers, fault, release)
+
+    def _process(
+        self, record: RecordedRequest, raw: bytes, fault: Fault | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Parse the body into `record`, apply a status fault, authorize and dispatch: (status, JSON
+        body, headers), an API error's included."""
+        sandbox = self.sandbox
         try:
             if raw:
-                try:
-                    text = self._decoded(raw).decode("utf-8")
-                except BodyError as error:
-                    raise ApiError(error.status, _body_error_code(error.status), error.message) from None
-                except UnicodeDecodeError:
-                    raise _schema_error("body is not UTF-8") from None
-                try:
-                    record.body = json.loads(text)
-                except ValueError:
-                    raise _schema_error("body is not JSON") from None
+                record.body = self._json_body(raw)
             if fault and fault.status:
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                codes = {429: 20429, 500: 20500, 503: 20503}
-                raise ApiError(fault.status, codes.get(fault.status, fault.status), "Injected fault", headers)
+                raise _injected_error(fault.status, fault.retry_after)
             sandbox.authorize(self.headers.get("Authorization"))
             record.operation, status, body, headers = sandbox.dispatch(
-                self.command, url.path, record.query, record.body
+                self.command, record.path, record.query, record.body
             )
         except ApiError as error:
             status, headers = error.status, error.headers
             moved = headers.pop("X-Moved-Uri", None)
             body = {"message": error.message, "uri": moved} if moved else error.body()
-        record.status, record.response_body, record.response_headers = status, body, headers
-        self._record(record)
+        return status, body, headers
+
+    def _json_body(self, raw: bytes) -> Any:
+        """The request body, decoded and parsed; an ApiError when it is not UTF-8 JSON."""
+        try:
+            text = self._decoded(raw).decode("utf-8")
+        except BodyError as error:
+            raise ApiError(error.status, _body_error_code(error.status), error.message) from None
+        except UnicodeDecodeError:
+            raise _schema_error("body is not UTF-8") from None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise _schema_error("body is not JSON") from None
+
+    def _deliver(
+        self,
+        status: int,
+        body: Any,
+        headers: dict[str, str],
+        fault: Fault | None,
+        release: threading.Event,
+    ) -> None:
+        """Send the answer, unless a fault drops the connection or holds it without one."""
         if fault and fault.drop == "after":
             self._drop()
             return
@@ -849,47 +891,74 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, {"message": str(error)})
 
     def _admin_route(self, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> None:
+        command = self.command
+        if path == "/faults":
+            self._admin_faults(body)
+        elif command == "GET" and path in ("/observations", "/requests"):
+            self._admin_read(path, query)
+        elif command == "POST" and path in ("/merge", "/stores", "/fail-next-store"):
+            self._admin_change(path, body)
+        elif path == "/health":
+            self._answer(200, {"ok": True})
+        else:
+            self._admin_unknown()
+
+    def _admin_unknown(self) -> None:
+        self._answer(404, {"message": "unknown sandbox admin path"})
+
+    def _admin_faults(self, body: dict[str, Any]) -> None:
+        """/faults: POST adds one, DELETE clears them, GET lists them."""
         sandbox = self.sandbox
-        if path == "/faults" and self.command == "POST":
+        if self.command == "POST":
             try:
                 fault = Fault(**body)
             except (TypeError, ValueError) as error:
                 raise _AdminError(f"not a fault: {error}") from None
             sandbox.add_fault(fault)
             self._answer(201, asdict(fault))
-        elif path == "/faults" and self.command == "DELETE":
+        elif self.command == "DELETE":
             sandbox.clear_faults()
             self._answer(200, {"faults": []})
-        elif path == "/faults" and self.command == "GET":
+        elif self.command == "GET":
             with sandbox.lock:
                 faults = [asdict(f) for f in sandbox.faults]
             self._answer(200, {"faults": faults})
-        elif path == "/observations" and self.command == "GET":
+        else:
+            self._admin_unknown()
+
+    def _admin_read(self, path: str, query: dict[str, list[str]]) -> None:
+        """GET /observations or /requests."""
+        sandbox = self.sandbox
+        if path == "/observations":
             self._answer(200, {"observations": sandbox.all_observations(query.get("storeId", [None])[0])})
-        elif path == "/requests" and self.command == "GET":
-            self._answer(
-                200,
-                {
-                    "requests": [
-                        {"method": r.method, "path": r.path, "status": r.status, "operation": r.operation}
-                        # ?bodies=1: what each request carried too (a test's or the soak's own data)
-                        | ({"body": r.body, "receivedAt": r.received_at} if query.get("bodies") else {})
-                        for r in sandbox.requests
-                    ]
-                },
-            )
-        elif path == "/merge" and self.command == "POST":
+            return
+        self._answer(
+            200,
+            {
+                "requests": [
+                    {"method": r.method, "path": r.path, "status": r.status, "operation": r.operation}
+                    # ?bodies=1: what each request carried too (a test's or the soak's own data)
+                    | ({"body": r.body, "receivedAt": r.received_at} if query.get("bodies") else {})
+                    for r in sandbox.requests
+                ]
+            },
+        )
+
+    def _admin_change(self, path: str, body: dict[str, Any]) -> None:
+        """POST /merge, /stores or /fail-next-store."""
+        sandbox = self.sandbox
+        if path == "/merge":
             merged, canonical = body.get("merged"), body.get("canonical")
             if not isinstance(merged, str) or not isinstance(canonical, str):
                 raise _AdminError("merge needs 'merged' and 'canonical' profile ids")
             sandbox.merge_profiles(merged, canonical)
             self._answer(200, body)
-        elif path == "/stores" and self.command == "POST":
+        elif path == "/stores":
             display_name = body.get("displayName", "seeded")
             if not isinstance(display_name, str):
                 raise _AdminError("displayName must be a string")
             self._answer(201, {"id": sandbox.seed_store(display_name)})
-        elif path == "/fail-next-store" and self.command == "POST":
+        else:
             sandbox.fail_next_store = {
                 "type": "PROVISIONING",
                 "title": body.get("title", "Provisioning failed"),
@@ -897,16 +966,19 @@ class _Handler(BaseHTTPRequestHandler):
                 "detail": body.get("detail", "injected"),
             }
             self._answer(200, sandbox.fail_next_store)
-        elif path == "/health":
-            self._answer(200, {"ok": True})
-        else:
-            self._answer(404, {"message": "unknown sandbox admin path"})
 
     do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
 
 
 class _AdminError(Exception):
     """A well-formed admin request that asks for something impossible: 400 with the message."""
+
+
+def _injected_error(status: int, retry_after: int | None) -> ApiError:
+    """The error a status fault answers with, `Retry-After` included when the fault sets one."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    codes = {429: 20429, 500: 20500, 503: 20503}
+    return ApiError(status, codes.get(status, status), "Injected fault", headers)
 
 
 def _body_error_code(status: int) -> int:

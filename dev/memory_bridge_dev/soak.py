@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,21 @@ def killed_replays(
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rng = random.Random(args.seed)
+    state = Path(tempfile.mkdtemp(prefix="memory-bridge-soak-")) / "local-stack.json"
+    started = time.monotonic()
+    print(f"• starting the local stack (state {state})", flush=True)
+    stack = start_stack(state, args.stack_log)
+    try:
+        result, senders = soak(args, rng, state, started)
+    finally:
+        stack.send_signal(signal.SIGINT)
+        stack.wait(timeout=30)
+    return write_and_report(result, senders, args.messages)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="make soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -288,155 +304,224 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stack-log", type=Path, help="write the webhook's log lines (JSON, no content) to this file"
     )
-    args = parser.parse_args(argv)
-    rng = random.Random(args.seed)
-    state = Path(tempfile.mkdtemp(prefix="memory-bridge-soak-")) / "local-stack.json"
-    started = time.monotonic()
-    print(f"• starting the local stack (state {state})", flush=True)
-    stack = start_stack(state, args.stack_log)
-    try:
-        info = json.loads(state.read_text())
-        sandbox = info["sandbox_url"]
-        for fault in sequential_faults(args.fault_rate):
-            urllib3.request("POST", f"{sandbox}/__sandbox/faults", json=fault)
-        senders = Senders(info["webhook_url"], info["auth_token"], info["account_sid"], args.senders)
-        sids = [f"IMsoak{i:06d}" for i in range(args.messages)]
-        customer_of = {sid: rng.randrange(args.customers) for sid in sids}
-        twice = rng.sample(sids, int(args.messages * args.duplicate_rate))
-        simultaneous = set(twice[: len(twice) // 2])
-        work: queue.Queue[tuple[str, bool] | None] = queue.Queue()
-        plan = [(sid, sid in simultaneous) for sid in sids] + [
-            (sid, False) for sid in twice if sid not in simultaneous
+    return parser.parse_args(argv)
+
+
+def soak(
+    args: argparse.Namespace, rng: random.Random, state: Path, started: float
+) -> tuple[dict[str, Any], Senders]:
+    """Every phase against the running stack; the result document and the senders' tallies."""
+    info = json.loads(state.read_text())
+    sandbox = info["sandbox_url"]
+    for fault in sequential_faults(args.fault_rate):
+        urllib3.request("POST", f"{sandbox}/__sandbox/faults", json=fault)
+    senders = Senders(info["webhook_url"], info["auth_token"], info["account_sid"], args.senders)
+    plan = plan_sending(args, rng)
+    outages = send_all(plan, senders, args, info["control_url"])
+    sending_seconds = time.monotonic() - started
+    _, stats_out = run_cli(state, "dlq", "stats", "--json")
+    parked_before = json.loads(stats_out)
+    print(
+        f"• sent in {sending_seconds:.0f} s; AWS fault windows {dict(outages)}; "
+        f"parked {parked_before['visible']} ({parked_before['byKind']})",
+        flush=True,
+    )
+    duplicated, kills = duplicate_and_kill(args, rng, info, state)
+    rounds = heal_and_replay(state, sandbox)
+    accounting, doubled, trail = account(state, info, plan.sids)
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "messages": args.messages,
+        "customers": args.customers,
+        "senders": args.senders,
+        "delivered_twice": len(plan.twice),
+        "at_the_same_moment": len(plan.simultaneous),
+        "fault_rate": args.fault_rate,
+        "answers": dict(senders.answers),
+        "twilio_timeouts": senders.twilio_timeouts,
+        "slowest_answer_seconds": round(senders.slowest, 2),
+        "aws_fault_windows": dict(outages),
+        "dlq_duplicates": duplicated,
+        "killed_replays": kills,
+        "senders_gave_up": len(senders.gave_up),
+        "parked_after_sending": parked_before["visible"],
+        "parked_by_kind": parked_before["byKind"],
+        "replay_rounds": rounds,
+        "accounting": accounting,
+        "doubled_examples": doubled[:10],
+        "doubled_requests": trail,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    return result, senders
+
+
+@dataclass
+class SendPlan:
+    """What the senders deliver: every message id, its customer, and the order, duplicates included."""
+
+    sids: list[str]
+    customer_of: dict[str, int]
+    twice: list[str]  # delivered twice...
+    simultaneous: set[str]  # ...and of those, these at the same moment
+    order: list[tuple[str, bool]]  # (message id, its twin sent at the same moment)
+
+
+def plan_sending(args: argparse.Namespace, rng: random.Random) -> SendPlan:
+    sids = [f"IMsoak{i:06d}" for i in range(args.messages)]
+    customer_of = {sid: rng.randrange(args.customers) for sid in sids}
+    twice = rng.sample(sids, int(args.messages * args.duplicate_rate))
+    simultaneous = set(twice[: len(twice) // 2])
+    order = [(sid, sid in simultaneous) for sid in sids] + [
+        (sid, False) for sid in twice if sid not in simultaneous
+    ]
+    rng.shuffle(order)
+    return SendPlan(sids, customer_of, twice, simultaneous, order)
+
+
+class SendProgress:
+    """How many messages the senders have delivered; a line every 500."""
+
+    def __init__(self, total: int, senders: Senders):
+        self.total, self.senders = total, senders
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def one_more(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.done % 500 == 0:
+                print(f"  sent {self.done}/{self.total}  answers {dict(self.senders.answers)}", flush=True)
+
+
+def sender(
+    work: queue.Queue[tuple[str, bool] | None],
+    senders: Senders,
+    customer_of: dict[str, int],
+    progress: SendProgress,
+) -> None:
+    """One sender thread: deliver what `work` holds until it hands out None."""
+    while True:
+        item = work.get()
+        if item is None:
+            return
+        sid, at_once = item
+        if at_once:  # the same webhook twice at the same moment
+            twin = threading.Thread(target=senders.deliver, args=(sid, customer_of[sid]))
+            twin.start()
+            senders.deliver(sid, customer_of[sid])
+            twin.join()
+        else:
+            senders.deliver(sid, customer_of[sid])
+        progress.one_more()
+
+
+def send_all(plan: SendPlan, senders: Senders, args: argparse.Namespace, control: str) -> Counter[str]:
+    """Deliver the plan from `args.senders` threads, with AWS outages meanwhile unless turned off; the
+    outage windows, by kind."""
+    work: queue.Queue[tuple[str, bool] | None] = queue.Queue()
+    for item in plan.order:
+        work.put(item)
+    print(
+        f"• sending {args.messages} messages from {args.customers} customers, {args.senders} senders, "
+        f"{len(plan.twice)} delivered twice ({len(plan.simultaneous)} at the same moment), "
+        f"{args.fault_rate:.0%} of Memory requests failing",
+        flush=True,
+    )
+    progress = SendProgress(len(plan.order), senders)
+    threads = [
+        threading.Thread(target=sender, args=(work, senders, plan.customer_of, progress))
+        for _ in range(args.senders)
+    ]
+    outages: Counter[str] = Counter()
+    outages_stop = threading.Event()
+    outage_thread = threading.Thread(target=aws_outages, args=(control, outages_stop, outages), daemon=True)
+    if args.aws_faults:
+        outage_thread.start()
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        work.put(None)
+    for thread in threads:
+        thread.join()
+    outages_stop.set()
+    if args.aws_faults:
+        outage_thread.join()
+    return outages
+
+
+def duplicate_and_kill(
+    args: argparse.Namespace, rng: random.Random, info: dict[str, Any], state: Path
+) -> tuple[int, list[dict[str, Any]]]:
+    """Put parked envelopes on the queue twice, then kill replays while Memory drops some answers:
+    how many were put twice, and the killed runs."""
+    sandbox = info["sandbox_url"]
+    sqs, dynamodb = aws_client("sqs", info), aws_client("dynamodb", info)
+    duplicated = put_twice(sqs, info["queue_url"], args.dlq_duplicates)
+    print(f"• {duplicated} parked envelopes put on the queue a second time", flush=True)
+    urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
+    for fault in ({"drop": "after", "probability": 0.1}, {"latency": 0.05}):
+        urllib3.request("POST", f"{sandbox}/__sandbox/faults", json={**fault, "match": "/Observations"})
+    print(f"• {args.replay_kills} replays killed at random points (Memory drops 10 % of answers)")
+    kills = killed_replays(info, state, args.replay_kills, rng, dynamodb)
+    return duplicated, kills
+
+
+def heal_and_replay(state: Path, sandbox: str) -> list[dict[str, Any]]:
+    """Clear Memory's faults and replay, at most five rounds, until a replay exits 0: each one's counts."""
+    print("• healing Memory and replaying to the end", flush=True)
+    urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
+    time.sleep(3.5)  # let requests that were still sleeping in the sandbox finish
+    rounds = []
+    for _ in range(5):
+        code, out = run_cli(state, "dlq", "replay", "--kind", "all", "--json")
+        report = json.loads(out)
+        rounds.append(report["counts"])
+        print(f"  replay: {report['counts']}", flush=True)
+        if code == 0:
+            break
+    return rounds
+
+
+def account(
+    state: Path, info: dict[str, Any], sids: list[str]
+) -> tuple[dict[str, int], list[str], dict[str, list[str]]]:
+    """Per message id: posted once, more than once, never, still parked; the doubled ids; and for the
+    first ten of those, every Memory request that carried it, in order, with its answer."""
+    sandbox = info["sandbox_url"]
+    _, out = run_cli(state, "dlq", "peek", "-n", "100000", "--json")
+    still_parked = Counter(row.get("messageSid") for row in json.loads(out)["messages"])
+    held = urllib3.request("GET", f"{sandbox}/__sandbox/observations?storeId={info['store_id']}").json()
+    posted = Counter(o["content"].removeprefix("soak ") for o in held["observations"])
+    accounting = {
+        "posted_once": sum(1 for sid in sids if posted[sid] == 1),
+        "posted_more_than_once": sum(1 for sid in sids if posted[sid] > 1),
+        "never_posted": sum(1 for sid in sids if posted[sid] == 0 and not still_parked[sid]),
+        "still_parked": sum(1 for sid in sids if still_parked[sid]),
+    }
+    doubled = [sid for sid in sids if posted[sid] > 1]
+    # For a doubled message: every Memory request that carried it, in order, and its answer.
+    log = urllib3.request("GET", f"{sandbox}/__sandbox/requests?bodies=1").json()["requests"]
+    trail = {
+        sid: [
+            f"{r.get('receivedAt'):.3f} {r.get('method')} {r.get('operation')} → {r.get('status')}"
+            for r in log
+            if f"soak {sid}" in json.dumps(r.get("body"))
         ]
-        rng.shuffle(plan)
-        for item in plan:
-            work.put(item)
+        for sid in doubled[:10]
+    }
+    return accounting, doubled, trail
 
-        progress, progress_lock = [0], threading.Lock()
 
-        def sender() -> None:
-            while True:
-                item = work.get()
-                if item is None:
-                    return
-                sid, at_once = item
-                if at_once:  # the same webhook twice at the same moment
-                    twin = threading.Thread(target=senders.deliver, args=(sid, customer_of[sid]))
-                    twin.start()
-                    senders.deliver(sid, customer_of[sid])
-                    twin.join()
-                else:
-                    senders.deliver(sid, customer_of[sid])
-                with progress_lock:
-                    progress[0] += 1
-                    if progress[0] % 500 == 0:
-                        print(
-                            f"  sent {progress[0]}/{len(plan)}  answers {dict(senders.answers)}", flush=True
-                        )
-
-        print(
-            f"• sending {args.messages} messages from {args.customers} customers, {args.senders} senders, "
-            f"{len(twice)} delivered twice ({len(simultaneous)} at the same moment), "
-            f"{args.fault_rate:.0%} of Memory requests failing",
-            flush=True,
-        )
-        threads = [threading.Thread(target=sender) for _ in range(args.senders)]
-        outages: Counter[str] = Counter()
-        outages_stop = threading.Event()
-        outage_thread = threading.Thread(
-            target=aws_outages, args=(info["control_url"], outages_stop, outages), daemon=True
-        )
-        if args.aws_faults:
-            outage_thread.start()
-        for thread in threads:
-            thread.start()
-        for _ in threads:
-            work.put(None)
-        for thread in threads:
-            thread.join()
-        outages_stop.set()
-        if args.aws_faults:
-            outage_thread.join()
-        sending_seconds = time.monotonic() - started
-        _, stats_out = run_cli(state, "dlq", "stats", "--json")
-        parked_before = json.loads(stats_out)
-        print(
-            f"• sent in {sending_seconds:.0f} s; AWS fault windows {dict(outages)}; "
-            f"parked {parked_before['visible']} ({parked_before['byKind']})",
-            flush=True,
-        )
-        sqs, dynamodb = aws_client("sqs", info), aws_client("dynamodb", info)
-        duplicated = put_twice(sqs, info["queue_url"], args.dlq_duplicates)
-        print(f"• {duplicated} parked envelopes put on the queue a second time", flush=True)
-        urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
-        for fault in ({"drop": "after", "probability": 0.1}, {"latency": 0.05}):
-            urllib3.request("POST", f"{sandbox}/__sandbox/faults", json={**fault, "match": "/Observations"})
-        print(f"• {args.replay_kills} replays killed at random points (Memory drops 10 % of answers)")
-        kills = killed_replays(info, state, args.replay_kills, rng, dynamodb)
-        print("• healing Memory and replaying to the end", flush=True)
-        urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
-        time.sleep(3.5)  # let requests that were still sleeping in the sandbox finish
-        rounds = []
-        for _ in range(5):
-            code, out = run_cli(state, "dlq", "replay", "--kind", "all", "--json")
-            report = json.loads(out)
-            rounds.append(report["counts"])
-            print(f"  replay: {report['counts']}", flush=True)
-            if code == 0:
-                break
-        _, out = run_cli(state, "dlq", "peek", "-n", "100000", "--json")
-        still_parked = Counter(row.get("messageSid") for row in json.loads(out)["messages"])
-        held = urllib3.request("GET", f"{sandbox}/__sandbox/observations?storeId={info['store_id']}").json()
-        posted = Counter(o["content"].removeprefix("soak ") for o in held["observations"])
-        accounting = {
-            "posted_once": sum(1 for sid in sids if posted[sid] == 1),
-            "posted_more_than_once": sum(1 for sid in sids if posted[sid] > 1),
-            "never_posted": sum(1 for sid in sids if posted[sid] == 0 and not still_parked[sid]),
-            "still_parked": sum(1 for sid in sids if still_parked[sid]),
-        }
-        doubled = [sid for sid in sids if posted[sid] > 1]
-        # For a doubled message: every Memory request that carried it, in order, and its answer.
-        log = urllib3.request("GET", f"{sandbox}/__sandbox/requests?bodies=1").json()["requests"]
-        trail = {
-            sid: [
-                f"{r.get('receivedAt'):.3f} {r.get('method')} {r.get('operation')} → {r.get('status')}"
-                for r in log
-                if f"soak {sid}" in json.dumps(r.get("body"))
-            ]
-            for sid in doubled[:10]
-        }
-        result = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "messages": args.messages,
-            "customers": args.customers,
-            "senders": args.senders,
-            "delivered_twice": len(twice),
-            "at_the_same_moment": len(simultaneous),
-            "fault_rate": args.fault_rate,
-            "answers": dict(senders.answers),
-            "twilio_timeouts": senders.twilio_timeouts,
-            "slowest_answer_seconds": round(senders.slowest, 2),
-            "aws_fault_windows": dict(outages),
-            "dlq_duplicates": duplicated,
-            "killed_replays": kills,
-            "senders_gave_up": len(senders.gave_up),
-            "parked_after_sending": parked_before["visible"],
-            "parked_by_kind": parked_before["byKind"],
-            "replay_rounds": rounds,
-            "accounting": accounting,
-            "doubled_examples": doubled[:10],
-            "doubled_requests": trail,
-            "seconds": round(time.monotonic() - started, 1),
-        }
-    finally:
-        stack.send_signal(signal.SIGINT)
-        stack.wait(timeout=30)
+def write_and_report(result: dict[str, Any], senders: Senders, messages: int) -> int:
+    """Write the result to bench/results and print the accounting: 0 when every message was posted
+    exactly once and every answer came inside 5 s, else 1."""
+    accounting = result["accounting"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"soak-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
     ok = (
-        accounting["posted_once"] == args.messages
-        and sum(accounting.values()) == args.messages
+        accounting["posted_once"] == messages
+        and sum(accounting.values()) == messages
         and senders.twilio_timeouts == 0
     )
     print("\nmemory-bridge soak — accounting per message id")

@@ -266,50 +266,14 @@ def test_replay_killed_at_random_points_posts_everything_exactly_once(bridge, tm
     print(f"\ncrash-replay seed={seed} (rerun with {SEED_ENV}={seed})")
     started = time.monotonic()
     harness = CrashHarness(bridge, tmp_path, rng)
-    sandbox = bridge.sandbox
+    _park_first_wave(harness)
 
-    # 30 messages over six customers, one of 12 observations (two requests: 10 + 2), and two
-    # envelopes on the queue twice: the long one and a short one.
-    first = harness.new_wave(29, long_message=True)
-    harness.park_wave(first)
-    harness.park_twin(first[-1].sid)
-    harness.park_twin(first[0].sid)
-    assert len(harness.expected) == sum(harness.expected.values()), "contents must be distinct"
-    assert bridge.observations() == []
-
-    # Every named step at least once (the chunk step early, while there are long messages), the
-    # rest killed from outside at a random time.
-    steps = [s for s in crash_points.STEPS if s != "chunk"]
-    plan = steps + ["time"] * max(iterations - len(steps) - 1, 0)
-    rng.shuffle(plan)
-    plan.insert(rng.randrange(0, 3), "chunk")
+    plan = _kill_plan(rng, iterations)
     for index, mode in enumerate(plan, start=1):
         run = Run(index, mode)
-        depth = _depth(bridge.sqs, bridge.queue_url)["Visible"]
-        if depth < 12 and index < len(plan) - 1:
-            wave = harness.new_wave(5, long_message=mode in ("chunk", "time") or rng.random() < 0.3)
-            harness.park_wave(wave)
-            run.parked = len(wave)
-        # Slow "/Observations" so that kills from outside land inside requests; sometimes a request
-        # that Memory takes but never answers (ambiguous), or a clean 503: both put the message back
-        # through a replace (park the changed envelope, delete the old one).
-        if mode == "replaced" or rng.random() < 0.3:
-            sandbox.add_fault(Fault(drop="after", times=1, match="/Observations", method="POST"))
-            run.faults.append("drop-after")
-        elif rng.random() < 0.2:
-            sandbox.add_fault(Fault(status=503, times=1, match="/Observations", method="POST"))
-            run.faults.append("503")
-        latency = rng.uniform(0.05, 0.2)
-        sandbox.add_fault(Fault(latency=latency, match="/Observations"))
-        run.faults.append(f"lat{latency * 1000:.0f}ms")
-        if mode == "time":
-            run.n = rng.randrange(0, 1500)  # ms after the engine started
-        elif mode in ("chunk", "replaced"):
-            run.n = 1
-        else:
-            run.n = rng.randint(1, 3)
+        _prepare_run(harness, rng, run, may_park=index < len(plan) - 1)
         harness.replay(run)
-        sandbox.clear_faults()
+        bridge.sandbox.clear_faults()
         print(run.line())
         doubled = harness.doubled()
         assert not doubled, f"seed {seed}: posted twice after run {index}: {doubled}\n{harness.log()}"
@@ -325,20 +289,7 @@ def test_replay_killed_at_random_points_posts_everything_exactly_once(bridge, tm
     lost = sorted(content[:40] for content in harness.expected if content not in copies)
     extra = sorted(content[:40] for content in copies if content not in harness.expected)
     doubled = harness.doubled()
-
-    hook_kills = Counter(r.mode for r in harness.runs if r.killed == "hook")
-    time_runs = [r for r in harness.runs if r.mode == "time"]
-    missed = sorted(r.mode for r in harness.runs if r.mode not in ("time", "final") and not r.killed)
-    requests = sum((r.requests for r in harness.runs), Counter())
-    print(
-        f"crash-replay seed={seed} runs={len(harness.runs)} (killed {sum(1 for r in harness.runs if r.killed)}: "
-        f"hook {dict(sorted(hook_kills.items()))}, hook-not-reached {missed}, "
-        f"time {sum(1 for r in time_runs if r.killed)}/{len(time_runs)}) "
-        f"messages={len(harness.specs)}+2 twins in {harness.waves} waves; "
-        f"replay requests POST={requests['CreateProfileObservation']} List={requests['ListProfileObservations']}; "
-        f"observations {sum(copies.values())}/{sum(harness.expected.values())} "
-        f"doubled={len(doubled)} lost={len(lost)}; {time.monotonic() - started:.1f}s"
-    )
+    print(_accounting_line(seed, harness, copies, len(doubled), len(lost), started))
     context = f"seed {seed}\n{harness.log()}\nfinal report: {json.dumps(report.get('counts'))}"
     assert not doubled, f"posted twice: {doubled}\n{context}"
     assert not lost, f"lost: {lost}\n{context}"
@@ -346,6 +297,74 @@ def test_replay_killed_at_random_points_posts_everything_exactly_once(bridge, tm
     assert copies == harness.expected, context
     assert final.code == 0 and report["complete"], context
     assert depth == {"Visible": 0, "NotVisible": 0, "Delayed": 0}, f"left on the queue: {depth}\n{context}"
+
+
+def _park_first_wave(harness: CrashHarness) -> None:
+    """30 messages over six customers, one of 12 observations (two requests: 10 + 2), and two
+    envelopes on the queue twice: the long one and a short one."""
+    first = harness.new_wave(29, long_message=True)
+    harness.park_wave(first)
+    harness.park_twin(first[-1].sid)
+    harness.park_twin(first[0].sid)
+    assert len(harness.expected) == sum(harness.expected.values()), "contents must be distinct"
+    assert harness.bridge.observations() == []
+
+
+def _kill_plan(rng: random.Random, iterations: int) -> list[str]:
+    """Every named step at least once (the chunk step early, while there are long messages), the
+    rest killed from outside at a random time."""
+    steps = [s for s in crash_points.STEPS if s != "chunk"]
+    plan = steps + ["time"] * max(iterations - len(steps) - 1, 0)
+    rng.shuffle(plan)
+    plan.insert(rng.randrange(0, 3), "chunk")
+    return plan
+
+
+def _prepare_run(harness: CrashHarness, rng: random.Random, run: Run, *, may_park: bool) -> None:
+    """Park a fresh wave if the queue runs low, set Memory's faults, and choose where to kill."""
+    bridge, sandbox, mode = harness.bridge, harness.bridge.sandbox, run.mode
+    depth = _depth(bridge.sqs, bridge.queue_url)["Visible"]
+    if depth < 12 and may_park:
+        wave = harness.new_wave(5, long_message=mode in ("chunk", "time") or rng.random() < 0.3)
+        harness.park_wave(wave)
+        run.parked = len(wave)
+    # Slow "/Observations" so that kills from outside land inside requests; sometimes a request
+    # that Memory takes but never answers (ambiguous), or a clean 503: both put the message back
+    # through a replace (park the changed envelope, delete the old one).
+    if mode == "replaced" or rng.random() < 0.3:
+        sandbox.add_fault(Fault(drop="after", times=1, match="/Observations", method="POST"))
+        run.faults.append("drop-after")
+    elif rng.random() < 0.2:
+        sandbox.add_fault(Fault(status=503, times=1, match="/Observations", method="POST"))
+        run.faults.append("503")
+    latency = rng.uniform(0.05, 0.2)
+    sandbox.add_fault(Fault(latency=latency, match="/Observations"))
+    run.faults.append(f"lat{latency * 1000:.0f}ms")
+    if mode == "time":
+        run.n = rng.randrange(0, 1500)  # ms after the engine started
+    elif mode in ("chunk", "replaced"):
+        run.n = 1
+    else:
+        run.n = rng.randint(1, 3)
+
+
+def _accounting_line(
+    seed: int, harness: CrashHarness, copies: Counter[str], doubled: int, lost: int, started: float
+) -> str:
+    runs = harness.runs
+    hook_kills = Counter(r.mode for r in runs if r.killed == "hook")
+    time_runs = [r for r in runs if r.mode == "time"]
+    missed = sorted(r.mode for r in runs if r.mode not in ("time", "final") and not r.killed)
+    requests = sum((r.requests for r in runs), Counter())
+    return (
+        f"crash-replay seed={seed} runs={len(runs)} (killed {sum(1 for r in runs if r.killed)}: "
+        f"hook {dict(sorted(hook_kills.items()))}, hook-not-reached {missed}, "
+        f"time {sum(1 for r in time_runs if r.killed)}/{len(time_runs)}) "
+        f"messages={len(harness.specs)}+2 twins in {harness.waves} waves; "
+        f"replay requests POST={requests['CreateProfileObservation']} List={requests['ListProfileObservations']}; "
+        f"observations {sum(copies.values())}/{sum(harness.expected.values())} "
+        f"doubled={doubled} lost={lost}; {time.monotonic() - started:.1f}s"
+    )
 
 
 @pytest.mark.parametrize("crash", [None, "posted:1"], ids=["clean", "killed-after-first-202"])
