@@ -14,16 +14,14 @@ from memory_bridge.domain.envelope import FailureRecord, new_envelope
 from memory_bridge.domain.outcomes import Retryable
 
 
-def park_observations(
-    sqs: Any, queue_url: str, store_id: str, profile_ids: Sequence[str], count: int, label: str
-) -> None:
-    """Park `count` one-observation messages, spread round-robin over `profile_ids`.
+def envelope_bodies(store_id: str, profile_ids: Sequence[str], count: int, label: str) -> list[str]:
+    """`count` one-observation envelopes, spread round-robin over `profile_ids`.
 
     Message i has MessageSid `IM{label}{i:06d}` and content `"{label} {i}"`.
     """
     failure = FailureRecord.from_outcome("post_observations", Retryable(503, 20503, "down"))
     now = datetime.now(UTC)
-    bodies = [
+    return [
         new_envelope(
             kind="retryable",
             store_id=store_id,
@@ -44,6 +42,13 @@ def park_observations(
         ).to_json()
         for i in range(count)
     ]
+
+
+def park_observations(
+    sqs: Any, queue_url: str, store_id: str, profile_ids: Sequence[str], count: int, label: str
+) -> None:
+    """Park `count` one-observation messages, spread round-robin over `profile_ids` (envelope_bodies)."""
+    bodies = envelope_bodies(store_id, profile_ids, count, label)
     for start in range(0, count, 10):
         entries = [{"Id": str(j), "MessageBody": body} for j, body in enumerate(bodies[start : start + 10])]
         answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
