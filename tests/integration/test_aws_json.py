@@ -13,13 +13,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from memory_bridge.adapters.aws_json import (
-    AwsCredentials,
-    AwsError,
-    AwsJsonClient,
-    ConditionalCheckFailedException,
-    LeanDynamoDb,
-)
+from memory_bridge.adapters.aws_errors import AwsError, ConditionalCheckFailedException
+from memory_bridge.adapters.aws_json import AwsJsonClient, LeanDynamoDb
+from memory_bridge.adapters.aws_sigv4 import AwsCredentials
 from memory_bridge.deadlines import DeadlineExceeded
 
 

@@ -18,7 +18,9 @@ def test_the_wheel_carries_every_subpackage(tmp_path):
     )
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = tmp_path.glob("memory_bridge-*.whl")
-    shipped = {name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist() if name.endswith("/__init__.py")}
+    shipped = {
+        name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist() if name.endswith("/__init__.py")
+    }
     expected = {
         str(init.parent.relative_to(top)).replace("\\", "/")
         for top in (ROOT / "layers" / "bridge", ROOT / "cli", ROOT / "dev")

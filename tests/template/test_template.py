@@ -443,7 +443,7 @@ def emitted_metric_names() -> set[str]:
     from memory_bridge.webhook import REDACTION_METRICS
     from memory_bridge.webhook.delivery import Skipped
 
-    source = "\n".join(p.read_text() for p in (ROOT / "layers" / "bridge" / "memory_bridge").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "layers" / "bridge" / "memory_bridge").rglob("*.py"))
     names: set[str] = set()
     for call in re.findall(r"add_metric\((.*?)\"Count\"", source, flags=re.S):
         names.update(re.findall(r'"([A-Z][A-Za-z]+)"', call))

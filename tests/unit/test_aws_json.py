@@ -10,7 +10,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from memory_bridge.adapters.aws_json import AwsCredentials, endpoint_for, sign
+from memory_bridge.adapters.aws_sigv4 import AwsCredentials, endpoint_for, sign
 
 
 @pytest.mark.parametrize("token", [None, "session/token=="])

@@ -8,13 +8,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_bridge.domain.events import (
-    MAX_URL_CANDIDATES,
     MalformedRequest,
     event_type,
     parse_message_added,
     read_webhook_request,
 )
 from memory_bridge.domain.signature import compute_signature, is_valid_signature
+from memory_bridge.domain.webhook_urls import MAX_URL_CANDIDATES
 from tests.support import DEV_AUTH_TOKEN, WEBHOOK_URL, message_params, signed_event
 
 
@@ -164,7 +164,7 @@ def test_signed_webhook_url_constant_matches_the_sample_event():
 
 # ---- query strings on REST API (v1) events --------------------------------------------------
 # Twilio signs the URL exactly as configured; a v1 event hands over the query decoded and grouped
-# per key, so the bridge tries a bounded set of forms of it (events._query_candidates).
+# per key, so the bridge tries a bounded set of forms of it (webhook_urls._query_candidates).
 
 QUERY_URLS = [
     "?tenant=acme,eu",

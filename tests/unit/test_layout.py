@@ -34,7 +34,13 @@ MAX_MODULE_LINES, MAX_CLASS_LINES, MAX_FUNCTION_LINES = 300, 250, 60
 
 
 def module_name(path: Path) -> str:
-    for top in (ROOT / "layers" / "bridge", ROOT / "cli", ROOT / "dev", ROOT / "functions" / path.parent.name, ROOT):
+    for top in (
+        ROOT / "layers" / "bridge",
+        ROOT / "cli",
+        ROOT / "dev",
+        ROOT / "functions" / path.parent.name,
+        ROOT,
+    ):
         if path.is_relative_to(top):
             parts = path.relative_to(top).with_suffix("").parts
             return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -66,7 +72,9 @@ def layer_imports(path: Path, modules: dict[str, Path]) -> set[str]:
     """The layer modules a file imports (a `from package import module` counts as the module)."""
     out = set()
     for module, names in imports(path):
-        if not module.startswith("memory_bridge") or module.startswith(("memory_bridge_cli", "memory_bridge_dev")):
+        if not module.startswith("memory_bridge") or module.startswith(
+            ("memory_bridge_cli", "memory_bridge_dev")
+        ):
             continue
         submodules = {f"{module}.{n}" for n in names if f"{module}.{n}" in modules}
         out |= submodules or {module}
@@ -96,7 +104,9 @@ def test_the_adapters_import_no_flow():
     for name, path in modules.items():
         if name.startswith("memory_bridge.adapters"):
             flows = {
-                m for m in layer_imports(path, modules) if m.startswith(("memory_bridge.webhook", "memory_bridge.replay"))
+                m
+                for m in layer_imports(path, modules)
+                if m.startswith(("memory_bridge.webhook", "memory_bridge.replay"))
             }
             assert flows == set(), (name, flows)
 
@@ -170,7 +180,12 @@ def test_no_private_name_is_imported_from_another_module():
         for path in top.rglob("*.py"):
             for module, names in imports(path):
                 private = [n for n in names if n.startswith("_") and not n.startswith("__")]
-                if private and module.split(".")[0] in ("memory_bridge", "memory_bridge_cli", "memory_bridge_dev", "tests"):
+                if private and module.split(".")[0] in (
+                    "memory_bridge",
+                    "memory_bridge_cli",
+                    "memory_bridge_dev",
+                    "tests",
+                ):
                     offenders.append(f"{path.relative_to(ROOT)}: {module} {private}")
     assert offenders == []
 
@@ -223,7 +238,11 @@ def test_what_the_webhook_imports_at_init_excludes_the_replay():
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "POWERTOOLS_METRICS_NAMESPACE": "Test", "AWS_DEFAULT_REGION": "us-east-1"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "POWERTOOLS_METRICS_NAMESPACE": "Test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
     )
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = done.stdout.split()

@@ -13,6 +13,9 @@ botocore's own chain (a profile, SSO, the container endpoint that SnapStart uses
 the endpoint from AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL, else the regional one; one retry of
 a throttled, 5xx or broken call (as botocore's standard mode with two attempts), a short jittered
 pause between. What it does not: FIPS or dual-stack endpoints, clock-skew correction, CRC32 checks.
+
+Its parts: the signature, credentials and endpoints in aws_sigv4, the errors in aws_errors, the
+kept-alive connections in connections (all in memory_bridge.adapters).
 """
 
 from __future__ import annotations
@@ -20,22 +23,25 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import random
-import select
 import socket
-import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from memory_bridge.adapters.aws_errors import AwsError, ConditionalCheckFailedException
+from memory_bridge.adapters.aws_sigv4 import (
+    AwsCredentials,
+    credentials_source,
+    endpoint_for,
+    region_from,
+    sign,
+)
+from memory_bridge.adapters.connections import Connections
 from memory_bridge.deadlines import DeadlineExceeded, RequestGuard
 
 RETRYABLE_CODES = frozenset(
@@ -50,174 +56,6 @@ RETRYABLE_CODES = frozenset(
         "RequestThrottled",
     }
 )
-
-
-@dataclass(frozen=True, repr=False)
-class AwsCredentials:
-    access_key: str
-    secret_key: str
-    token: str | None = None
-
-    def __repr__(self) -> str:  # never print a secret by accident
-        return f"AwsCredentials(access_key={self.access_key[:4]}…)"
-
-
-def credentials_source(env: Mapping[str, str] | None = None) -> Callable[[], AwsCredentials]:
-    """Lambda's credentials (the environment); elsewhere botocore's chain, which refreshes them."""
-    env = os.environ if env is None else env
-    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-    if key and secret:
-        fixed = AwsCredentials(key, secret, env.get("AWS_SESSION_TOKEN") or None)
-        return lambda: fixed
-    import botocore.session  # not in Lambda's usual case: only without credentials in the environment
-
-    resolved = botocore.session.get_session().get_credentials()
-    if resolved is None:
-        raise AwsError("NoCredentials", "no AWS credentials found")
-
-    def frozen() -> AwsCredentials:
-        now = resolved.get_frozen_credentials()
-        return AwsCredentials(str(now.access_key), str(now.secret_key), now.token or None)
-
-    return frozen
-
-
-class AwsError(Exception):
-    """An AWS error answer (or no answer). `code` is the error's short name; `response` the JSON body."""
-
-    def __init__(self, code: str, message: str = "", status: int | None = None, response: Any = None):
-        super().__init__(f"{code}: {message}"[:300])
-        self.code = code
-        self.status = status
-        self.response: dict[str, Any] = response if isinstance(response, dict) else {}
-
-
-class ConditionalCheckFailedException(AwsError):
-    """DynamoDB refused a conditional write; `response["Item"]` holds the item when asked for."""
-
-
-def region_from(env: Mapping[str, str]) -> str:
-    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-
-
-def endpoint_for(service: str, env_suffix: str, region: str, env: Mapping[str, str]) -> str:
-    """AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL (as botocore reads them), else the regional one."""
-    configured = env.get(f"AWS_ENDPOINT_URL_{env_suffix}") or env.get("AWS_ENDPOINT_URL")
-    if configured:
-        return configured.rstrip("/")
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://{service}.{region}.{suffix}"
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
-
-
-def sign(
-    *,
-    host: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    region: str,
-    service: str,
-    credentials: AwsCredentials,
-    now: datetime.datetime,
-) -> dict[str, str]:
-    """SigV4 headers for a POST to "/" with no query: X-Amz-Date, the token if any, Authorization.
-
-    `headers` are the others to sign (Content-Type, X-Amz-Target); Host is signed as given."""
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-    day = amz_date[:8]
-    signed = {"host": host, "x-amz-date": amz_date, **{k.lower(): v.strip() for k, v in headers.items()}}
-    if credentials.token:
-        signed["x-amz-security-token"] = credentials.token
-    names = sorted(signed)
-    canonical = "\n".join(
-        [
-            "POST",
-            "/",
-            "",
-            "".join(f"{name}:{signed[name]}\n" for name in names),
-            ";".join(names),
-            hashlib.sha256(body).hexdigest(),
-        ]
-    )
-    scope = f"{day}/{region}/{service}/aws4_request"
-    to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
-    )
-    key = _hmac(
-        _hmac(_hmac(_hmac(("AWS4" + credentials.secret_key).encode("utf-8"), day), region), service),
-        "aws4_request",
-    )
-    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    out = {
-        "X-Amz-Date": amz_date,
-        "Authorization": f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={signature}",
-    }
-    if credentials.token:
-        out["X-Amz-Security-Token"] = credentials.token
-    return out
-
-
-class Connections:
-    """Kept-alive http.client connections to one endpoint, one per caller at a time (two kept).
-
-    http.client rather than urllib3: per call it costs about half the CPU (no pool manager, header
-    dict, retry or response wrapper objects), which counts at 0.145 of a vCPU."""
-
-    def __init__(self, endpoint_url: str, connect_timeout: float, keep: int = 2):
-        parts = urlsplit(endpoint_url)
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname or ""
-        self.port = parts.port or (443 if self.https else 80)
-        self.connect_timeout = connect_timeout
-        self._keep = keep
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        self._tls = ssl.create_default_context() if self.https else None
-
-    def get(self) -> http.client.HTTPConnection:
-        with self._lock:
-            while self._idle:
-                connection = self._idle.pop()
-                if not _dropped(connection):
-                    return connection
-                connection.close()
-        if self._tls is not None:
-            return http.client.HTTPSConnection(
-                self.host, self.port, timeout=self.connect_timeout, context=self._tls
-            )
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
-
-    def put(self, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if len(self._idle) < self._keep:
-                self._idle.append(connection)
-                return
-        connection.close()
-
-    def clear(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
-
-    def __len__(self) -> int:
-        return len(self._idle)
-
-
-def _dropped(connection: http.client.HTTPConnection) -> bool:
-    """An idle kept-alive connection the server closed (or that has unread data) is not reused."""
-    sock = connection.sock
-    if sock is None:
-        return False
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
 
 
 # The wall-clock deadline of the calls made inside `AwsJsonClient.within(seconds)` on this thread.
@@ -306,19 +144,7 @@ class AwsJsonClient:
             guard.release()
 
     def _send(self, operation: str, body: bytes, guard: Any) -> dict[str, Any]:
-        headers = {"Content-Type": self._content_type, "X-Amz-Target": f"{self._target_prefix}.{operation}"}
-        headers.update(
-            sign(
-                host=self._host,
-                body=body,
-                headers=headers,
-                region=self.region,
-                service=self.signing_name,
-                credentials=self._credentials(),
-                now=self._clock(),
-            )
-        )
-        headers["Host"] = self._host
+        headers = self._signed_headers(operation, body)
         self.calls += 1
         left = None if guard is None else guard.deadline - time.monotonic()
         connection = self._pool.get()
@@ -343,23 +169,42 @@ class AwsJsonClient:
             connection.close()
         else:
             self._pool.put(connection)
-        try:
-            document = json.loads(data) if data else {}
-        except ValueError:
-            document = {}
-        if 200 <= answer.status < 300:
-            return document if isinstance(document, dict) else {}
-        error_type = answer.headers.get("x-amzn-ErrorType") or str(
-            (document.get("__type") if isinstance(document, dict) else None) or f"HTTP{answer.status}"
+        return _answer(answer.status, answer.headers.get("x-amzn-ErrorType"), data)
+
+    def _signed_headers(self, operation: str, body: bytes) -> dict[str, str]:
+        headers = {"Content-Type": self._content_type, "X-Amz-Target": f"{self._target_prefix}.{operation}"}
+        headers.update(
+            sign(
+                host=self._host,
+                body=body,
+                headers=headers,
+                region=self.region,
+                service=self.signing_name,
+                credentials=self._credentials(),
+                now=self._clock(),
+            )
         )
-        code = error_type.split(":")[0].rsplit("#", 1)[-1]
-        message = (
-            str(document.get("message") or document.get("Message") or "")
-            if isinstance(document, dict)
-            else ""
-        )
-        kind = ConditionalCheckFailedException if code == "ConditionalCheckFailedException" else AwsError
-        raise kind(code, message, answer.status, document)
+        headers["Host"] = self._host
+        return headers
+
+
+def _answer(status: int, error_type: str | None, data: bytes) -> dict[str, Any]:
+    """The answer's JSON; an error answer raises AwsError (ConditionalCheckFailedException for that one)."""
+    try:
+        document = json.loads(data) if data else {}
+    except ValueError:
+        document = {}
+    if 200 <= status < 300:
+        return document if isinstance(document, dict) else {}
+    error_type = error_type or str(
+        (document.get("__type") if isinstance(document, dict) else None) or f"HTTP{status}"
+    )
+    code = error_type.split(":")[0].rsplit("#", 1)[-1]
+    message = (
+        str(document.get("message") or document.get("Message") or "") if isinstance(document, dict) else ""
+    )
+    kind = ConditionalCheckFailedException if code == "ConditionalCheckFailedException" else AwsError
+    raise kind(code, message, status, document)
 
 
 def _shorter(timeout: float, left: float | None) -> float:

@@ -11,24 +11,21 @@ Calls per message: the webhook makes two (claim, settle); a replay makes one bat
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from memory_bridge.adapters.ledger_updates import (
+    accepted_update,
+    claim_update,
+    replay_claim_update,
+    settle_update,
+    version_of,
+)
 from memory_bridge.deadlines import DeadlineExceeded, call_within
 from memory_bridge.domain.ledger import Busy, Claimed, ClaimResult, Finished, LedgerRecord, Settlement
 from memory_bridge.ports import LedgerUnavailable
 
 KEY_PREFIX = "message#"
-# Attribute names, always through ExpressionAttributeNames (several are DynamoDB reserved words).
-NAMES = {
-    "#acc": "accepted",
-    "#uns": "unsure",
-    "#owner": "lease_owner",
-    "#until": "lease_until",
-    "#out": "outcome",
-    "#ver": "version",
-    "#exp": "expiration",
-}
 
 
 def default_dynamodb_client() -> Any:
@@ -44,10 +41,6 @@ def default_dynamodb_client() -> Any:
         parameter_validation=False,
     )
     return boto3.client("dynamodb", config=config)
-
-
-def _numbers(parts: Iterable[int]) -> dict[str, list[str]]:
-    return {"NS": [str(p) for p in sorted(set(parts))]}
 
 
 def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRecord | None:
@@ -112,20 +105,7 @@ class LedgerTable:
         self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
     ) -> ClaimResult:
         """Take the lease unless the message finished or is leased; mark every part unsure."""
-        values: dict[str, Any] = {
-            ":owner": {"S": owner},
-            ":until": {"N": f"{lease_until:.3f}"},
-            ":now": {"N": f"{now:.3f}"},
-            ":zero": {"N": "0"},
-            ":one": {"N": "1"},
-            ":exp": {"N": str(int(now) + self._expires_after)},
-        }
-        update = "SET #owner = :owner, #until = :until, #ver = if_not_exists(#ver, :zero) + :one, #exp = :exp"
-        names = _used_names("#owner", "#until", "#ver", "#exp", "#out")
-        if parts:
-            values[":parts"] = _numbers(range(parts))
-            update += " ADD #uns :parts"
-            names["#uns"] = NAMES["#uns"]
+        update = claim_update(owner, parts, lease_until, now, int(now) + self._expires_after)
         client = self.client
 
         def call() -> ClaimResult:
@@ -133,11 +113,7 @@ class LedgerTable:
                 answer = client.update_item(
                     TableName=self.table_name,
                     Key=self._key(message_sid),
-                    UpdateExpression=update,
-                    ConditionExpression="attribute_not_exists(id) OR "
-                    "(attribute_not_exists(#out) AND #until < :now)",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
+                    **update,
                     ReturnValues="ALL_OLD",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
@@ -161,7 +137,8 @@ class LedgerTable:
         """Write what a delivery learnt and give up its lease (and record its answer, if any).
 
         Returns the record's version after the write (None if nothing was written)."""
-        request = self._settle_update(settlement)
+        where = {"TableName": self.table_name, "Key": self._key(settlement.message_sid)}
+        request = {**where, **settle_update(settlement)}
         client = self.client
 
         def call() -> int | None:
@@ -171,8 +148,10 @@ class LedgerTable:
                 # Someone claimed it since: keep their doubt, add only what Memory surely holds.
                 if not settlement.accepted:
                     return None
-                answer = client.update_item(**self._accepted_update(settlement), ReturnValues="UPDATED_NEW")
-            return _version(answer)
+                answer = client.update_item(
+                    **where, **accepted_update(settlement), ReturnValues="UPDATED_NEW"
+                )
+            return version_of(answer)
 
         version: int | None = self._guarded(timeout, "settle", call)
         return version
@@ -224,34 +203,16 @@ class LedgerTable:
         claimed: dict[str, int] = {}
         client = self.client
         for sid, version, parts in claims:
-            values: dict[str, Any] = {
-                ":owner": {"S": owner},
-                ":until": {"N": f"{lease_until:.3f}"},
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-                ":exp": {"N": str(int(now) + self._expires_after)},
-                ":parts": _numbers(parts),
-            }
-            if version is None:
-                condition = "attribute_not_exists(id)"
-            else:
-                condition = "#ver = :seen"
-                values[":seen"] = {"N": str(version)}
-            condition = f"({condition}) OR (#owner = :owner AND #until = :until)"
             request = {
                 "TableName": self.table_name,
                 "Key": self._key(sid),
-                "UpdateExpression": "SET #owner = :owner, #until = :until, "
-                "#ver = if_not_exists(#ver, :zero) + :one, #exp = :exp ADD #uns :parts",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": _used_names("#owner", "#until", "#ver", "#exp", "#uns"),
-                "ExpressionAttributeValues": values,
+                **replay_claim_update(version, parts, owner, lease_until, int(now) + self._expires_after),
                 "ReturnValues": "UPDATED_NEW",
             }
 
             def call(r: dict[str, Any] = request) -> int | None:
                 try:
-                    return _version(client.update_item(**r))
+                    return version_of(client.update_item(**r))
                 except client.exceptions.ConditionalCheckFailedException:
                     return None
 
@@ -271,50 +232,6 @@ class LedgerTable:
 
     # ---- shared ----------------------------------------------------------------------
 
-    def _settle_update(self, settlement: Settlement) -> dict[str, Any]:
-        values: dict[str, Any] = {":zero": {"N": "0"}, ":one": {"N": "1"}}
-        sets = ["#until = :zero", "#ver = if_not_exists(#ver, :zero) + :one"]
-        names = ["#until", "#ver"]
-        clauses = []
-        if settlement.outcome is not None:
-            sets.append("#out = :out")
-            names.append("#out")
-            values[":out"] = {"S": json.dumps(settlement.outcome, separators=(",", ":"))}
-        clauses.append("SET " + ", ".join(sets))
-        if settlement.accepted:
-            clauses.append("ADD #acc :acc")
-            names.append("#acc")
-            values[":acc"] = _numbers(settlement.accepted)
-        if settlement.cleared:
-            clauses.append("DELETE #uns :cleared")
-            names.append("#uns")
-            values[":cleared"] = _numbers(settlement.cleared)
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": self._key(settlement.message_sid),
-            "UpdateExpression": " ".join(clauses),
-            "ExpressionAttributeNames": _used_names(*names),
-            "ExpressionAttributeValues": values,
-        }
-        if settlement.owner is not None:
-            request["ConditionExpression"] = "#owner = :me"
-            request["ExpressionAttributeNames"]["#owner"] = NAMES["#owner"]
-            values[":me"] = {"S": settlement.owner}
-        return request
-
-    def _accepted_update(self, settlement: Settlement) -> dict[str, Any]:
-        return {
-            "TableName": self.table_name,
-            "Key": self._key(settlement.message_sid),
-            "UpdateExpression": "SET #ver = if_not_exists(#ver, :zero) + :one ADD #acc :acc",
-            "ExpressionAttributeNames": _used_names("#ver", "#acc"),
-            "ExpressionAttributeValues": {
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-                ":acc": _numbers(settlement.accepted),
-            },
-        }
-
     def _guarded(self, timeout: float, what: str, call: Callable[[], Any]) -> Any:
         try:
             return self._call(timeout, what, call)
@@ -322,11 +239,3 @@ class LedgerTable:
             raise
         except Exception as error:  # noqa: BLE001 - botocore raises many types; all mean "not written"
             raise LedgerUnavailable(f"ledger {what} failed: {type(error).__name__}") from None
-
-
-def _version(answer: Any) -> int:
-    return int(((answer or {}).get("Attributes") or {}).get("version", {}).get("N", 0))
-
-
-def _used_names(*names: str) -> dict[str, str]:
-    return {name: NAMES[name] for name in names}

@@ -16,8 +16,6 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -26,6 +24,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from memory_bridge.adapters.guarded_http import guarded_pool_manager
 from memory_bridge.deadlines import RequestGuard, active_guard
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.observations import Observation
@@ -36,50 +35,6 @@ USER_AGENT = "memory-bridge/0.1 (+urllib3)"
 # Bodies above this are gzipped (allowed on Observations POST only). Small bodies cost more to
 # compress than they save on the wire.
 GZIP_THRESHOLD_BYTES = 8 * 1024
-
-
-class _GuardedHTTPConnection(HTTPConnection):
-    # A fresh connection is armed once connected; a kept-alive one as the request starts.
-    def connect(self) -> None:
-        super().connect()
-        guard = active_guard.get()
-        if guard is not None:
-            guard.watch(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = active_guard.get()
-        if guard is not None:
-            guard.watch(self.sock)
-        super().request(*args, **kwargs)
-
-
-class _GuardedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        guard = active_guard.get()
-        if guard is not None:
-            guard.watch(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = active_guard.get()
-        if guard is not None:
-            guard.watch(self.sock)
-        super().request(*args, **kwargs)
-
-
-class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-def guarded_pool_manager(maxsize: int = 1) -> urllib3.PoolManager:
-    """A keep-alive pool whose requests honour a wall-clock deadline (see `MemoryApiClient._send`)."""
-    manager = urllib3.PoolManager(num_pools=2, maxsize=maxsize, block=False, retries=False)
-    manager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
-    return manager
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

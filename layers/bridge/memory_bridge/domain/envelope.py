@@ -221,25 +221,14 @@ def _get(
 
 def parse_envelope(text: str) -> Envelope:
     """Read an envelope; raises MalformedEnvelope saying what is wrong (never the content)."""
-    try:
-        document = json.loads(text)
-    except (ValueError, TypeError):
-        raise MalformedEnvelope("not JSON") from None
-    if not isinstance(document, dict):
-        raise MalformedEnvelope("not a JSON object")
-    version = document.get("version")
-    if version != ENVELOPE_VERSION:
-        raise MalformedEnvelope(f"unsupported envelope version {version!r}")
+    document = _document(text)
     kind = _get(document, "kind", str)
     if kind not in ("retryable", "permanent"):
         raise MalformedEnvelope(f"unknown kind {kind!r}")
-    observations = _get(document, "observations", list)
+    observations: list[Observation] = _get(document, "observations", list)
     if not observations or not all(isinstance(o, dict) for o in observations):
         raise MalformedEnvelope("observations must be a non-empty list of objects")
-    failure_doc = _get(document, "failure", dict)
-    stage = failure_doc.get("stage")
-    if stage not in ("resolve_profile", "post_observations"):
-        raise MalformedEnvelope(f"unknown failure stage {stage!r}")
+    failure = _failure(_get(document, "failure", dict))
     identifier_doc = _get(document, "identifier", dict, optional=True)
     identifier = None
     if identifier_doc is not None:
@@ -260,7 +249,6 @@ def parse_envelope(text: str) -> Envelope:
         or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in parts)
     ):
         raise MalformedEnvelope("parts must be one index per observation")
-    retry_after = failure_doc.get("retryAfter")
     return Envelope(
         version=ENVELOPE_VERSION,
         kind=kind,
@@ -271,18 +259,40 @@ def parse_envelope(text: str) -> Envelope:
         message_sid=_get(document, "messageSid", str),
         conversation_sid=_get(document, "conversationSid", str),
         observations=tuple(observations),
-        failure=FailureRecord(
-            stage=stage,
-            status=failure_doc.get("status"),
-            code=failure_doc.get("code"),
-            message=str(failure_doc.get("message") or ""),
-            ambiguous=bool(failure_doc.get("ambiguous")),
-            retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
-        ),
+        failure=failure,
         attempts=attempts,
         first_failed_at=str(document.get("firstFailedAt") or ""),
         last_failed_at=str(document.get("lastFailedAt") or ""),
         history=tuple(h for h in document.get("history") or () if isinstance(h, dict)),
         parts=tuple(parts) if parts is not None else None,
         left_for_people_at=str(document.get("leftForPeopleAt") or ""),
+    )
+
+
+def _document(text: str) -> dict[str, Any]:
+    """The JSON object, of the version this release reads."""
+    try:
+        document = json.loads(text)
+    except (ValueError, TypeError):
+        raise MalformedEnvelope("not JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedEnvelope("not a JSON object")
+    version = document.get("version")
+    if version != ENVELOPE_VERSION:
+        raise MalformedEnvelope(f"unsupported envelope version {version!r}")
+    return document
+
+
+def _failure(failure_doc: Mapping[str, Any]) -> FailureRecord:
+    stage = failure_doc.get("stage")
+    if stage not in ("resolve_profile", "post_observations"):
+        raise MalformedEnvelope(f"unknown failure stage {stage!r}")
+    retry_after = failure_doc.get("retryAfter")
+    return FailureRecord(
+        stage=stage,
+        status=failure_doc.get("status"),
+        code=failure_doc.get("code"),
+        message=str(failure_doc.get("message") or ""),
+        ambiguous=bool(failure_doc.get("ambiguous")),
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
     )

@@ -55,7 +55,7 @@ class Parked:
 @dataclass(frozen=True)
 class Skipped:
     reason: Literal["empty", "system", "agent", "sensitive"]
-    redacted: Mapping[str, int] = NOTHING_FOUND  # "sensitive": what it held, by kind
+    redacted: Mapping[str, int] = field(default_factory=lambda: NOTHING_FOUND)  # "sensitive": by kind
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Prepared:
     message: MessageAdded
     who: Identifier
     observations: tuple[Observation, ...]
-    redacted: Mapping[str, int] = NOTHING_FOUND  # sensitive numbers replaced, by kind
+    redacted: Mapping[str, int] = field(default_factory=lambda: NOTHING_FOUND)  # replaced, by kind
 
 
 @dataclass(frozen=True)
@@ -157,17 +157,98 @@ def deliver(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
 ) -> Delivery:
-    message, who = prepared.message, prepared.who
     plan = plan or PartsPlan(post=tuple(range(len(prepared.observations))))
-    to_post = list(plan.post)
-    in_doubt = set(plan.check)  # an earlier delivery may have posted these: park, never post blind
-    accepted: set[int] = set()
-    attempts = _Attempts(deadline, sleep)
+    run = _Run(
+        prepared, rules, memory, profiles, dead_letters, deadline, plan, now, _Attempts(deadline, sleep)
+    )
+    return run.deliver()
 
-    def report(result: DeliveryResult) -> Delivery:
-        return Delivery(result, frozenset(accepted), frozenset(in_doubt))
+
+@dataclass
+class _Run:
+    """One delivery's parts and state: what it learnt of each part so far."""
+
+    prepared: Prepared
+    rules: DeliveryRules
+    memory: ObservationWriter
+    profiles: ProfileCache
+    dead_letters: DeadLetterSink
+    deadline: Deadline
+    plan: PartsPlan
+    now: Callable[[], datetime]
+    attempts: _Attempts
+    accepted: set[int] = field(default_factory=set)
+    # An earlier delivery may have posted these: park, never post blind.
+    in_doubt: set[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.in_doubt = set(self.plan.check)
+
+    def deliver(self) -> Delivery:
+        rules, who, attempts = self.rules, self.prepared.who, self.attempts
+        to_post = list(self.plan.post)
+        profile_id = self.profiles.get(who)
+        if profile_id is None and to_post:
+            resolved = attempts.run(
+                lambda: resolve_profile(
+                    self.memory, rules.store_id, who, rules.trait_group, attempts.call_timeout
+                )
+            )
+            if isinstance(resolved, Retryable | Permanent):
+                return self.park("resolve_profile", resolved, to_post, None)
+            assert isinstance(resolved, str)
+            profile_id = resolved
+            self.profiles.put(who, profile_id)
+        posted = 0
+        for batch in batches(to_post):
+            assert profile_id is not None
+            outcome, profile_id = self.post_following_merge(profile_id, batch)
+            if not isinstance(outcome, Accepted):
+                failure = outcome if isinstance(outcome, Retryable | Permanent) else _unexpected(outcome)
+                return self.park("post_observations", failure, to_post[posted:], profile_id, tried=batch)
+            self.accepted.update(batch)
+            posted += len(batch)
+        if self.plan.check:
+            doubt = Retryable(
+                status=None,
+                message="an earlier delivery may have posted these; the replay checks Memory first",
+                ambiguous=True,
+            )
+            return self.park("post_observations", doubt, [], profile_id)
+        return self.report(Posted(observations=posted, requests=attempts.calls))
+
+    def post_following_merge(self, profile_id: str, batch: Sequence[int]) -> tuple[Outcome | str, str]:
+        """POST one batch; on 308 + Canonical-Profile-Id follow the canonical profile once.
+
+        Returns the outcome and the profile id it was posted to.
+        """
+        store_id, attempts = self.rules.store_id, self.attempts
+        observations = [self.prepared.observations[p] for p in batch]
+        outcome = attempts.run(
+            lambda: self.memory.create_observations(
+                store_id, profile_id, observations, attempts.call_timeout()
+            )
+        )
+        if (
+            isinstance(outcome, Moved)
+            and outcome.canonical_profile_id
+            and outcome.canonical_profile_id != profile_id
+        ):
+            canonical = outcome.canonical_profile_id
+            self.profiles.put(self.prepared.who, canonical)
+            followed = attempts.run(
+                lambda: self.memory.create_observations(
+                    store_id, canonical, observations, attempts.call_timeout()
+                )
+            )
+            return followed, canonical
+        return outcome, profile_id
+
+    def report(self, result: DeliveryResult) -> Delivery:
+        return Delivery(result, frozenset(self.accepted), frozenset(self.in_doubt))
 
     def park(
+        self,
         stage: Stage,
         failure: Failure,
         unposted: Sequence[int],
@@ -178,88 +259,28 @@ def deliver(
             "permanent" if isinstance(failure, Permanent) else "retryable"
         )
         if isinstance(failure, Retryable) and failure.ambiguous:
-            in_doubt.update(tried)  # the failed request may have reached Memory
-        parts = sorted({*unposted, *plan.check})
+            self.in_doubt.update(tried)  # the failed request may have reached Memory
+        parts = sorted({*unposted, *self.plan.check})
+        message, rules = self.prepared.message, self.rules
         envelope = new_envelope(
             kind=kind,
             store_id=rules.store_id,
             message_sid=message.message_sid,
             conversation_sid=message.conversation_sid,
-            observations=[prepared.observations[p] for p in parts],
+            observations=[self.prepared.observations[p] for p in parts],
             failure=FailureRecord.from_outcome(stage, failure),
             profile_id=profile_id,
-            identifier=who,
+            identifier=self.prepared.who,
             trait_group=rules.trait_group,
-            now=now(),
+            now=self.now(),
             parts=parts,
         )
+        timeout = max(self.deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05)
         try:
-            dead_letters.park(envelope, timeout=max(deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05))
+            self.dead_letters.park(envelope, timeout=timeout)
         except QueueUnavailable as error:
-            return report(Unparked(str(error)))
-        return report(Parked(kind=kind, stage=stage, status=failure.status, code=failure.code))
-
-    profile_id = profiles.get(who)
-    if profile_id is None and to_post:
-        resolved = attempts.run(
-            lambda: resolve_profile(memory, rules.store_id, who, rules.trait_group, attempts.call_timeout)
-        )
-        if isinstance(resolved, Retryable | Permanent):
-            return park("resolve_profile", resolved, to_post, None)
-        assert isinstance(resolved, str)
-        profile_id = resolved
-        profiles.put(who, profile_id)
-
-    posted = 0
-    for batch in batches(to_post):
-        observations = [prepared.observations[p] for p in batch]
-        assert profile_id is not None
-        outcome, profile_id = _post_following_merge(
-            memory, rules.store_id, profile_id, observations, attempts, profiles, who
-        )
-        if not isinstance(outcome, Accepted):
-            failure = outcome if isinstance(outcome, Retryable | Permanent) else _unexpected(outcome)
-            return park("post_observations", failure, to_post[posted:], profile_id, tried=batch)
-        accepted.update(batch)
-        posted += len(batch)
-    if plan.check:
-        doubt = Retryable(
-            status=None,
-            message="an earlier delivery may have posted these; the replay checks Memory first",
-            ambiguous=True,
-        )
-        return park("post_observations", doubt, [], profile_id)
-    return report(Posted(observations=posted, requests=attempts.calls))
-
-
-def _post_following_merge(
-    memory: ObservationWriter,
-    store_id: str,
-    profile_id: str,
-    batch: list[Observation],
-    attempts: _Attempts,
-    profiles: ProfileCache,
-    who: Identifier,
-) -> tuple[Outcome | str, str]:
-    """POST one batch; on 308 + Canonical-Profile-Id follow the canonical profile once.
-
-    Returns the outcome and the profile id it was posted to.
-    """
-    outcome = attempts.run(
-        lambda: memory.create_observations(store_id, profile_id, batch, attempts.call_timeout())
-    )
-    if (
-        isinstance(outcome, Moved)
-        and outcome.canonical_profile_id
-        and outcome.canonical_profile_id != profile_id
-    ):
-        canonical = outcome.canonical_profile_id
-        profiles.put(who, canonical)
-        followed = attempts.run(
-            lambda: memory.create_observations(store_id, canonical, batch, attempts.call_timeout())
-        )
-        return followed, canonical
-    return outcome, profile_id
+            return self.report(Unparked(str(error)))
+        return self.report(Parked(kind=kind, stage=stage, status=failure.status, code=failure.code))
 
 
 def _unexpected(outcome: Outcome | str) -> Permanent:

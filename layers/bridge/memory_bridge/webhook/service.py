@@ -13,27 +13,26 @@ local stack and the tests.
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from memory_bridge.adapters.secrets import CachedCredentials
 from memory_bridge.deadlines import Deadline
 from memory_bridge.domain.credentials import CredentialsError
 from memory_bridge.domain.events import (
     MESSAGE_ADDED,
     MalformedRequest,
+    MessageAdded,
     WebhookRequest,
     event_type,
     parse_message_added,
     read_webhook_request,
 )
-from memory_bridge.domain.ledger import Busy, Finished, Settlement, plan_parts
+from memory_bridge.domain.ledger import Busy, Claimed, Finished, Settlement, plan_parts
 from memory_bridge.domain.signature import is_valid_signature
 from memory_bridge.ports import (
+    CredentialsSource,
     DeadLetterSink,
     DeliveryLedger,
     KeyedLogger,
@@ -42,12 +41,12 @@ from memory_bridge.ports import (
     ObservationWriter,
 )
 from memory_bridge.profiles import ProfileCache
+from memory_bridge.webhook.answers import Answer, count_redactions, record_result, response, result_json
 from memory_bridge.webhook.delivery import (
     RESERVE_SECONDS,
-    DeliveryResult,
+    Delivery,
     DeliveryRules,
-    Parked,
-    Posted,
+    Prepared,
     Skipped,
     Unparked,
     deliver,
@@ -56,22 +55,10 @@ from memory_bridge.webhook.delivery import (
 
 # Leave this much of Lambda's own remaining time unused, whatever the configured budget.
 LAMBDA_SAFETY_SECONDS = 0.5
-# One metric per kind of sensitive number replaced (memory_bridge.domain.redaction).
-REDACTION_METRICS = {"cards": "RedactedCardNumbers", "iban": "RedactedIbans", "ssn": "RedactedSsns"}
 # The ledger claim waits at most this long: a slow table answers 503 with time to spare.
 CLAIM_TIMEOUT_SECONDS = 0.8
 # The secret, when it must be read during a call (first call after a failed init, or a rotation).
 SECRET_TIMEOUT_SECONDS = 1.5
-
-JsonResult = dict[str, Any]
-
-
-def response(status_code: int, outcome: str, /, **extra: Any) -> dict[str, Any]:
-    return {
-        "statusCode": status_code,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"outcome": outcome, **extra}),
-    }
 
 
 @dataclass
@@ -79,7 +66,7 @@ class WebhookService:
     rules: DeliveryRules
     public_webhook_url: str | None
     budget_seconds: float
-    credentials: CachedCredentials
+    credentials: CredentialsSource
     memory: ObservationWriter
     profiles: ProfileCache
     dead_letters: DeadLetterSink
@@ -103,7 +90,30 @@ class WebhookService:
             )
             return response(503, "unavailable")
 
-    def _handle(self, event: Mapping[str, Any], context: Any, deadline: Deadline) -> dict[str, Any]:
+    def _handle(self, event: Mapping[str, Any], context: Any, deadline: Deadline) -> Answer:
+        """verify → parse → claim → deliver → settle; each step returns the answer when it ends the call."""
+        request = self._verified(event, deadline)
+        if isinstance(request, dict):
+            return request
+        message = self._message(request)
+        if isinstance(message, dict):
+            return message
+        prepared = prepare(message, self.rules)
+        count_redactions(self.metrics, self.logger, self.rules.redaction.mode, prepared.redacted)
+        if isinstance(prepared, Skipped):
+            record_result(self.metrics, self.logger, result_json(prepared))
+            return response(200, "skipped", reason=prepared.reason)
+        owner = _owner(context)
+        claim = self._claim(message.message_sid, owner, len(prepared.observations), context, deadline)
+        if isinstance(claim, dict):
+            return claim
+        delivery = self._deliver(prepared, claim, deadline)
+        return self._settle(message.message_sid, owner, len(prepared.observations), delivery, deadline)
+
+    # ---- steps ----------------------------------------------------------------------------
+
+    def _verified(self, event: Mapping[str, Any], deadline: Deadline) -> WebhookRequest | Answer:
+        """The request, once its signature is good; else the answer (403, or 503 without the secret)."""
         try:
             request = read_webhook_request(event, self.public_webhook_url)
         except MalformedRequest:
@@ -114,7 +124,10 @@ class WebhookService:
         rejection = self._verify(request, deadline)
         if rejection is not None:
             return rejection
+        return request
 
+    def _message(self, request: WebhookRequest) -> MessageAdded | Answer:
+        """The message the webhook carries; else the answer (400 malformed, 200 for another event)."""
         try:
             kind = event_type(request)
         except MalformedRequest as error:
@@ -130,18 +143,15 @@ class WebhookService:
             return self._malformed(error)
         self.logger.append_keys(message_sid=message.message_sid, conversation_sid=message.conversation_sid)
         self.metrics.add_metric("MessagesReceived", "Count", 1)
+        return message
 
-        prepared = prepare(message, self.rules)
-        self._count_redactions(prepared.redacted)
-        if isinstance(prepared, Skipped):
-            self._record(_result_json(prepared))
-            return response(200, "skipped", reason=prepared.reason)
-
-        parts = len(prepared.observations)
-        owner = _owner(context)
+    def _claim(
+        self, message_sid: str, owner: str, parts: int, context: Any, deadline: Deadline
+    ) -> Claimed | Answer:
+        """The lease on the MessageSid; else the answer (503, a duplicate's 200, 409 while in progress)."""
         try:
             claim = self.ledger.claim(
-                message.message_sid,
+                message_sid,
                 owner=owner,
                 parts=parts,
                 lease_until=self.wall_clock() + self._lease_seconds(context, deadline),
@@ -167,14 +177,17 @@ class WebhookService:
                 **response(409, "in_progress"),
                 "headers": {"Content-Type": "application/json", "Retry-After": "2"},
             }
-        plan = plan_parts(range(parts), claim.previous)
+        return claim
+
+    def _deliver(self, prepared: Prepared, claim: Claimed, deadline: Deadline) -> Delivery:
+        plan = plan_parts(range(len(prepared.observations)), claim.previous)
         if claim.previous is not None:
             self.metrics.add_metric("Redeliveries", "Count", 1)
             self.logger.info(
                 "earlier delivery did not finish; resuming",
                 extra={"done": len(plan.done), "in_doubt": len(plan.check), "to_post": len(plan.post)},
             )
-        delivery = deliver(
+        return deliver(
             prepared,
             rules=self.rules,
             memory=self.memory,
@@ -184,10 +197,15 @@ class WebhookService:
             plan=plan,
             sleep=self.sleep,
         )
-        result = _result_json(delivery.result)
+
+    def _settle(
+        self, message_sid: str, owner: str, parts: int, delivery: Delivery, deadline: Deadline
+    ) -> Answer:
+        """Write what the delivery learnt to the ledger, and answer: 200, or 503 when it could not park."""
+        result = result_json(delivery.result)
         unparked = isinstance(delivery.result, Unparked)
         settlement = Settlement(
-            message.message_sid,
+            message_sid,
             accepted=delivery.accepted,
             cleared=frozenset(range(parts)) - delivery.in_doubt,
             outcome=None if unparked else result,
@@ -207,10 +225,10 @@ class WebhookService:
                 extra={"reason": result.get("reason")},
             )
             return response(503, "queue_unavailable")
-        self._record(result)
+        record_result(self.metrics, self.logger, result)
         return response(200, str(result["outcome"]), **{k: v for k, v in result.items() if k != "outcome"})
 
-    # ---- steps ----------------------------------------------------------------------------
+    # ---- helpers --------------------------------------------------------------------------
 
     def _budget(self, context: Any) -> float:
         budget = self.budget_seconds
@@ -263,75 +281,11 @@ class WebhookService:
         self.logger.warning("webhook rejected", extra={"reason": reason})
         return response(403, "forbidden", error="invalid signature")
 
-    def _count_redactions(self, found: Mapping[str, int]) -> None:
-        """A metric per kind, and a log line with kinds and counts: never the values."""
-        if not found:
-            return
-        for kind, count in found.items():
-            self.metrics.add_metric(REDACTION_METRICS[kind], "Count", count)
-        mode = self.rules.redaction.mode
-        self.logger.info(
-            "sensitive numbers skipped the message" if mode == "skip" else "sensitive numbers redacted",
-            extra={"redacted": dict(sorted(found.items()))},
-        )
-
     def _malformed(self, error: MalformedRequest) -> dict[str, Any]:
         self.metrics.add_metric("MalformedWebhooks", "Count", 1)
         self.logger.warning("malformed webhook", extra={"reason": str(error)})
         return response(400, "malformed", error=str(error))
 
-    def _record(self, result: JsonResult) -> None:
-        outcome = result["outcome"]
-        if outcome == "posted":
-            self.metrics.add_metric("MessagesPosted", "Count", 1)
-            self.metrics.add_metric("ObservationsPosted", "Count", result.get("observations", 0))
-            self.logger.info("message posted", extra={"observations": result.get("observations")})
-        elif outcome == "parked":
-            kind = result.get("kind")
-            self.metrics.add_metric(
-                "MessagesParkedPermanent" if kind == "permanent" else "MessagesParkedRetryable", "Count", 1
-            )
-            log = self.logger.error if kind == "permanent" else self.logger.warning
-            log(
-                "message parked on the dead-letter queue",
-                extra={
-                    "kind": kind,
-                    "stage": result.get("stage"),
-                    "status": result.get("status"),
-                    "code": result.get("code"),
-                },
-            )
-        else:
-            reason = result.get("reason", "")
-            self.metrics.add_metric(f"MessagesSkipped{str(reason).capitalize()}", "Count", 1)
-            self.logger.info("message skipped", extra={"reason": reason})
-
 
 def _owner(context: Any) -> str:
     return str(getattr(context, "aws_request_id", None) or f"local-{time.monotonic_ns()}")
-
-
-def _result_json(result: DeliveryResult) -> JsonResult:
-    if isinstance(result, Unparked):
-        return {"outcome": "unparked", "reason": result.reason}
-    if isinstance(result, Posted):
-        return {"outcome": "posted", "observations": result.observations}
-    if isinstance(result, Parked):
-        return {
-            "outcome": "parked",
-            "kind": result.kind,
-            "stage": result.stage,
-            "status": result.status,
-            "code": result.code,
-        }
-    return {"outcome": "skipped", "reason": result.reason}
-
-
-def stdlib_logger(name: str = "memory_bridge") -> KeyedLogger:
-    """A KeyedLogger over the standard library, for places without Powertools' Logger."""
-
-    class _Adapter(logging.LoggerAdapter):  # type: ignore[type-arg]
-        def append_keys(self, **keys: Any) -> None:
-            self.extra = {**(self.extra or {}), **keys}
-
-    return _Adapter(logging.getLogger(name), {})
