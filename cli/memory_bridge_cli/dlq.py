@@ -499,6 +499,7 @@ def summary_table(summary: Any, show_content: bool) -> str:
         ("malformed (left)", counts.malformed),
         ("sensitive numbers redacted", counts.redacted),
         ("Memory requests", counts.requests),
+        ("  of which posts", counts.posts),
         ("observations posted", counts.observations_posted),
     ]
     lines.append("")

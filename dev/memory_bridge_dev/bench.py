@@ -9,6 +9,7 @@ call counts below are the bridge's alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -102,7 +103,8 @@ def aws_environment(moto_url: str) -> None:
 
 # ---- 1 and 2. the webhook as Lambda runs it, beside the simple peer -------------------------------------
 
-APPS = ("bridge", "peer")
+# "baseline" joins them with --baseline REF: memory-bridge at that commit, interleaved with the rest.
+APPS: tuple[str, ...] = ("bridge", "peer")
 WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversations"
 
 
@@ -407,9 +409,37 @@ def lambda_bench(  # noqa: C901 - one measurement harness, read top-down; split 
             figures["sizes"] = [size_row(warm[app], cold[app], size) for size in MEMORY_SIZES]
         result["apps"][app] = figures
     result["ratios"] = ratios(result["apps"])
+    result.update({"vs_baseline": baseline_ratios(result["apps"])} if "baseline" in result["apps"] else {})
     if profile_text:
         result["profile"] = profile_text
     return result
+
+
+def baseline_ratios(apps: dict[str, Any]) -> dict[str, float]:
+    """memory-bridge now / memory-bridge at the baseline commit, measured in the same run."""
+    now, then = apps["bridge"], apps["baseline"]
+    pairs: dict[str, tuple[float, float]] = {}
+    if "cold" in now and "cold" in then:
+        for key in ("init_wall_ms", "init_cpu_ms", "first_cpu_ms", "modelled_ms"):
+            pairs[f"cold_{key}"] = (now["cold"][key], then["cold"][key])
+    if "warm" in now and "warm" in then:
+        pairs["warm_cpu_p50"] = (now["warm"]["cpu_ms"]["p50"], then["warm"]["cpu_ms"]["p50"])
+        pairs["warm_cpu_p99"] = (now["warm"]["cpu_ms"]["p99"], then["warm"]["cpu_ms"]["p99"])
+        pairs["warm_modelled_p50"] = (now["warm"]["modelled_ms"]["p50"], then["warm"]["modelled_ms"]["p50"])
+    return {name: round(a / b, 3) if b else float("inf") for name, (a, b) in pairs.items()}
+
+
+@contextmanager
+def baseline_tree(ref: str) -> Iterator[Path]:
+    """A detached git worktree of `ref`, removed afterwards."""
+    git = shutil.which("git") or "git"
+    where = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    subprocess.run([git, "worktree", "add", "--detach", "--quiet", str(where), ref], cwd=ROOT, check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run([git, "worktree", "remove", "--force", str(where)], cwd=ROOT, check=False)
+        shutil.rmtree(where, ignore_errors=True)
 
 
 TARGET_MB = 256  # the issue's targets are set at 256 MB, whatever the template's default
@@ -791,6 +821,11 @@ def main(argv: list[str] | None = None) -> int:
         help="time cap for the one-by-one replay; its rate is measured over what it did",
     )
     parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also measure memory-bridge at this git commit, interleaved (cold and warm; e.g. HEAD~5)",
+    )
+    parser.add_argument(
         "--scale-messages",
         default="20000,100000",
         help="replay-at-scale sizes, comma-separated (the queue is an in-process SQS model; see the report)",
@@ -817,13 +852,20 @@ def main(argv: list[str] | None = None) -> int:
             "webhooks each, interleaved…",
             flush=True,
         )
-        result["webhook"] = lambda_bench(
-            cold_runs=cold_runs,
-            webhooks=webhooks,
-            memory_latency_ms=args.webhook_memory_latency_ms,
-            dynamodb_latency_ms=args.dynamodb_latency_ms,
-            profile_webhooks=args.profile_webhooks if webhooks else 0,
-        )
+        with contextlib.ExitStack() as stack:
+            if args.baseline:
+                global APPS
+                tree = stack.enter_context(baseline_tree(args.baseline))
+                os.environ["BENCH_BASELINE_ROOT"] = str(tree)
+                APPS = ("bridge", "peer", "baseline")
+                result["baseline"] = args.baseline
+            result["webhook"] = lambda_bench(
+                cold_runs=cold_runs,
+                webhooks=webhooks,
+                memory_latency_ms=args.webhook_memory_latency_ms,
+                dynamodb_latency_ms=args.dynamodb_latency_ms,
+                profile_webhooks=args.profile_webhooks if webhooks else 0,
+            )
     if "replay" in only:
         print(
             f"• replay: {args.replay_messages} parked messages across {args.replay_profiles} profiles…",

@@ -34,7 +34,8 @@ from typing import Any
 from memory_bridge_dev.apigw import LocalLambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = {"bridge": "app", "peer": "memory_bridge_dev.bench_peer.app"}
+# baseline: memory-bridge as it was at another commit (make bench --baseline REF), from its own tree.
+APPS = {"bridge": "app", "peer": "memory_bridge_dev.bench_peer.app", "baseline": "app"}
 APP = ""  # set by main()
 _ = (base64, logging, urllib.parse, uuid)  # imported for what they cost, not used here
 
@@ -84,12 +85,16 @@ class CallCounts:
 
         pool.urlopen = counted_urlopen
 
-        if (
-            APP == "bridge"
-        ):  # memory-bridge's own AWS client (memory_bridge.adapters.aws_json) uses http.client
-            try:
-                from memory_bridge.adapters import aws_json
-            except ImportError:  # a version from before it (boto3 over urllib3: counted above)
+        if APP in ("bridge", "baseline"):  # memory-bridge's own AWS client uses http.client
+            import importlib
+
+            for where in ("memory_bridge.adapters.aws_json", "memory_bridge.aws_json"):
+                try:
+                    aws_json: Any = importlib.import_module(where)
+                    break
+                except ImportError:
+                    continue
+            else:  # a version from before it (boto3 over urllib3: counted above)
                 return
 
             client: Any = aws_json.AwsJsonClient
@@ -119,7 +124,10 @@ def main() -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    sys.path.insert(0, str(ROOT / "functions" / "webhook"))
+    root = Path(os.environ["BENCH_BASELINE_ROOT"]) if args.app == "baseline" else ROOT
+    if args.app == "baseline":  # found before the installed (editable) package of this tree
+        sys.path.insert(0, str(root / "layers" / "bridge"))
+    sys.path.insert(0, str(root / "functions" / "webhook"))
     counts = CallCounts()
     if args.count_calls:
         # urllib3 is imported here, before the clock starts, for both apps alike: its import is then

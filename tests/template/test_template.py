@@ -77,16 +77,21 @@ def test_sam_build_ships_the_core_and_nothing_dev_only(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     layer = build_dir / "BridgeLayer" / "python"
-    assert (layer / "memory_bridge" / "webhook.py").exists()
+    # Every package and module of the layer's source, and nothing else of ours.
+    source = ROOT / "layers" / "bridge" / "memory_bridge"
+    ours = {str(p.relative_to(source)) for p in source.rglob("*.py") if "__pycache__" not in p.parts}
+    built = {str(p.relative_to(layer / "memory_bridge")) for p in (layer / "memory_bridge").rglob("*.py")}
+    assert ours == built
+    assert {"webhook/service.py", "replay/engine.py", "domain/envelope.py", "adapters/memory_api.py"} <= built
     assert (layer / "aws_lambda_powertools").is_dir()
     assert (layer / "urllib3").is_dir()
     shipped = {p.name for p in build_dir.rglob("*")}
     assert "memory_bridge_dev" not in shipped and "sandbox.py" not in shipped
     # The operator CLI (argparse, the sam deploy runner) is installed by pip, never shipped to Lambda.
     assert "memory_bridge_cli" not in shipped
-    assert not [p.name for p in (layer / "memory_bridge").glob("*.py") if p.name.startswith("cli")]
-    assert not {"stores.py", "queue_scan.py"} & {p.name for p in (layer / "memory_bridge").glob("*.py")}
-    assert "argparse" not in "".join(p.read_text() for p in (layer / "memory_bridge").glob("*.py"))
+    assert not [p.name for p in (layer / "memory_bridge").rglob("*.py") if p.name.startswith("cli")]
+    assert not {"stores.py", "queue_scan.py"} & {p.name for p in (layer / "memory_bridge").rglob("*.py")}
+    assert "argparse" not in "".join(p.read_text() for p in (layer / "memory_bridge").rglob("*.py"))
     assert not (build_dir / "BridgeLayer" / "python" / "boto3").exists()  # the runtime has it
     assert (build_dir / "WebhookFunction" / "app.py").exists()
 
