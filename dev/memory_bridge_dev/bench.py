@@ -921,6 +921,7 @@ def render(result: dict[str, Any]) -> str:
             f"  speed-up {replay['speedup']}x; posted exactly once {replay['posted_exactly_once']}, "
             f"more than once {replay['posted_more_than_once']}",
         ]
+    lines += render_extras(result)
     package = result.get("package")
     if package and "unzipped_mb" in package:
         sizes = package["unzipped_mb"]
@@ -937,6 +938,41 @@ def render(result: dict[str, Any]) -> str:
         f"  {'met ' if t['met'] else 'MISS'}  {t['target']:<44} {t['measured']}" for t in result["targets"]
     ]
     return "\n".join(lines)
+
+
+def render_extras(result: dict[str, Any]) -> list[str]:
+    """memory-bridge against its baseline commit, and the replay at scale."""
+    lines: list[str] = []
+    webhook = result.get("webhook") or {}
+    if "vs_baseline" in webhook:
+        now, then = webhook["apps"]["bridge"], webhook["apps"]["baseline"]
+        lines += ["", f"memory-bridge now beside itself at {result.get('baseline')} (same run, interleaved)"]
+        rows = [
+            ("init CPU, ms", "cold", "init_cpu_ms", None),
+            ("init wall, ms", "cold", "init_wall_ms", None),
+            ("cold first answer at 256 MB, ms", "cold", "modelled_ms", None),
+            ("warm CPU p50, ms", "warm", "cpu_ms", "p50"),
+            ("warm CPU p99, ms", "warm", "cpu_ms", "p99"),
+            ("warm p50 at 256 MB, ms", "warm", "modelled_ms", "p50"),
+        ]
+        for label, section, key, sub in rows:
+            if section in now and section in then:
+                a, b = now[section][key], then[section][key]
+                a, b = (a[sub], b[sub]) if sub else (a, b)
+                lines.append(f"  {label:<36} {a:>9} {b:>9}   {a / b if b else 0:.3f}x")
+    for row in result.get("replay_at_scale") or []:
+        if not lines or not lines[-1].startswith("  scale"):
+            lines += [
+                "",
+                "Replay at scale (Memory sandbox over HTTP, ledger on moto's DynamoDB, in-process queue)",
+            ]
+        lines.append(
+            f"  scale {row['messages']:>7} messages / {row['profiles']} profiles: {row['seconds']} s, "
+            f"{row['messages_per_second']} msg/s, {row['observation_posts']} posts "
+            f"({row['posts_per_message']} a message), {row['memory_requests']} Memory requests, "
+            f"{row['slices']} slice(s), left {row['left_on_queue']}"
+        )
+    return lines
 
 
 def render_webhook(webhook: dict[str, Any]) -> list[str]:
