@@ -6,6 +6,7 @@ every message once, on its profile, and nothing left on the queue but what the r
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -285,3 +286,139 @@ def test_packing_carries_every_part_once_and_at_most_ten_a_request(sizes):
 )
 def test_request_counts(sizes, expected):
     assert request_count(sizes) == expected
+
+
+# ---- found by trying to break it ------------------------------------------------------------------
+
+
+class SlowLookups(FakeMemory):
+    def __init__(self, clock: FakeClock, seconds: float):
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def lookup_profiles(self, *args, **kwargs) -> Outcome:  # type: ignore[no-untyped-def]
+        self.clock.now += self.seconds
+        return super().lookup_profiles(*args, **kwargs)
+
+
+class Throttling(FakeMemory):
+    """Answers the first post 429 with Retry-After `after`; records when each post starts."""
+
+    def __init__(self, clock: FakeClock, after: float):
+        super().__init__()
+        self.clock, self.after, self.post_times = clock, after, []
+
+    def create_observations(self, store_id, profile_id, observations, timeout=None):  # type: ignore[no-untyped-def]
+        self.post_times.append(self.clock())
+        if self.after is not None:
+            self.after, after = None, self.after
+            return Retryable(429, 20429, "slow down", retry_after=after)
+        return super().create_observations(store_id, profile_id, observations, timeout)
+
+
+def test_a_message_let_go_as_its_rest_is_counted_left():
+    """A Lookup that eats the hold: the author was resolved, so the message goes back as a new
+    (resolved) envelope; the run must not call itself complete."""
+    clock = FakeClock()
+    queue, ledger = FakeQueue(clock), FakeLedger()
+    park(queue, 1, 1, resolved=False)
+
+    summary = engine(queue, SlowLookups(clock, 100.0), ledger, clock).run(
+        ReplayOptions(visibility_timeout=120)
+    )
+
+    assert len(queue.messages) == 1
+    assert summary.counts.left == 1 and not summary.complete
+
+
+def test_a_partly_posted_long_message_let_go_is_counted_left():
+    clock = FakeClock()
+    queue, ledger = FakeQueue(clock), FakeLedger()
+    park(queue, 1, 1, parts=25)  # three requests of ten, five, and each takes 50 s of a 120 s hold
+
+    summary = engine(queue, SlowMemory(clock, 50.0), ledger, clock).run(ReplayOptions(visibility_timeout=120))
+
+    assert len(queue.messages) == 1 and summary.counts.left == 1 and not summary.complete
+
+
+def test_a_retry_after_longer_than_the_hold_is_not_waited_out():
+    clock = FakeClock()
+    queue, ledger = FakeQueue(clock), FakeLedger()
+    memory = Throttling(clock, after=100.0)
+    park(queue, 1, 1)
+    received_at = clock()
+
+    summary = engine(queue, memory, ledger, clock).run(ReplayOptions(visibility_timeout=120))
+
+    assert all(t <= received_at + 120 - HOLD_MARGIN_SECONDS for t in memory.post_times), memory.post_times
+    assert "longer than the messages' hold" in (summary.stopped or "")
+    assert summary.counts.left == 1 and len(queue.messages) == 1
+
+
+def test_a_second_run_during_a_long_retry_after_does_not_double_the_message():
+    clock = FakeClock()
+    queue, ledger = FakeQueue(clock), FakeLedger()
+    memory = Throttling(clock, after=150.0)
+    park(queue, 1, 1)
+    second = {}
+
+    def sleep(seconds: float) -> None:  # the first run waits; meanwhile the schedule runs a second
+        clock.now += 125.0
+        plain = FakeMemory()
+        plain.observations = memory.observations
+        second["run"] = engine(queue, plain, ledger, clock).run(ReplayOptions(visibility_timeout=120))
+        clock.now += max(seconds - 125.0, 0)
+
+    ReplayEngine(
+        queue, memory, ledger=ledger, clock=clock, wall_clock=clock, sleep=sleep, now=lambda: NOW
+    ).run(ReplayOptions(visibility_timeout=120))
+    clock.now += 1_000
+    engine(queue, FakeMemory(observations=memory.observations), ledger, clock).run(ReplayOptions())
+
+    assert Counter(memory.contents()) == {"m0 p0": 1}
+
+
+def test_running_out_of_time_mid_group_counts_what_it_leaves():
+    clock = FakeClock()
+    queue, ledger = FakeQueue(clock), FakeLedger()
+    park(queue, 30, 1)
+
+    summary = engine(queue, Throttling(clock, after=200.0), ledger, clock).run(ReplayOptions(time_limit=100))
+
+    assert summary.stopped and summary.counts.replayed == 0
+    assert summary.counts.left == len(queue.messages) == 30
+
+
+def test_the_dry_run_with_a_profile_filter_creates_no_profile():
+    clock = FakeClock()
+    queue, ledger, memory = FakeQueue(clock), FakeLedger(), FakeMemory()
+    park(queue, 3, 3, resolved=False)
+
+    engine(queue, memory, ledger, clock).run(ReplayOptions(dry_run=True, profile_id=f"mem_profile_{99:026d}"))
+
+    assert memory.calls["create"] == 0 and memory.profiles == {}
+
+
+def test_a_dry_run_that_needs_more_than_one_slice_says_so():
+    """At 1 request a second, 2,000 posts do not fit a 900 s hold: the count is not a promise."""
+    clock = FakeClock()
+    queue, ledger, memory = FakeQueue(clock), FakeLedger(), FakeMemory()
+    park(queue, 20_000, 1_000)
+
+    dry = engine(queue, memory, ledger, clock).run(ReplayOptions(dry_run=True, rate=1))
+
+    assert any("several slices" in note for note in dry.notes), dry.notes
+
+
+def test_a_429_never_makes_the_pacer_faster_than_the_rate():
+    from memory_bridge.replay import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.1, clock, clock.sleep)  # one request every 10 s
+    starts = []
+    for i in range(4):
+        pacer.wait()
+        starts.append(clock())
+        if i == 1:
+            pacer.slow_down(None)
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 10.0

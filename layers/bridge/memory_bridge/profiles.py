@@ -47,6 +47,20 @@ class ProfileCache:
         return len(self._entries)
 
 
+def lookup_profile(
+    directory: ProfileDirectory, store_id: str, identifier: Identifier
+) -> str | Failure | None:
+    """Lookup only: the profile id, None when Memory has none for the identifier (never creates one)."""
+    looked_up = directory.lookup_profiles(store_id, identifier)
+    if isinstance(looked_up, Accepted):
+        return _first_profile(looked_up)
+    if isinstance(looked_up, Permanent) and looked_up.status == 404 and looked_up.code != 520041:
+        return None
+    if isinstance(looked_up, Retryable | Permanent):
+        return looked_up
+    return None
+
+
 def _first_profile(outcome: Accepted) -> str | None:
     body = outcome.body if isinstance(outcome.body, dict) else {}
     profiles = body.get("profiles") or []

@@ -152,6 +152,11 @@ def register_snapstart_hooks() -> bool:
     return True
 
 
+def built_service() -> WebhookService | None:
+    """The container's service if it has been built (None before, or after a configuration error)."""
+    return _service
+
+
 def reset() -> None:
     """Forget the built service (tests and the local stack change the environment)."""
     global _service

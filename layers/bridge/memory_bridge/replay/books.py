@@ -178,8 +178,10 @@ class Books:
                 continue
             envelope = item.envelope
             if set(item.parts) != set(envelope.part_numbers) or item.profile_id != envelope.profile_id:
+                # Parked again as the rest: a new message, for the next run (as `leave` does).
                 rest = replace(envelope.with_parts(set(item.parts)), profile_id=item.profile_id)
-                self._replace_or_hold(item.message, rest)  # a new message: a later slice receives it
+                self._replace_or_hold(item.message, rest)
+                self.run.counts.left += 1
             else:
                 whole.append(item.message)
             item.parts = []

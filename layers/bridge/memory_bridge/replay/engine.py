@@ -37,7 +37,7 @@ from memory_bridge.replay.intake import Intake
 from memory_bridge.replay.options import ReplayOptions
 from memory_bridge.replay.pacer import OutOfTime
 from memory_bridge.replay.pending import Pending, sort_parts
-from memory_bridge.replay.plan import plan
+from memory_bridge.replay.plan import more_than_one_slice, plan
 from memory_bridge.replay.posting import Poster
 from memory_bridge.replay.resolving import Resolver
 from memory_bridge.replay.slicing import MAX_SLICE, SliceBudget
@@ -99,6 +99,7 @@ class Run:
         self.intake = Intake(run, engine.queue, self.books, self.resolver)
         self.check = MemoryCheck(run, engine.memory, self.books)
         self.poster = Poster(run, engine.memory, self.books, self.resolver)
+        self.slice_items: list[Pending] = []  # the slice in progress
 
     @property
     def summary(self) -> ReplaySummary:
@@ -122,6 +123,8 @@ class Run:
                 self.replay()
         except OutOfTime:
             self.context.stop("time limit")
+            # What the slice still carries goes back untouched (and is counted as left).
+            self.books.leave(self.slice_items)
 
     def dry_run(self) -> None:
         run = self.context
@@ -132,6 +135,9 @@ class Run:
             run.summary.notes.append(f"ledger not read ({error}); counts assume nothing was posted")
             records = {}
         run.summary.plan, twins = plan(pending, records)
+        note = more_than_one_slice(run, run.summary.plan)
+        if note:
+            run.summary.notes.append(note)
         if twins:
             run.summary.notes.append(f"{twins} copy(ies) of a message already counted: deleted, not posted")
         run.held.extend(p.message for p in pending)
@@ -151,7 +157,7 @@ class Run:
             )
             if limit <= 0:
                 break
-            batch = self.intake.collect(limit, SliceBudget(run, limit))
+            batch = self.slice_items = self.intake.collect(limit, SliceBudget(run, limit))
             taken += len(batch)
             if not batch:
                 break

@@ -164,5 +164,4 @@ class Intake:
             return True
         if envelope.identifier is None:
             return False
-        resolved = self.resolver.profile_for(envelope.store_id, envelope.identifier, envelope.trait_group)
-        return resolved == profile_id
+        return self.resolver.existing_profile(envelope.store_id, envelope.identifier) == profile_id

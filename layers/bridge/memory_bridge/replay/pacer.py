@@ -39,8 +39,13 @@ class Pacer:
             self._sleep(delay)
         self._next = max(self._clock(), self._next) + self.interval
 
+    def delay(self) -> float:
+        """Seconds the next wait() will sleep."""
+        return max(self._next - self._clock(), 0.0)
+
     def slow_down(self, retry_after: float | None) -> None:
-        self.interval = min(max(self.interval * 2, 0.1), MAX_INTERVAL_SECONDS)
+        # Never faster than the rate asked for, however long its own interval is.
+        self.interval = min(max(self.interval * 2, 0.1), max(MAX_INTERVAL_SECONDS, self.base_interval))
         if retry_after:
             self._next = max(self._next, self._clock() + retry_after)
 

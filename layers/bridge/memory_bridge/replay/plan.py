@@ -7,8 +7,10 @@ from typing import Any
 
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.ledger import LedgerRecord
+from memory_bridge.replay.context import RunContext
 from memory_bridge.replay.packing import request_count
 from memory_bridge.replay.pending import Pending, sort_parts
+from memory_bridge.replay.slicing import HOLD_MARGIN_SECONDS, SliceBudget
 
 GroupKey = tuple[str, str, Identifier | None]
 
@@ -33,6 +35,21 @@ def plan(pending: list[Pending], records: dict[str, LedgerRecord]) -> tuple[list
         who = item.profile_id or (f"unresolved {identifier.id_type}" if identifier else "unresolved")
         groups.setdefault((item.envelope.store_id, who, identifier), []).append(item)
     return [_row(key, items) for key, items in groups.items()], twins
+
+
+def more_than_one_slice(run: RunContext, rows: list[dict[str, Any]]) -> str | None:
+    """Counted as one slice; when its requests, at the rate, would outlast the messages' hold, the
+    real run works in several and groups less across them: say so rather than promise the count."""
+    requests = sum(row["requests"] for row in rows)
+    seconds = requests * SliceBudget(run, 0).seconds_per_request
+    hold = run.options.visibility_timeout - HOLD_MARGIN_SECONDS
+    if seconds <= hold:
+        return None
+    return (
+        f"the {requests} requests take about {seconds:.0f} s at this rate, longer than a slice's "
+        f"hold ({hold:.0f} s): the run works in several slices and may make more requests than counted; "
+        "a higher --rate (or a longer visibility timeout) keeps them together"
+    )
 
 
 def _row(key: GroupKey, items: list[Pending]) -> dict[str, Any]:

@@ -79,11 +79,19 @@ class Poster:
             if isinstance(outcome, Retryable) and outcome.status == 429:
                 throttled += 1
                 self.run.pacer.slow_down(outcome.retry_after)
-                if throttled < self.run.options.max_consecutive_failures:
+                fits = self._hold_outlasts(request)
+                if fits and throttled < self.run.options.max_consecutive_failures:
                     continue  # honour Retry-After and try the same request again, slower
+                # Waiting past the messages' hold would outlast their lease too: another run could
+                # post them while this one waits. So leave them, untouched, and stop.
+                self.run.stop(
+                    f"Memory kept answering 429 ({throttled} times)"
+                    if fits
+                    else "Memory asked to wait (429 Retry-After) longer than the messages' hold"
+                )
                 self.books.release_leases(request)
                 self.books.leave(request.items)
-                return "stop"  # leave it untouched: Memory is shedding load
+                return "stop"
             return self._failed(request, outcome)
 
     def _failed(self, request: Request, outcome: Outcome) -> Result:
@@ -98,6 +106,11 @@ class Poster:
             self.books.put_back(item, "post_observations", failure)
         self.run.failed_once()
         return "failed"
+
+    def _hold_outlasts(self, request: Request) -> bool:
+        """The messages' hold still has the margin left once the pacer's wait is over."""
+        hold_left = min(i.hold_until for i in request.items) - self.run.clock()
+        return hold_left - self.run.pacer.delay() >= HOLD_MARGIN_SECONDS
 
     @staticmethod
     def _move(request: Request, profile_id: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.outcomes import Failure, Outcome
 from memory_bridge.ports import ProfileDirectory
-from memory_bridge.profiles import resolve_profile
+from memory_bridge.profiles import lookup_profile, resolve_profile
 from memory_bridge.replay.books import Books
 from memory_bridge.replay.context import RunContext
 from memory_bridge.replay.pending import Pending
@@ -51,6 +51,19 @@ class Resolver:
         if isinstance(resolved, str):
             profiles.put(identifier, resolved)
         return resolved
+
+    def existing_profile(self, store_id: str, identifier: Identifier) -> str | None:
+        """The author's profile if Memory has one (cached, else a Lookup); never creates one, so
+        that filtering by profile (and the dry run) changes nothing in Memory."""
+        cached = self.run.profiles.get(identifier)
+        if cached:
+            return cached
+        self.run.pacer.wait()
+        found = lookup_profile(self.directory, store_id, identifier)
+        if isinstance(found, str):
+            self.run.profiles.put(identifier, found)
+            return found
+        return None
 
     def resolve_one(self, item: Pending, fresh: bool = False) -> str | Failure:
         identifier = item.envelope.identifier
