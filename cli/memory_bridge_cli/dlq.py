@@ -63,12 +63,15 @@ def dead_letter_queue(args: argparse.Namespace) -> DeadLetterQueue:
     state = local_stack_state()
     endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     queue_url = args.queue_url or os.environ.get("DEAD_LETTER_QUEUE_URL")
-    # Whether the queue (and with it the ledger, the replay's settings and Memory) is the local stack's.
-    args.queue_from_local_stack = bool(not queue_url and not args.stack_name and state)
+    # Whether the queue (and with it the ledger, the replay's settings and Memory) is the local stack's:
+    # none named, or the one it printed. It is then read with moto's dummy keys, never this shell's AWS
+    # credentials, so a state file naming a real queue gets nothing read from it.
+    args.queue_from_local_stack = bool(
+        state and not args.stack_name and queue_url in (None, "", state.get("queue_url"))
+    )
     local_key: str | None = None
     if state and args.queue_from_local_stack:
         queue_url, endpoint = state["queue_url"], endpoint or state["moto_url"]
-        # The state file's endpoint gets moto's dummy keys, never the AWS credentials of this shell.
         local_key = "local"
     try:
         session = boto3.session.Session(
