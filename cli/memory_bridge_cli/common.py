@@ -8,16 +8,25 @@ which assembles the parser from all of them.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import re
+import stat
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import IO, Any, NoReturn, TextIO
 
-from memory_bridge.config import DEFAULT_MEMORY_API_BASE_URL, STORE_ID_PATTERN
+from memory_bridge.config import (
+    DEFAULT_MEMORY_API_BASE_URL,
+    STORE_ID_PATTERN,
+    ConfigError,
+    require_memory_api_url,
+)
 from memory_bridge.domain.credentials import (
     CredentialsError,
     TwilioCredentials,
@@ -57,19 +66,55 @@ def local_stack_state() -> dict[str, Any] | None:
     """
     path = local_state_path()
     try:
-        state: dict[str, Any] = json.loads(path.read_text())
+        text = read_own_file(path)
+        if text is None:
+            return None
+        state: dict[str, Any] = json.loads(text)
+    except NotOwnFile:  # another user could have planted it (at the README's /tmp path, say)
+        _note_ignored(
+            f"ignored {path}: not a regular file of yours that others may not write (the local stack "
+            "writes its own, 0600); delete it, or restart `make run`"
+        )
+        return None
     except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict):
         return None
     pid = state.get("pid")
     if isinstance(pid, int) and not process_alive(pid):
-        note = (
+        _note_ignored(
             f"ignored {path}: the local stack that wrote it (pid {pid}) is not running; "
             "start it with `make run`, or delete the file"
         )
-        if note not in _stale_state:
-            _stale_state.append(note)
         return None
     return state
+
+
+def _note_ignored(note: str) -> None:
+    if note not in _stale_state:
+        _stale_state.append(note)
+
+
+class NotOwnFile(Exception):
+    """A symlink, or not a regular file of this user's, or one anyone may write."""
+
+
+def read_own_file(path: Path) -> str | None:
+    """The text of a regular file this user owns and others may not write; None when there is none.
+    NotOwnFile for any other (a symlink's target is not followed), OSError for the rest."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # a symlink
+            raise NotOwnFile(str(path)) from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o002:
+            raise NotOwnFile(str(path))
+        return handle.read().decode("utf-8", errors="replace")
 
 
 def stale_state_note() -> str | None:
@@ -100,15 +145,52 @@ def aws_client_config() -> Any:
 
 
 def writable_path(flag: str, text: str) -> Path:
-    """A file the command will write at its end, checked before it does any work."""
+    """A file the command will write at its end (with private_file), checked before it does any work.
+    A symlink there is replaced, not followed, so only the folder must be writable."""
     path = Path(text)
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise UsageError(f"{flag} {text}: is a directory; name a file in it")
     if not path.parent.is_dir():
         raise UsageError(f"{flag} {text}: the folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not os.access(path.parent, os.W_OK):
         raise UsageError(f"{flag} {text}: not writable")
+    with contextlib.suppress(FileNotFoundError):
+        if path.lstat().st_uid != os.getuid():  # never written into, nor replaced: someone else's
+            raise UsageError(f"{flag} {text}: is another user's file; name a new one")
     return path
+
+
+@contextlib.contextmanager
+def private_file(path: Path) -> Iterator[IO[str]]:
+    """Write `path` as a new file only its owner can read (0600), whatever the umask.
+
+    What it holds (customer messages, a replay's report, the local stack's dev credentials) must not
+    be readable by others, nor land in a file someone else prepared: the text goes to a new file
+    created beside `path` with O_EXCL|O_NOFOLLOW (tempfile.mkstemp), which then replaces `path` by a
+    rename. A symlink at `path` is replaced itself and its target left untouched; an existing file
+    (of any mode, or another user's, which the rename into a sticky folder such as /tmp refuses) is
+    never opened. What was written before an error or Ctrl-C is kept, as a plain write would keep it.
+    """
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            try:
+                yield handle
+            finally:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.replace(temporary, path)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_private_file(path: Path, text: str) -> None:
+    with private_file(path) as handle:
+        handle.write(text)
 
 
 NO_REGION = "no AWS region: pass --region (e.g. us-east-1) or set AWS_REGION"
@@ -179,7 +261,9 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
     `--profile-id` a Memory profile."""
     group = parser.add_argument_group("Memory API")
     group.add_argument(
-        "--memory-api-url", help="base URL (default: $MEMORY_API_BASE_URL, the local stack, or Twilio's)"
+        "--memory-api-url",
+        help="base URL: https://, or http:// only to loopback (default: $MEMORY_API_BASE_URL, the local "
+        "stack, or Twilio's)",
     )
     group.add_argument(
         "--secret",
@@ -227,38 +311,74 @@ def aws_profile_name(text: str) -> str:
     return text
 
 
-def memory_client(args: argparse.Namespace) -> Any:
+def memory_client(args: argparse.Namespace, *, local_stack: bool = True) -> Any:
+    """A Memory client. `local_stack=False` when the command's other end is not the local stack's
+    (dlq replay of a queue named by --queue-url, say): its Memory URL is then never used."""
     from memory_bridge.adapters.memory_api import MemoryApiClient
     from memory_bridge.ports import StaticCredentials
 
-    state = local_stack_state()
-    base_url = args.memory_api_url or os.environ.get("MEMORY_API_BASE_URL")
-    if not base_url:
-        base_url = state["sandbox_url"] if state else DEFAULT_MEMORY_API_BASE_URL
-    if not base_url.startswith(("http://", "https://")):
-        raise UsageError(f"the Memory API URL must start with https:// (http:// locally), got {base_url!r}")
-    credentials = cli_credentials(args, state)
+    base_url, credentials = memory_target(args, local_stack_state() if local_stack else None)
     return MemoryApiClient(
         base_url, StaticCredentials(credentials), connect_timeout=3.0, read_timeout=15.0, pool_size=4
     )
 
 
-def cli_credentials(args: argparse.Namespace, state: dict[str, Any] | None) -> TwilioCredentials:
+def memory_target(args: argparse.Namespace, state: dict[str, Any] | None) -> tuple[str, TwilioCredentials]:
+    """Memory's base URL and the credentials to send there.
+
+    A URL named by the operator (--memory-api-url, MEMORY_API_BASE_URL) or Twilio's gets the
+    operator's credentials. The local stack's URL, read from a state file that anyone who can write
+    its path could have planted, gets only that file's own dev credentials: never real ones.
+    """
+    explicit = memory_api_url(args)
+    own = operator_credentials(args)
+    if explicit is not None or not state:
+        if own is None and not state:
+            raise UsageError(
+                "no Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+                "(or TWILIO_API_KEY and TWILIO_API_SECRET), pass --secret NAME, "
+                "or start the local stack with `make run`"
+            )
+        return explicit or DEFAULT_MEMORY_API_BASE_URL, own or local_credentials(state or {})
+    local = local_credentials(state)
+    if own is not None and own.authorization_header != local.authorization_header:
+        raise UsageError(
+            f"the local stack's Memory URL (from {local_state_path()}) is used only with its own dev "
+            "credentials, and --secret or the TWILIO_* variables hold others: for the local stack, unset "
+            "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_API_KEY and TWILIO_API_SECRET (and leave out "
+            "--secret); for Twilio's Memory, pass --memory-api-url https://memory.twilio.com"
+        )
+    return checked_memory_url(f"sandbox_url in {local_state_path()}", str(state.get("sandbox_url"))), local
+
+
+def memory_api_url(args: argparse.Namespace) -> str | None:
+    """--memory-api-url, else MEMORY_API_BASE_URL, checked against the rule; None when neither is set."""
+    if args.memory_api_url:
+        return checked_memory_url("--memory-api-url", args.memory_api_url)
+    from_env = os.environ.get("MEMORY_API_BASE_URL", "").strip()
+    return checked_memory_url("MEMORY_API_BASE_URL", from_env) if from_env else None
+
+
+def checked_memory_url(source: str, url: str) -> str:
+    try:
+        require_memory_api_url(source, url.rstrip("/"))
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    return url.rstrip("/")
+
+
+def operator_credentials(args: argparse.Namespace) -> TwilioCredentials | None:
+    """--secret, else the TWILIO_* variables; None when neither is given."""
     try:
         if args.secret:
             return parse_secret_string(read_secret(args))
-        from_env = credentials_from_env(os.environ)
-        if from_env is not None:
-            return from_env
+        return credentials_from_env(os.environ)
     except CredentialsError as error:
         raise UsageError(str(error)) from None
-    if state:
-        return TwilioCredentials(state["account_sid"], state["auth_token"])
-    raise UsageError(
-        "no Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
-        "(or TWILIO_API_KEY and TWILIO_API_SECRET), pass --secret NAME, "
-        "or start the local stack with `make run`"
-    )
+
+
+def local_credentials(state: dict[str, Any]) -> TwilioCredentials:
+    return TwilioCredentials(str(state.get("account_sid", "")), str(state.get("auth_token", "")))
 
 
 def read_secret(args: argparse.Namespace) -> str:
@@ -309,10 +429,12 @@ def fail_on(outcome: Any, what: str) -> Accepted:
     )
 
 
-def store_tools(args: argparse.Namespace, console: Console) -> tuple[Any, Any, Any]:
+def store_tools(
+    args: argparse.Namespace, console: Console, *, local_stack: bool = True
+) -> tuple[Any, Any, Any]:
     from memory_bridge_cli.stores import Backoff, OperationWatch
 
-    client = memory_client(args)
+    client = memory_client(args, local_stack=local_stack)
     backoff = Backoff(on_retry=console.progress)
 
     def progress(status: str, elapsed: float) -> None:

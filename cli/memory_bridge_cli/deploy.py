@@ -24,7 +24,6 @@ from memory_bridge_cli.common import (
     WorkFailed,
     add_memory_options,
     explain,
-    memory_client,
     store_tools,
 )
 
@@ -224,9 +223,8 @@ def command_setup(args: argparse.Namespace, console: Console) -> int:
     credentials = credentials_for_secret()
     steps = 3 if args.skip_deploy else 4
     console.progress(f"[0/{steps}] Checks: {check_aws(args)}")
-    client = memory_client(args)
-
-    _, backoff, watch = store_tools(args, console)
+    # What is deployed talks to Twilio's Memory (or --memory-api-url): a running local stack is not it.
+    client, backoff, watch = store_tools(args, console, local_stack=False)
     console.progress(
         f"[1/{steps}] Memory store {args.display_name!r}: create or reuse, then wait until ACTIVE"
     )

@@ -33,7 +33,9 @@ from memory_bridge_cli.common import (
     memory_client,
     positive,
     positive_int,
+    private_file,
     writable_path,
+    write_private_file,
 )
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -61,13 +63,21 @@ def dead_letter_queue(args: argparse.Namespace) -> DeadLetterQueue:
     state = local_stack_state()
     endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     queue_url = args.queue_url or os.environ.get("DEAD_LETTER_QUEUE_URL")
-    if not queue_url and not args.stack_name and state:
+    # Whether the queue (and with it the ledger, the replay's settings and Memory) is the local stack's:
+    # none named, or the one it printed. It is then read with moto's dummy keys, never this shell's AWS
+    # credentials, so a state file naming a real queue gets nothing read from it.
+    args.queue_from_local_stack = bool(
+        state and not args.stack_name and queue_url in (None, "", state.get("queue_url"))
+    )
+    local_key: str | None = None
+    if state and args.queue_from_local_stack:
         queue_url, endpoint = state["queue_url"], endpoint or state["moto_url"]
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        local_key = "local"
     try:
         session = boto3.session.Session(
-            profile_name=args.aws_profile,
+            aws_access_key_id=local_key,
+            aws_secret_access_key=local_key,
+            profile_name=None if local_key else args.aws_profile,
             region_name=args.region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         )
     except Exception as error:  # noqa: BLE001 - e.g. an unknown --profile
@@ -91,7 +101,7 @@ def ledger_location(args: argparse.Namespace) -> tuple[str, Any]:
         table = stack_output(
             args.aws_session, args.resolved_endpoint, args.stack_name, "IdempotencyTableName"
         )
-    if not table and state and not args.queue_url:
+    if not table and state and args.queue_from_local_stack:
         table = state.get("idempotency_table")
     if not table:
         raise UsageError(
@@ -117,7 +127,7 @@ def replay_environment(args: argparse.Namespace) -> tuple[dict[str, str], str]:
         found = {name: parameters[key] for key, name in STACK_REPLAY_PARAMETERS.items() if key in parameters}
         return found, f"stack {args.stack_name}"
     state = local_stack_state()
-    if state and not args.queue_url and isinstance(state.get("replay_environment"), dict):
+    if state and args.queue_from_local_stack and isinstance(state.get("replay_environment"), dict):
         return dict(state["replay_environment"]), "the local stack"
     own = {name: os.environ[name] for name in REPLAY_VARIABLES if os.environ.get(name)}
     return own, "this shell's variables" if own else "the defaults"
@@ -336,7 +346,7 @@ def command_export(args: argparse.Namespace, console: Console) -> int:
         f"Exporting {queue.queue_url} to {path}: each message read stays hidden from a replay until the "
         "export ends (SQS cannot read without hiding)"
     )
-    with path.open("w", encoding="utf-8") as handle:
+    with private_file(path) as handle:  # 0600, and a symlink at --out is replaced, not followed
 
         def write(message: QueuedMessage) -> None:  # each record as it is read, not all at the end
             record: dict[str, Any] = {
@@ -392,7 +402,9 @@ def who_am_i(args: argparse.Namespace) -> dict[str, str]:
         import boto3
 
         region = args.region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-        session = boto3.session.Session(profile_name=args.aws_profile, region_name=region)
+        session = getattr(args, "aws_session", None) or boto3.session.Session(
+            profile_name=args.aws_profile, region_name=region
+        )
         sts = session.client(
             "sts", endpoint_url=getattr(args, "resolved_endpoint", None) or args.endpoint_url
         )
@@ -426,7 +438,9 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         settings = replace(ReplaySettings.for_operator(environment), idempotency_table=table)
     except ConfigError as error:
         raise UsageError(f"the replay settings from {settings_from}: {error}") from None
-    memory = memory_client(args)
+    # Memory is the local stack's only when the queue is: a queue named by --queue-url is replayed to
+    # Memory named by --memory-api-url / MEMORY_API_BASE_URL (else Twilio's), never to a state file's URL.
+    memory = memory_client(args, local_stack=args.queue_from_local_stack)
     started = time.monotonic()
     last = [0.0]
     interactive = console.err.isatty()
@@ -463,7 +477,7 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         "memoryApi": memory.base_url,
     }
     if report_path is not None:
-        report_path.write_text(json.dumps(report, indent=2))
+        write_private_file(report_path, json.dumps(report, indent=2))  # 0600, symlinks replaced
     console.result(report, summary_table(summary, args.show_content))
     return 0 if summary.complete else 1
 

@@ -189,9 +189,11 @@ def command_send(args: argparse.Namespace, console: Console) -> int:
             signature = compute_signature(url, params, token)
             console.progress(f"• {args.event_file}: fields sent as they are, re-signed for {url}")
     else:
+        local = state is not None and url == state.get("webhook_url")
+        # The local stack's URL gets its own dev account, never the real one of this shell.
         account_sid = (
-            os.environ.get("TWILIO_ACCOUNT_SID") or (state or {}).get("account_sid") or "AC" + "0" * 32
-        )
+            (state or {}).get("account_sid") if local else os.environ.get("TWILIO_ACCOUNT_SID")
+        ) or "AC" + "0" * 32
         params = webhook_params(args, account_sid)
         signature = compute_signature(url, params, token)
     started = time.monotonic()

@@ -215,7 +215,7 @@ class LocalStack:
             "aws_fault_proxy": sorted(proxies),
             "pid": os.getpid(),
         }
-        self._write_state()
+        self.write_state()
         return self.info
 
     def _create_store(self, sandbox_url: str, progress: Any) -> str:
@@ -256,12 +256,15 @@ class LocalStack:
         store_id: str = json.loads(out.getvalue())["storeId"]
         return store_id
 
-    def _write_state(self) -> None:
-        from memory_bridge_cli.common import local_state_path
+    def write_state(self) -> None:
+        """The state file the CLI finds the stack by. It holds the dev credentials and the CLI
+        believes it, so it is written 0600 as a new file that replaces what was there (a symlink
+        planted at the path included: replaced, its target untouched)."""
+        from memory_bridge_cli.common import local_state_path, write_private_file
 
         path = local_state_path() if self.state_path is None else Path(self.state_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.info, indent=2))
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private_file(path, json.dumps(self.info, indent=2))
         self.info["state_file"] = str(path)
 
     def stop(self) -> None:

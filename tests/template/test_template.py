@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from memory_bridge.config import SOURCE_PATTERN, STORE_ID_PATTERN
+from memory_bridge.config import MEMORY_API_URL_PATTERN, SOURCE_PATTERN, STORE_ID_PATTERN
 from memory_bridge_dev.aws_resources import load_template
 from memory_bridge_dev.sam_tools import SAM, python313_dirs, sam_environment
 from tests.support import ROOT
@@ -195,6 +195,17 @@ def test_parameters_validate_like_the_code():
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:memory-bridge/twilio-AbCdEf"
     )
     assert parameters["PublicWebhookUrl"]["Default"] == ""
+
+
+def test_the_memory_url_parameter_refuses_plain_http_but_to_loopback():
+    """Every Memory call carries the Twilio credentials: the template refuses what the code refuses."""
+    from tests.unit.test_config import MEMORY_URLS_ACCEPTED, MEMORY_URLS_REFUSED
+
+    allowed = TEMPLATE["Parameters"]["MemoryApiBaseUrl"]["AllowedPattern"]
+    assert allowed == MEMORY_API_URL_PATTERN.pattern
+    pattern = re.compile(allowed)
+    assert [url for url in MEMORY_URLS_ACCEPTED if not pattern.match(url)] == []
+    assert [url for url in MEMORY_URLS_REFUSED if pattern.match(url)] == []
 
 
 def test_redaction_is_on_by_default_and_its_parameters_accept_what_the_code_accepts():

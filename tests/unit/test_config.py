@@ -44,3 +44,42 @@ def test_agents_are_case_insensitive_and_trimmed():
 def test_bad_values_name_the_variable_and_the_rule(changes, named):
     with pytest.raises(ConfigError, match=named):
         Settings.from_env({**GOOD, **changes})
+
+
+# Every Memory call carries the account SID and auth token (HTTP Basic): plain http only to loopback.
+MEMORY_URLS_REFUSED = [
+    "http://memory.twilio.com",
+    "http://10.0.0.5:8787",
+    "http://0.0.0.0:8787",
+    "http://localhost.attacker.example",
+    "http://127.0.0.1.nip.io",
+    "http://localhost@attacker.example",
+    "http://127.0.0.1\\@attacker.example",
+    "http://127.256.0.1",
+    "http://[::ffff:7f00:1]",
+    "ftp://memory.twilio.com",
+    "https://",
+    "memory.twilio.com",
+]
+MEMORY_URLS_ACCEPTED = [
+    "https://memory.twilio.com",
+    "https://memory.example.com:8443/prefix",
+    "http://127.0.0.1:8787",
+    "http://127.5.6.7",
+    "http://localhost:8787",
+    "http://[::1]:8787/v1",
+]
+
+
+@pytest.mark.parametrize("url", MEMORY_URLS_REFUSED)
+def test_memory_api_base_url_is_https_or_loopback_http(url):
+    with pytest.raises(
+        ConfigError,
+        match=r"MEMORY_API_BASE_URL must be an absolute URL, https://, or http:// only to loopback",
+    ):
+        Settings.from_env({**GOOD, "MEMORY_API_BASE_URL": url})
+
+
+@pytest.mark.parametrize("url", MEMORY_URLS_ACCEPTED)
+def test_memory_api_base_url_accepts_https_and_loopback_http(url):
+    assert Settings.from_env({**GOOD, "MEMORY_API_BASE_URL": url}).memory_api_base_url == url

@@ -75,3 +75,25 @@ def test_a_client_that_went_away_is_not_a_traceback_other_errors_still_are(capsy
     except ValueError:
         server.handle_error(None, ("127.0.0.1", 1))
     assert "ValueError: a real bug" in capsys.readouterr().err
+
+
+def test_the_state_file_is_0600_and_a_symlink_at_its_path_is_replaced_not_followed(tmp_path):
+    """It holds the dev credentials and the CLI believes it: only its owner may read or write it."""
+    import os
+    import stat
+
+    from memory_bridge_dev.local_stack import LocalStack
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone's file\n")
+    path = tmp_path / "local-stack.json"
+    path.symlink_to(victim)
+    stack = LocalStack(state_path=str(path), info={"pid": os.getpid(), "auth_token": "dev"})
+    previous = os.umask(0o022)  # the usual one, under which a plain write makes 0644
+    try:
+        stack.write_state()
+    finally:
+        os.umask(previous)
+    assert victim.read_text() == "someone's file\n"
+    assert not path.is_symlink() and stat.S_IMODE(path.lstat().st_mode) == 0o600
+    assert '"auth_token": "dev"' in path.read_text()

@@ -295,4 +295,4 @@ def test_a_memory_url_that_is_not_a_url_is_a_usage_error(monkeypatch):
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token")
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(["stores", "list", "--memory-api-url", "notaurl"], out=out, err=err)
-    assert code == 2 and "must start with https://" in err.getvalue()
+    assert code == 2 and "--memory-api-url must be an absolute URL, https://" in err.getvalue()

@@ -6,6 +6,7 @@ environment itself; the runtime hands in `os.environ` at cold start.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,19 @@ ID_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,30}$")
 TRAIT_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 DEFAULT_MEMORY_API_BASE_URL = "https://memory.twilio.com"
+# Where Memory may be: https:// anywhere, plain http:// only to this machine (the sandbox, a local
+# proxy), since the Basic authorization header carries the account SID and auth token in the clear.
+# template.yaml's MemoryApiBaseUrl has this same pattern (a test holds them equal). No userinfo (`@`),
+# backslash or whitespace: where URL parsers disagree about the host, a loopback URL could reach another.
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+MEMORY_API_URL_PATTERN = re.compile(
+    r"^(https://[^/?#@\s\\]+"
+    rf"|http://(localhost|127\.{_OCTET}\.{_OCTET}\.{_OCTET}|\[::1\])(:[0-9]{{1,5}})?)"
+    r"([/?#][^\s\\]*)?$"
+)
+MEMORY_API_URL_RULE = (
+    "https://, or http:// only to loopback (localhost, 127.x.x.x, [::1]): every call carries the credentials"
+)
 DEFAULT_OBSERVATION_SOURCE = "twilio-conversations"
 # The ledger record of each MessageSid must outlive its envelope on the queue (SQS keeps 14 days).
 DEFAULT_LEDGER_TTL_SECONDS = 15 * 24 * 3600
@@ -178,8 +192,26 @@ def _store_id(store_id: str) -> str:
 
 def _memory_api_base_url(read: _Reader) -> str:
     base_url = (read.optional("MEMORY_API_BASE_URL") or DEFAULT_MEMORY_API_BASE_URL).rstrip("/")
-    _require_http_url("MEMORY_API_BASE_URL", base_url)
+    require_memory_api_url("MEMORY_API_BASE_URL", base_url)
     return base_url
+
+
+def require_memory_api_url(name: str, value: str) -> None:
+    """Memory's base URL, where every call carries the credentials: https://, or http:// to loopback.
+    `name` is where the value came from (a variable, a CLI option), for the error."""
+    parts = urlsplit(value) if MEMORY_API_URL_PATTERN.match(value) else None
+    # The pattern alone is what the template can hold; the parser's view of the host is checked too.
+    if parts is None or (parts.scheme == "http" and not _is_loopback(parts.hostname or "")):
+        raise ConfigError(f"{name} must be an absolute URL, {MEMORY_API_URL_RULE}; got {value!r}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _observation_source(read: _Reader) -> str:
