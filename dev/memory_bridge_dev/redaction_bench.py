@@ -100,6 +100,54 @@ def order_number(rng: random.Random) -> str:
     return "1Z" + "".join(rng.choice("0123456789ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(16))
 
 
+def phone_number_written(rng: random.Random) -> str:
+    """Phone numbers in the forms issue 18's separators let join into runs: dots, pairs, slashes,
+    spaced dashes, no-break spaces."""
+    form = rng.randrange(7)
+    if form == 0:
+        return f"{_digits(rng, 3)}.{_digits(rng, 3)}.{_digits(rng, 4)}"  # US, dotted
+    if form == 1:  # French, in pairs, spaced or dotted
+        return rng.choice([" ", "."]).join(
+            ["0" + rng.choice("123456789")] + [_digits(rng, 2) for _ in range(4)]
+        )
+    if form == 2:
+        return "+33 " + rng.choice("67") + " " + " ".join(_digits(rng, 2) for _ in range(4))
+    if form == 3:
+        return "0" + _digits(rng, 3) + "/" + _digits(rng, rng.randint(6, 8))  # German, slashed
+    if form == 4:
+        return f"{_digits(rng, 3)} - {_digits(rng, 3)} - {_digits(rng, 4)}"
+    if form == 5:
+        return "+44\u00a0" + _digits(rng, 2) + "\u00a0" + _digits(rng, 4) + "\u00a0" + _digits(rng, 4)
+    return f"{_digits(rng, 3)}\t{_digits(rng, 3)}\t{_digits(rng, 4)}"
+
+
+def order_number_written(rng: random.Random) -> str:
+    """Order, invoice and account references in those forms, and nine-digit ones (an SSN's length)."""
+    form = rng.randrange(6)
+    if form == 0:
+        return _digits(rng, 9)  # nine digits, no word for an SSN near: must survive
+    if form == 1:
+        return f"{rng.randint(2020, 2030)}/{_digits(rng, 4)}/{_digits(rng, 4)}"
+    if form == 2:
+        return ".".join(_digits(rng, 4) for _ in range(rng.choice([3, 4, 5])))
+    if form == 3:
+        return f"{_digits(rng, 3)}.{_digits(rng, 3)}.{_digits(rng, 3)}"
+    if form == 4:
+        return "  ".join(_digits(rng, 4) for _ in range(rng.choice([3, 4, 5])))
+    return f"{_digits(rng, 2)}-{_digits(rng, 4)}-{_digits(rng, 4)}-{_digits(rng, 2)}"
+
+
+def number_list(rng: random.Random) -> str:
+    """Small numbers in a row (lottery picks, seat numbers, codes): groups of 1-2 digits."""
+    return " ".join(str(rng.randint(1, 49)).zfill(rng.choice([1, 2])) for _ in range(rng.randint(6, 12)))
+
+
+def alphanumeric_reference(rng: random.Random) -> str:
+    """Booking codes and tokens, sometimes glued to a word: where an IBAN-shaped stretch can hide."""
+    token = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(rng.randint(12, 34)))
+    return rng.choice(["", "REF", "booking"]) + token
+
+
 def chat_message(rng: random.Random, dense: bool) -> str:
     words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 40)))
     roll = rng.random()
@@ -132,6 +180,11 @@ def per_kb(texts: list[str], repeats: int = 5) -> float:
     return round(best * 1000 / size, 4)
 
 
+def _utf8_prefix(text: str, size: int) -> str:
+    """The longest prefix of `text` that is at most `size` bytes in UTF-8 (a body's limit is in bytes)."""
+    return text.encode()[:size].decode("utf-8", "ignore")
+
+
 ADVERSARIAL: dict[str, Callable[[], str]] = {
     "one 32 KB digit run": lambda: "4" * 32 * KB,
     "digits and single spaces": lambda: "4 " * 16 * KB,
@@ -143,6 +196,18 @@ ADVERSARIAL: dict[str, Callable[[], str]] = {
     "IBAN-shaped": lambda: ("DE00 " * 7000)[: 32 * KB],
     "IBAN-shaped, valid check digits": lambda: ("DE89 " * 7000)[: 32 * KB],
     "SSN-shaped": lambda: ("123-45-6789 x " * 3000)[: 32 * KB],
+    # The formats of issue 18.
+    "digits and dots": lambda: "4." * 16 * KB,
+    "64-digit runs of single digits": lambda: ((" ".join("4" * 64) + "x") * 300)[: 32 * KB],
+    "64-digit runs of pairs": lambda: (("41 " * 32 + "x ") * 400)[: 32 * KB],
+    "card-shaped runs, spaced dashes": lambda: ("4111 - 1111 - 1111 - 1111 x " * 2000)[: 32 * KB],
+    "card-shaped runs, 3-3-3-3-4": lambda: ("411 111 111 111 1111 x " * 2000)[: 32 * KB],
+    "card-shaped runs, full-width": lambda: _utf8_prefix(
+        ("\uff14\uff11\uff11\uff11 " * 4 + "x ") * 700, 32 * KB
+    ),
+    "nine digits beside 'ssn'": lambda: ("ssn 123456789 " * 3000)[: 32 * KB],
+    "IBAN-shaped, dashes": lambda: ("DE89-" * 7000)[: 32 * KB],
+    "9-digit runs between non-separators": lambda: ("4 4 4 4 4 4 4 4 4 . " * 2000)[: 32 * KB],
 }
 
 
@@ -164,7 +229,15 @@ def false_positives(count: int, rng: random.Random) -> dict[str, Any]:
         wrong = [s for s in (make(rng) for _ in range(count)) if redact(f"ref {s} thanks").found]
         return {"tried": count, "redacted": len(wrong), "rate_pct": round(100 * len(wrong) / count, 3)}
 
-    return {"phone_numbers": rate(phone_number), "order_and_tracking_numbers": rate(order_number)}
+    # The first two as before issue 18 (comparable across versions); the others in its new formats.
+    return {
+        "phone_numbers": rate(phone_number),
+        "order_and_tracking_numbers": rate(order_number),
+        "phone_numbers_new_formats": rate(phone_number_written),
+        "order_numbers_new_formats": rate(order_number_written),
+        "number_lists": rate(number_list),
+        "alphanumeric_references": rate(alphanumeric_reference),
+    }
 
 
 def run(seed: int = 7, corpus_messages: int = 3000, false_positive_count: int = 20_000) -> dict[str, Any]:
@@ -206,10 +279,8 @@ def render(result: dict[str, Any]) -> str:
         f"  every message with numbers {per['every_message_with_numbers']:.4f} ms/KB",
         "  32 KB adversarial bodies: "
         + ", ".join(f"{name} {ms} ms" for name, ms in result["adversarial_32kb_ms"].items()),
-        f"  false positives: phone numbers {fp['phone_numbers']['redacted']}/{fp['phone_numbers']['tried']} "
-        f"({fp['phone_numbers']['rate_pct']} %), order/tracking numbers "
-        f"{fp['order_and_tracking_numbers']['redacted']}/{fp['order_and_tracking_numbers']['tried']} "
-        f"({fp['order_and_tracking_numbers']['rate_pct']} %)",
+        "  false positives: "
+        + ", ".join(f"{name} {f['redacted']}/{f['tried']} ({f['rate_pct']} %)" for name, f in fp.items()),
     ]
     return "\n".join(lines)
 

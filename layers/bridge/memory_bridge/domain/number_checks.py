@@ -86,3 +86,14 @@ def iban_valid(text: str) -> bool:
         return False
     number = (compact[4:] + compact[:4]).translate(_LETTERS_AS_NUMBERS)
     return int(number) % 97 == 1
+
+
+def ssn_valid(digits: str) -> bool:
+    """Nine digits in the SSA's issued ranges: no area 000, 666 or 9xx, no group 00, no serial 0000."""
+    return (
+        len(digits) == 9
+        and digits[:3] not in ("000", "666")
+        and digits[0] != "9"
+        and digits[3:5] != "00"
+        and digits[5:] != "0000"
+    )

@@ -19,13 +19,15 @@ from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 from memory_bridge.domain.envelope import Envelope
-from memory_bridge.domain.number_checks import iban_valid, is_card_number, luhn_valid
+from memory_bridge.domain.iban_scan import iban_spans
+from memory_bridge.domain.number_checks import iban_valid, is_card_number, luhn_valid, ssn_valid
 from memory_bridge.domain.observations import Observation, split_utf8
 from memory_bridge.domain.sensitive_numbers import (
     LONG_RUN_MARKER,
     MARKERS,
-    replace_ibans,
-    replace_number_runs,
+    number_spans,
+    scan_view,
+    splice,
 )
 
 # Its own names, and the markers and checks that its importers take from here.
@@ -47,6 +49,7 @@ __all__ = [
     "redact",
     "redact_envelope",
     "redact_observations",
+    "ssn_valid",
 ]
 
 KINDS = ("cards", "iban", "ssn")
@@ -99,17 +102,24 @@ def redact(text: str, kinds: Collection[str] = KINDS) -> Redacted:
     """Replace every sensitive number of the given kinds; count what was replaced, by kind."""
     if not kinds:
         return Redacted(text)
+    # The scans read a view with look-alike digits, spaces and dashes as ASCII, at the same offsets:
+    # what they find is cut out of the text itself, so what stays keeps its own characters.
+    view = scan_view(text)
     # One C-level pass counts the digits: most chat messages stop here.
-    data = text.encode("utf-8", "surrogatepass")
+    data = view.encode("utf-8", "surrogatepass")
     digits = len(data) - len(data.translate(None, _ASCII_DIGITS))
     if digits < MIN_IBAN_DIGITS:
         return Redacted(text)
     wanted = kinds if isinstance(kinds, frozenset) else frozenset(kinds)
     found: Counter[str] = Counter()
     if "iban" in wanted:
-        text = replace_ibans(text, data, found)
+        spans = iban_spans(view, data, MARKERS["iban"], found)
+        if spans:  # the markers hold no digit: the number scan reads the view with them in place
+            same = view is text
+            text = splice(text, spans)
+            view = text if same else splice(view, spans)
     if digits >= MIN_DIGITS and wanted & {"ssn", "cards"}:
-        text = replace_number_runs(text, wanted, found)
+        text = splice(text, number_spans(view, wanted, found))
     return Redacted(text, +found) if found else Redacted(text)
 
 

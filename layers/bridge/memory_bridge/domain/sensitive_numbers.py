@@ -1,25 +1,33 @@
 """Where sensitive numbers stand in a text, and the markers that replace them. Pure.
 
 What counts, and what does not (the checks themselves are in memory_bridge.domain.number_checks):
-- **Card numbers:** 13-19 digits, alone or in groups split by single spaces, dashes or line breaks
-  (4-4-4-4, Amex's 4-6-5, none), with a known issuer prefix and a length that issuer uses, and Luhn-valid.
-  Digits joined by single separators form a run; in it, every card-shaped window of whole groups
-  is tried (one group, 4-4-4-x, Amex's 4-6-5), so a card next to an expiry date, a CVV, a quantity or
-  a phone number is found, while two phone numbers or two dates in a row are not taken for one. The
-  first group of a run right after "+" is a phone number (E.164).
-- **IBANs:** a country's code, two check digits and its account part, of that country's length,
-  with or without spaces, valid under ISO 13616's mod-97 check.
-- **US SSNs,** dashed only (AAA-GG-SSSS), in the valid ranges: no area 000, 666 or 9xx, no group 00,
-  no serial 0000.
+- **A run** is digits joined by separators: one or two spaces or tabs, a dash with or without a
+  space on either side, a dot, a slash, or a line break (LF or CRLF, spaces around it). People and
+  speech-to-text write "4111.1111.1111.1111", "4111 - 1111 - …", "4111/1111/…", "41 11 11 …".
+- **Card numbers:** 13-19 digits with a known issuer prefix and a length that issuer uses, Luhn-valid,
+  in a window of a run's groups of a card's shape (memory_bridge.domain.card_windows), so a card next
+  to an expiry date, a CVV, a quantity or a phone number is found, while two phone numbers or two
+  dates in a row are not taken for one.
+- **IBANs:** memory_bridge.domain.iban_scan.
+- **US SSNs** in the valid ranges (no area 000, 666 or 9xx, no group 00, no serial 0000), as three
+  groups of 3, 2 and 4 digits with any separators ("123-45-6789", "123 45 6789", "123.45.6789"); and,
+  only with "ssn", "ss#", "social" or "soc sec" within WORD_REACH (60) characters of the run, nine
+  digits written together ("123456789") or as a run of nine digits in any groups ("1 2 3 4 5 6 7 8 9").
+  Without the word, a nine-digit number is an order, account or tracking number, which are far more
+  common in a support chat than an SSN written without its dashes. Groups glued to the candidate by a
+  dash, dot or slash make it part of a longer reference ("1123-45-6789", "123-45-6789-1"): not an SSN.
 A digit run longer than MAX_RUN_DIGITS is not text a person reads (a pasted dump, or an attack on
 this check's time): it is replaced whole, because checking every window of it would cost more than
 the rest of the webhook, and letting it through unchecked could let a card through.
 
-Digits are ASCII digits (the patterns are compiled with re.ASCII): numbers typed in other
-scripts' digits are left as they are.
+**The scan view:** the scans read a copy of the text in which look-alike characters stand as their
+ASCII counterparts, one character for one (scan_view), so an offset in the view is the same offset in
+the text and what is not replaced keeps its own characters: full-width, Arabic-Indic and Persian
+digits, full-width letters and punctuation, no-break and other Unicode spaces, zero-width spaces,
+Unicode dashes and the minus sign. Digits of other scripts are left as they are.
 
 Speed: the scans are compiled regular expressions with bounded repetition (no nested quantifiers,
-so no catastrophic backtracking); Python only looks at runs that already have 13 digits or more.
+so no catastrophic backtracking); Python only looks at runs that already have 9 digits or more.
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import accumulate
 
-from memory_bridge.domain.number_checks import IBAN_LENGTHS, iban_valid, is_card_number
+from memory_bridge.domain.card_windows import card_windows, whole_card
+from memory_bridge.domain.number_checks import ssn_valid
 
 MARKERS: dict[str, str] = {
     "cards": "[redacted card number]",
@@ -37,23 +47,34 @@ MARKERS: dict[str, str] = {
 }
 LONG_RUN_MARKER = "[redacted long number]"
 MAX_RUN_DIGITS = 64
+WORD_REACH = 60  # how near a word must stand to a number to speak of it
 
-# A run of at least 9 digits (an SSN's count; a card needs 13), with single spaces, dashes or line
-# breaks between them. Each repetition consumes one digit, so the engine's work is linear in the run;
-# everything else is looked at only inside such runs. (A lookbehind in front would save restarts inside
-# short runs but costs more on ordinary text: the engine can no longer skip ahead to a digit.)
-_NUMBER_RUN = re.compile(r"\d(?:[ \-\n]?\d){8,}", re.ASCII)
-_CARD_RUN = re.compile(r"\d(?:[ \-\n]?\d){12,}", re.ASCII)
-_NOT_DIGITS = str.maketrans("", "", " -\n")
-_SEPARATOR = re.compile(r"[ \-\n]")
-_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!-?\d)", re.ASCII)
-# Every ASCII letter → "a", every digit → "0"; other bytes keep their value (never "a" or "0").
-_SHAPES = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", b"a" * 52 + b"0" * 10
-)
+Span = tuple[int, int, str]
 
 
-def _splice(text: str, replacements: Iterable[tuple[int, int, str]]) -> str:
+def _view_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for zero in (0xFF10, 0x0660, 0x06F0):  # full-width, Arabic-Indic, Persian digits
+        table.update({zero + value: str(value) for value in range(10)})
+    table.update({0xFF21 + i: chr(ord("A") + i) for i in range(26)})  # full-width letters
+    table.update({0xFF41 + i: chr(ord("a") + i) for i in range(26)})
+    spaces = [0x00A0, 0x1680, *range(0x2000, 0x200C), 0x202F, 0x205F, 0x2060, 0x3000, 0xFEFF]
+    table.update(dict.fromkeys(spaces, " "))  # no-break, thin, ideographic, zero-width spaces
+    dashes = [0x00AD, *range(0x2010, 0x2016), 0x2212, 0xFE58, 0xFE63, 0xFF0D]
+    table.update(dict.fromkeys(dashes, "-"))  # hyphens, en and em dashes, minus signs
+    table.update({0xFF0B: "+", 0xFF0E: ".", 0xFF0F: "/", 0x2028: "\n", 0x2029: "\n"})
+    return table
+
+
+_VIEW = str.maketrans(_view_table())
+
+
+def scan_view(text: str) -> str:
+    """`text` with look-alikes as ASCII, character for character (the same length, the same offsets)."""
+    return text if text.isascii() else text.translate(_VIEW)
+
+
+def splice(text: str, replacements: Iterable[Span]) -> str:
     """`text` with each (start, end, new) span replaced; spans in order, not overlapping."""
     pieces: list[str] = []
     last = 0
@@ -66,166 +87,172 @@ def _splice(text: str, replacements: Iterable[tuple[int, int, str]]) -> str:
     return "".join(pieces)
 
 
-def _iban_starts(text: str, data: bytes) -> Iterator[int]:
-    """Where two letters then two digits stand, in order: the only places an IBAN can start.
-
-    Found with C-level byte operations (a translation to letter/digit shapes, then `find`), which
-    costs a fraction of a regular expression trying every letter of the text."""
-    shape = data.translate(_SHAPES)
-    ascii_only = len(data) == len(text)
-    byte_at, char_at = 0, 0  # for non-ASCII text: the last offset converted, in bytes and characters
-    at = shape.find(b"aa00")
-    while at != -1:
-        if ascii_only:
-            yield at
-        else:  # byte offsets to character offsets, decoding only what lies between two hits
-            char_at += len(data[byte_at:at].decode("utf-8", "surrogatepass"))
-            byte_at = at
-            yield char_at
-        at = shape.find(b"aa00", at + 1)
+def _separators() -> frozenset[str]:
+    """Every separator that joins two digit groups into one run: a finite set, at most 7 characters."""
+    spaces = ["", " ", "\t", "  ", " \t", "\t ", "\t\t"]
+    one = ["", " ", "\t"]
+    found = {s for s in spaces if s} | {".", "/"} | {a + "-" + b for a in one for b in one}
+    found |= {
+        a + dash + line + b for a in spaces for dash in ("", "-") for line in ("\n", "\r\n") for b in spaces
+    }
+    return frozenset(found)
 
 
-def _word_char(char: str) -> bool:
-    """An ASCII letter or digit: what an IBAN may not be glued to (other scripts' letters may)."""
-    return char.isascii() and char.isalnum()
+SEPARATORS = _separators()
+# A stretch of at least 9 digits (an SSN's count; a card needs 13) joined by up to 7 separator
+# characters, then cut where the characters between two groups are not a separator (three spaces,
+# " . ", a blank line). One character class, bounded and disjoint from the digits: the engine's work is
+# linear, and a class is several times faster than an alternation of the separators themselves.
+_CANDIDATE = re.compile(r"\d(?:[ \t\-./\r\n]{0,7}\d){8,}", re.ASCII)
+_GAP = re.compile(r"[ \t\-./\r\n]+")
+_GAP_SPLIT = re.compile(r"([ \t\-./\r\n]+)")
+_GROUP = re.compile(r"\d+", re.ASCII)
+_GLUE = re.compile(r"[-./]")  # a separator that makes two groups one reference, unlike whitespace
+# Matched against lower-cased text: re.IGNORECASE would cost the engine its first-character
+# shortcut, twenty times slower here.
+_SSN_WORD = re.compile(r"(?<![a-z])(?:ssns?|ss ?#|social|soc\.? ?sec)", re.ASCII)
+_CARD_WORD = re.compile(
+    r"(?<![a-z])(?:cards?|visa|master ?card|amex|american express|discover|diners|jcb|maestro|unionpay"
+    r"|credit|debit|cc|cvv|cvc)(?![a-z])",
+    re.ASCII,
+)
+
+Window = tuple[int, int, str]  # (first group, last group, marker)
 
 
-def _iban_at(text: str, start: int) -> int:
-    """Where a valid IBAN starting at `start` ends, or 0: the country's length, spaces only between
-    its characters, mod 97, and no ASCII letter or digit glued to either end. Cheapest checks first:
-    string methods on a slice (C), the walk over the text only for one that is valid."""
-    length = IBAN_LENGTHS.get(text[start : start + 2].upper(), 0)
-    if not length or (start > 0 and _word_char(text[start - 1])):
-        return 0
-    compact = text[start : start + 2 * length].replace(" ", "")[:length]
-    if len(compact) < length or not (compact.isascii() and compact.isalnum()) or not iban_valid(compact):
-        return 0
-    end, kept = start, 0
-    while kept < length:  # where those characters end in the text, spaces included
-        kept += text[end] != " "
-        end += 1
-    return 0 if end < len(text) and _word_char(text[end]) else end
-
-
-def replace_ibans(text: str, data: bytes, found: Counter[str]) -> str:
-    """`text` with each valid IBAN replaced by its marker, counted in `found`; `data` is `text` encoded."""
-    replacements: list[tuple[int, int, str]] = []
-    last = 0
-    starts = list(_iban_starts(text, data))
-    for index, start in enumerate(starts):
-        if start < last:
-            continue  # inside one already replaced
-        end = _iban_at(text, start)
-        if not end:
-            continue
-        # A look-alike just before a real IBAN can end in the middle of it: replace both whole.
-        for later in starts[index + 1 :]:
-            if later >= end:
-                break
-            end = max(end, _iban_at(text, later))
-        replacements.append((start, end, MARKERS["iban"]))
-        last = end
-        found["iban"] += 1
-    return _splice(text, replacements)
-
-
-def replace_number_runs(text: str, wanted: frozenset[str], found: Counter[str]) -> str:
-    """`text` with the SSNs and card numbers (as `wanted`) replaced by their markers, counted in `found`."""
-    replacements: list[tuple[int, int, str]] = []
-    cards = "cards" in wanted
-    for match in _NUMBER_RUN.finditer(text):
-        run = match.group()
-        digits = len(run.translate(_NOT_DIGITS))
-        if cards and digits > MAX_RUN_DIGITS:
-            replaced = LONG_RUN_MARKER
-            found["cards"] += 1
+def number_spans(view: str, wanted: frozenset[str], found: Counter[str]) -> list[Span]:
+    """The SSNs and cards (as `wanted`) in the scan view, as (start, end, marker), counted in `found`."""
+    spans: list[Span] = []
+    for match in _CANDIDATE.finditer(view):
+        start, run = match.start(), match.group()
+        gaps = _GAP.findall(run)
+        if SEPARATORS.issuperset(gaps):  # the usual case: one run
+            spans += _run_spans(view, start, run, gaps, wanted, found)
         else:
-            replaced = run
-            if "ssn" in wanted and "-" in run:
-                replaced, count = _SSN.subn(MARKERS["ssn"], replaced)
-                found["ssn"] += count
-            if cards and digits >= 13:
-                after_plus = match.start() > 0 and text[match.start() - 1] == "+"
-                if replaced is run and digits == len(run):  # one group: a card only if all of it is one
-                    if not after_plus and digits <= 19 and is_card_number(run):
-                        replaced = MARKERS["cards"]
-                        found["cards"] += 1
-                elif replaced is run:
-                    # Right after "+", the first group is an E.164 number: only what follows may be a card.
-                    replaced = _mask_spans(run, _card_spans(run, after_plus), found)
-                else:  # SSN markers split it: look again at what is left between them
-                    replaced = _replace_cards(replaced, found, after_plus)
-        if replaced is not run:
-            replacements.append((match.start(), match.end(), replaced))
-    return _splice(text, replacements)
+            for at, part, part_gaps in _runs_in(run):
+                spans += _run_spans(view, start + at, part, part_gaps, wanted, found)
+    return spans
 
 
-def _replace_cards(run_text: str, found: Counter[str], after_plus: bool = False) -> str:
-    replacements: list[tuple[int, int, str]] = []
-    for run in _CARD_RUN.finditer(run_text):
-        spans = _card_spans(run.group(), after_plus and run.start() == 0)
-        masked = _mask_spans(run.group(), spans, found)
-        if masked is not run.group():
-            replacements.append((run.start(), run.end(), masked))
-    return _splice(run_text, replacements)
+def _runs_in(candidate: str) -> Iterator[tuple[int, str, list[str]]]:
+    """(offset, run, its gaps) of each run of 9 digits or more in a candidate, cut where a gap is no
+    separator. `split` with a captured pattern hands digits and gaps over in one C-level call."""
+    pieces = _GAP_SPLIT.split(candidate)  # digits, gap, digits, gap, …, digits
+    first, begin, at, digits = 0, 0, 0, 0  # the run's first piece, its offset; where we are; its digits
+    for index in range(0, len(pieces) - 1, 2):
+        digits += len(pieces[index])
+        at += len(pieces[index])
+        gap = pieces[index + 1]
+        if gap not in SEPARATORS:
+            if digits >= 9:
+                yield begin, candidate[begin:at], pieces[first + 1 : index : 2]
+            first, begin, digits = index + 2, at + len(gap), 0
+        at += len(gap)
+    if digits + len(pieces[-1]) >= 9:
+        yield begin, candidate[begin:], pieces[first + 1 : len(pieces) - 1 : 2]
 
 
-def _mask_spans(run: str, spans: list[tuple[int, int]] | None, found: Counter[str]) -> str:
-    """`run` with each span replaced by the card marker (the whole run for None: too long to read)."""
-    if spans is None:
+def _run_spans(
+    view: str, start: int, run: str, gaps: list[str], wanted: frozenset[str], found: Counter[str]
+) -> list[Span]:
+    """The spans to replace in one run; `gaps` are the separators between its groups."""
+    digits = len(run) - sum(map(len, gaps))
+    cards = "cards" in wanted
+    if cards and digits > MAX_RUN_DIGITS:
         found["cards"] += 1
-        return LONG_RUN_MARKER
-    found["cards"] += len(spans)
-    return _splice(run, ((start, end, MARKERS["cards"]) for start, end in spans))
+        return [(start, start + len(run), LONG_RUN_MARKER)]
+    after_plus = start > 0 and view[start - 1] == "+"
+    groups = [run] if not gaps else _GROUP.findall(run)
+    kind = _whole_run(view, start, run, groups, wanted, after_plus)
+    if kind:
+        found[kind] += 1
+        return [(start, start + len(run), MARKERS[kind])]
+    if not gaps or digits == 9:  # one group, or nine digits: nothing else can be in it
+        return []
+    windows: list[Window] = []
+    if "ssn" in wanted:
+        windows += _ssn_windows(view, start, run, groups, gaps)
+        found["ssn"] += len(windows)
+    if cards and digits >= 13:
+        # A card word is looked for only where groups of 1-2 digits could hold a card.
+        card_word = min(map(len, groups)) <= 2 and _word_near(_CARD_WORD, view, start, start + len(run))
+        windows += _card_windows_around(groups, windows, after_plus, card_word, found)
+    if not windows:
+        return []
+    # Each group's start in the run: the lengths of the groups and gaps before it.
+    starts = list(accumulate((len(g) + len(p) for g, p in zip(groups, gaps, strict=False)), initial=0))
+    windows.sort()
+    return [
+        (start + starts[first], start + starts[last] + len(groups[last]), marker)
+        for first, last, marker in windows
+    ]
 
 
-def _card_windows(lengths: list[int], first: int) -> Iterator[int]:
-    """The last group of each card-shaped window starting at group `first`, shortest first: one group
-    of 13-19 digits, 4-4-4 then 1-4 (then 1-3 after a fourth 4: 17-19 digits), or Amex's 4-6-5/4-6-4."""
-    count = len(lengths)
-    if 13 <= lengths[first] <= 19:
-        yield first
-    if lengths[first] != 4 or first + 2 >= count:
-        return
-    if lengths[first + 1] == 6 and lengths[first + 2] in (4, 5):
-        yield first + 2
-    if lengths[first + 1] == 4 and lengths[first + 2] == 4 and first + 3 < count:
-        fourth = lengths[first + 3]
-        if 1 <= fourth <= 4:
-            yield first + 3
-        if fourth == 4 and first + 4 < count and 1 <= lengths[first + 4] <= 3:
-            yield first + 4
-
-
-def _card_spans(run: str, after_plus: bool = False) -> list[tuple[int, int]] | None:
-    """Card numbers in a run of digit groups, as (start, end) in the run; None for a run too long.
-
-    Card-shaped windows of the run's groups (the whole run, or a card next to an expiry date, a CVV,
-    a phone number or another card), the longest valid one from each group start, left to right.
-    Windows of other shapes are not tried: two phone numbers or two dates in a row are not a card."""
-    lengths = [len(part) for part in _SEPARATOR.split(run)]
-    if sum(lengths) > MAX_RUN_DIGITS:
+def _whole_run(
+    view: str, start: int, run: str, groups: list[str], wanted: frozenset[str], after_plus: bool
+) -> str | None:
+    """The kind when the whole run is one card or one SSN (the common cases, looked at first)."""
+    digits = sum(map(len, groups))
+    if "cards" in wanted and 13 <= digits <= 19:
+        number = "".join(groups)
+        return "cards" if whole_card(number, list(map(len, groups)), after_plus) else None
+    if "ssn" not in wanted or digits != 9 or not ssn_valid("".join(groups)):
         return None
-    if 4 not in lengths and max(lengths) < 13:
-        return []  # no group can start a card-shaped window
-    if not after_plus and len(lengths) - 1 in _card_windows(lengths, 0):
-        whole = run.translate(_NOT_DIGITS)
-        if is_card_number(whole):
-            return [(0, len(run))]  # the whole run is one card: the common case
-    # Separators are one character each, so each group's place follows from the lengths.
-    groups, offset = [], 0
-    for length in lengths:
-        groups.append((offset, offset + length))
-        offset += length + 1
-    # Every valid window, as (first group, last group); overlapping ones are replaced as one: when
-    # a number just before a card forms a valid window with the card's first groups, neither the
-    # card's last group nor that number is left to guess from.
-    windows: list[list[int]] = []
-    for first in range(1 if after_plus else 0, len(groups)):
-        for last in _card_windows(lengths, first):
-            if is_card_number("".join(run[start:end] for start, end in groups[first : last + 1])):
-                if windows and first <= windows[-1][1]:
-                    windows[-1][1] = max(windows[-1][1], last)
-                else:
-                    windows.append([first, last])
-    return [(groups[first][0], groups[last][1]) for first, last in windows]
+    if list(map(len, groups)) == [3, 2, 4] or _word_near(_SSN_WORD, view, start, start + len(run)):
+        return "ssn"
+    return None
+
+
+def _word_near(word: re.Pattern[str], view: str, start: int, end: int) -> bool:
+    """Whether `word` stands within WORD_REACH characters of view[start:end]."""
+    return word.search(view[max(0, start - WORD_REACH) : end + WORD_REACH].lower()) is not None
+
+
+def _alone(gaps: list[str], first: int, last: int) -> bool:
+    """Not glued to a neighbouring group by a dash, dot or slash (part of a longer reference)."""
+    if first > 0 and _GLUE.search(gaps[first - 1]):
+        return False
+    return last >= len(gaps) or not _GLUE.search(gaps[last])
+
+
+def _ssn_windows(view: str, start: int, run: str, groups: list[str], gaps: list[str]) -> list[Window]:
+    """Each SSN in a run of several groups and more than nine digits: 3-2-4, and with the keyword
+    near, a group of nine."""
+    lengths = list(map(len, groups))
+    if 3 not in lengths and 9 not in lengths:
+        return []
+    near: bool | None = None  # the keyword, looked for once, when a run needs it
+    found: list[Window] = []
+    after = 0  # the first group not yet in an SSN
+    for index in [i for i, size in enumerate(lengths) if size in (3, 9)]:
+        last = index + 2 if lengths[index : index + 3] == [3, 2, 4] else index if lengths[index] == 9 else -1
+        if index < after or last < 0 or not _alone(gaps, index, last):
+            continue
+        if not ssn_valid("".join(groups[index : last + 1])):
+            continue
+        if last == index and near is None:
+            near = _word_near(_SSN_WORD, view, start, start + len(run))
+        if last > index or near:
+            found.append((index, last, MARKERS["ssn"]))
+            after = last + 1
+    return found
+
+
+def _card_windows_around(
+    groups: list[str], ssns: list[Window], after_plus: bool, card_word: bool, found: Counter[str]
+) -> list[Window]:
+    """Card windows in what the SSNs leave of the run, each part looked at as a run of its own."""
+    parts, begin = [], 0
+    for first, last, _ in ssns:
+        parts.append((begin, first))
+        begin = last + 1
+    parts.append((begin, len(groups)))
+    windows: list[Window] = []
+    for begin, stop in parts:
+        lengths = list(map(len, groups[begin:stop]))
+        if sum(lengths) < 13:
+            continue
+        here = card_windows("".join(groups[begin:stop]), lengths, after_plus and begin == 0, card_word)
+        found["cards"] += len(here)
+        windows += ((begin + first, begin + last, MARKERS["cards"]) for first, last in here)
+    return windows
