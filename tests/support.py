@@ -3,7 +3,9 @@ unit tests (integration tests use moto's server and the Memory sandbox instead).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -23,6 +25,20 @@ SHARED = ROOT.parent / "shared"
 DEV_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
 WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversations"
+
+
+def twilio_sid(label: str) -> str:
+    """A SID of Twilio's format (two letters, 32 hex digits) for a short label a test reads better:
+    "IM1" → "IM000…001", "IMsnap1" → "IM" + the hex of "snap1", padded. A full SID is kept as it is;
+    the same label always gives the same SID, and different labels different SIDs."""
+    prefix, rest = label[:2], label[2:]
+    if re.fullmatch(r"[0-9a-fA-F]{0,32}", rest):
+        return prefix + rest.rjust(32, "0")
+    digits = rest.encode().hex()
+    if len(digits) > 31:
+        digits = hashlib.sha256(rest.encode()).hexdigest()[:31]
+    # "f" marks a hex-encoded label, so that it never meets a label that was already hex.
+    return prefix + ("f" + digits).rjust(32, "0")
 
 
 def message_added(body: str = "hi", attachments: Sequence[Any] = ()) -> Any:
@@ -57,8 +73,8 @@ def message_params(
     params = [
         ("EventType", event_type),
         ("AccountSid", DEV_ACCOUNT_SID),
-        ("ConversationSid", conversation_sid),
-        ("MessageSid", message_sid),
+        ("ConversationSid", twilio_sid(conversation_sid)),
+        ("MessageSid", twilio_sid(message_sid)),
         ("ChatServiceSid", "IS00000000000000000000000000000001"),
         ("Index", "3"),
         ("DateCreated", date_created),

@@ -173,8 +173,9 @@ class WebhookEvents:
             params = [
                 ("EventType", "onMessageAdded"),
                 ("AccountSid", DEV_ACCOUNT_SID),
-                ("ConversationSid", "CH1"),
-                ("MessageSid", f"IMbench{os.getpid()}x{index:08d}"),
+                ("ConversationSid", "CH" + "0" * 31 + "1"),
+                # Twilio's SID format (the webhook refuses any other): the process id, then the index.
+                ("MessageSid", f"IM{os.getpid():08x}{index:024x}"),
                 ("Index", str(index)),
                 ("DateCreated", "2026-11-21T10:00:00.000Z"),
                 ("Body", f"bench message {index}"),

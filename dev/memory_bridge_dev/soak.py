@@ -116,7 +116,7 @@ class Senders:
         return [
             ("EventType", "onMessageAdded"),
             ("AccountSid", self.account_sid),
-            ("ConversationSid", "CHsoak"),
+            ("ConversationSid", "CH" + "0" * 31 + "5"),
             ("MessageSid", sid),
             ("Index", "0"),
             ("DateCreated", "2026-11-21T10:00:00.000Z"),
@@ -367,7 +367,7 @@ class SendPlan:
 
 
 def plan_sending(args: argparse.Namespace, rng: random.Random) -> SendPlan:
-    sids = [f"IMsoak{i:06d}" for i in range(args.messages)]
+    sids = [f"IM{i:032x}" for i in range(args.messages)]  # Twilio's format: the webhook refuses others
     customer_of = {sid: rng.randrange(args.customers) for sid in sids}
     twice = rng.sample(sids, int(args.messages * args.duplicate_rate))
     simultaneous = set(twice[: len(twice) // 2])

@@ -18,7 +18,7 @@ from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module
 from memory_bridge_dev.parking import park_observations
 from memory_bridge_dev.sandbox import Fault
 from tests.integration.conftest import new_container, outcome
-from tests.support import ROOT, message_params
+from tests.support import ROOT, message_params, twilio_sid
 
 pytestmark = pytest.mark.integration
 REPLAY_HANDLER = load_handler_module("functions/replay/app.py", "replay_app")
@@ -111,7 +111,7 @@ def test_the_dry_run_counts_every_request_the_run_makes(oncall):
     oncall.sandbox.add_fault(Fault(drop="after", times=1, match="/Observations"))  # ambiguous
     park_via_webhook(oncall, "IM3", author="+15555550222")
     oncall.sandbox.clear_faults()
-    assert all(e.profile_id is None for e in oncall.parked() if e.message_sid != "IM3")
+    assert all(e.profile_id is None for e in oncall.parked() if e.message_sid != twilio_sid("IM3"))
 
     code, out, _ = oncall.run("dlq", "replay", "--dry-run", "--json")
     plan = json.loads(out)["plan"]
@@ -214,14 +214,14 @@ def test_peek_hides_content_unless_asked_and_export_deletes_nothing(oncall, tmp_
     oncall.sandbox.add_fault(Fault(status=503, match="/Observations"))
     park_via_webhook(oncall, "IM1", body="my card ends 4242")
     code, out, _ = oncall.run("dlq", "peek")
-    assert code == 0 and "IM1" in out and "4242" not in out and "+1555" not in out
+    assert code == 0 and twilio_sid("IM1") in out and "4242" not in out and "+1555" not in out
     code, out, _ = oncall.run("dlq", "peek", "--show-content")
     assert "4242" in out
     target = tmp_path / "dlq.jsonl"
     code, out, _ = oncall.run("dlq", "export", "--out", str(target))
     assert code == 0
     [line] = target.read_text().splitlines()
-    assert json.loads(line)["envelope"]["messageSid"] == "IM1"
+    assert json.loads(line)["envelope"]["messageSid"] == twilio_sid("IM1")
     assert oncall.queue_depth() == 1
 
 

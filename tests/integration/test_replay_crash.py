@@ -34,7 +34,7 @@ from memory_bridge.replay import ReplayOptions
 from memory_bridge_dev import crash_points
 from memory_bridge_dev.sandbox import Fault
 from tests.integration.conftest import outcome
-from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, ROOT, message_params
+from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, ROOT, message_params, twilio_sid
 
 pytestmark = pytest.mark.integration
 
@@ -203,7 +203,7 @@ class CrashHarness:
                 held.extend(batch)
                 for message in batch:
                     envelope = parse_envelope(message["Body"])
-                    if envelope.message_sid == sid:
+                    if envelope.message_sid == twilio_sid(sid):
                         DeadLetterQueue(url, client_factory=lambda: sqs).park(envelope)
                         return
             raise AssertionError(f"{sid} not found on the queue")

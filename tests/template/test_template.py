@@ -316,6 +316,21 @@ def test_queue_and_table_are_encrypted_at_rest_and_api_is_throttled():
     assert settings["ThrottlingBurstLimit"] > 0 and settings["ThrottlingRateLimit"] > 0
 
 
+def test_the_codes_body_limit_is_the_apis_only_one_and_both_documents_name_it():
+    # API Gateway offers no body-size setting (a REST API takes 10 MB) and the stack puts no WAF in
+    # front, so the 413 in the code is the only limit: the template and the README say which.
+    from memory_bridge.domain.events import MAX_BODY_BYTES, MAX_FORM_FIELDS
+
+    assert not [name for name, r in RESOURCES.items() if r["Type"].startswith("AWS::WAF")]
+    limit = f"{MAX_BODY_BYTES // 1024} KiB"
+    template = (ROOT / "template.yaml").read_text()
+    assert f"a body over {limit}, or over {MAX_FORM_FIELDS} fields" in " ".join(
+        line.strip(" #") for line in template.splitlines()
+    )
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"over {limit} or over {MAX_FORM_FIELDS} fields gets 413" in readme
+
+
 # ---- scheduled replay, alarms, dashboard ---------------------------------------------------------
 
 

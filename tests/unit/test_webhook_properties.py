@@ -18,6 +18,7 @@ from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook import WebhookService, stdlib_logger
 from memory_bridge.webhook.delivery import DeliveryRules
 from tests.support import (
+    DEV_ACCOUNT_SID,
     DEV_AUTH_TOKEN,
     WEBHOOK_URL,
     InMemoryLedger,
@@ -51,7 +52,7 @@ class CountingMemory(ScriptedMemory):
 
 def service() -> tuple[WebhookService, CountingMemory, ListSink, InMemoryLedger]:
     memory, sink, idempotency = CountingMemory(), ListSink(), InMemoryLedger()
-    credentials = CachedCredentials(lambda: TwilioCredentials("AC1", DEV_AUTH_TOKEN))
+    credentials = CachedCredentials(lambda: TwilioCredentials(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN))
     return (
         WebhookService(
             rules=DeliveryRules(

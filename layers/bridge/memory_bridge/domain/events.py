@@ -9,20 +9,41 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from memory_bridge.domain.media import Attachment, parse_media
+from memory_bridge.domain.signature import is_valid_signature
 from memory_bridge.domain.webhook_urls import reconstructed_urls
 
+__all__ = ["Attachment"]  # re-exported: the attachment's home was this module
+
 MESSAGE_ADDED = "onMessageAdded"
+
+# The largest body read. Twilio's Conversations limits: a message Body of 32 KB inbound (a size; the
+# same table gives SMS and WhatsApp in characters) and 4 KB of Attributes. Form encoding writes each
+# byte outside ASCII as %XX, so at worst 3 x 36 KiB = 108 KiB, plus Media, Author, the SIDs and the
+# other fields (a few KiB): under 120 KiB. Twice that, rounded up. What a body under it costs to
+# read before its signature is checked grows with its size (about 16 ms of CPU here for 256 KiB that
+# is all %XX, under 1 ms for plain text); a body over it is refused on its length alone.
+MAX_BODY_BYTES = 256 * 1024
+# An onMessageAdded carries about 18 fields; five times that leaves room for fields Twilio adds.
+MAX_FORM_FIELDS = 100
+
+# Twilio's SID formats (twilio-conversations-v1.yaml): two letters, then 32 hex digits.
+_SID_DIGITS = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class MalformedRequest(ValueError):
     """The request cannot be read. The message is short and safe to return to the caller."""
+
+
+class RequestTooLarge(ValueError):
+    """The body is larger than any Conversations webhook: refused before anything in it is read."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,16 @@ class WebhookRequest:
     def signature(self) -> str | None:
         return self.headers.get("x-twilio-signature")
 
+    def signed_by(self, tokens: tuple[str, ...]) -> bool:
+        """True when one of `tokens` made the request's signature."""
+        return is_valid_signature(
+            urls=self.urls,
+            params=self.params,
+            raw_body=self.raw_body,
+            signature=self.signature,
+            auth_tokens=tokens,
+        )
+
     def first(self, name: str) -> str | None:
         for key, value in self.params:
             if key == name:
@@ -46,16 +77,10 @@ class WebhookRequest:
 
 
 @dataclass(frozen=True)
-class Attachment:
-    content_type: str | None
-    filename: str | None
-
-
-@dataclass(frozen=True)
 class MessageAdded:
     message_sid: str
     conversation_sid: str
-    account_sid: str | None
+    account_sid: str
     author: str | None
     body: str
     date_created: datetime
@@ -75,23 +100,36 @@ def _lower_headers(event: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _raw_body(event: Mapping[str, Any]) -> bytes:
+    """The body's bytes; its size is checked on the event's string first, so that an oversized body
+    is refused without a copy of it (the string's length bounds the bytes it decodes to)."""
     body = event.get("body")
     if body is None:
         return b""
     if not isinstance(body, str):
         raise MalformedRequest("body is not a string")
     if event.get("isBase64Encoded"):
+        if len(body) > (MAX_BODY_BYTES + 2) // 3 * 4:  # base64: 4 characters for every 3 bytes
+            raise RequestTooLarge(f"body over {MAX_BODY_BYTES} bytes")
         try:
-            return base64.b64decode(body, validate=True)
+            raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise MalformedRequest("body is not valid base64") from None
-    return body.encode("utf-8")
+    else:
+        if len(body) > MAX_BODY_BYTES:  # each character is at least one byte
+            raise RequestTooLarge(f"body over {MAX_BODY_BYTES} bytes")
+        raw = body.encode("utf-8")
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestTooLarge(f"body over {MAX_BODY_BYTES} bytes")
+    return raw
 
 
 def _form_params(raw: bytes, headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     content_type = headers.get("content-type", "application/x-www-form-urlencoded").lower()
     if "application/json" in content_type:
         return ()  # JSON webhooks sign the body's hash instead of fields
+    # Counted on the bytes, before a field is read (parse_qsl splits on "&" only).
+    if raw.count(b"&") >= MAX_FORM_FIELDS:
+        raise RequestTooLarge(f"more than {MAX_FORM_FIELDS} fields")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -100,7 +138,8 @@ def _form_params(raw: bytes, headers: Mapping[str, str]) -> tuple[tuple[str, str
 
 
 def read_webhook_request(event: Mapping[str, Any], public_url: str | None) -> WebhookRequest:
-    """Read an API Gateway proxy event; raises MalformedRequest when it has no readable body."""
+    """Read an API Gateway proxy event; raises RequestTooLarge for a body larger than any webhook
+    (before reading a field of it), MalformedRequest when it has no readable body."""
     if not isinstance(event, Mapping):
         raise MalformedRequest("event is not an object")
     headers = _lower_headers(event)
@@ -126,38 +165,30 @@ def _parse_timestamp(value: str) -> datetime:
         raise MalformedRequest("DateCreated is out of range") from None
 
 
-def _parse_media(raw: str | None) -> tuple[Attachment, ...]:
-    """Media is a JSON array whose keys are not documented; read them tolerantly."""
-    if not raw:
-        return ()
-    try:
-        items = json.loads(raw)
-    except ValueError:
-        items = None
-    if not isinstance(items, list):
-        # Keep a trace that something was attached rather than dropping it silently.
-        return (Attachment(content_type=None, filename=None),)
-    attachments = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            attachments.append(Attachment(None, None))
-            continue
-        content_type = item.get("content_type") or item.get("contentType") or item.get("ContentType")
-        filename = item.get("filename") or item.get("Filename") or item.get("file_name")
-        attachments.append(
-            Attachment(
-                content_type=str(content_type) if content_type else None,
-                filename=str(filename) if filename else None,
-            )
-        )
-    return tuple(attachments)
-
-
 def _required(request: WebhookRequest, name: str) -> str:
     value = request.first(name)
     if not value:
         raise MalformedRequest(f"{name} is missing")
     return value
+
+
+def _checked_sid(value: str, name: str, prefix: str) -> str:
+    """The value when it has the SID's format. Twilio signs names and values with nothing between
+    them, so a captured webhook can be re-split (the next field folded into MessageSid, say) and
+    still verify; the exact format refuses every such value."""
+    if not (len(value) == 34 and value.startswith(prefix) and _SID_DIGITS.fullmatch(value, 2)):
+        raise MalformedRequest(f"{name} is not a valid SID")
+    return value
+
+
+def _required_sid(request: WebhookRequest, name: str, prefix: str) -> str:
+    return _checked_sid(_required(request, name), name, prefix)
+
+
+def _check_optional_sid(request: WebhookRequest, name: str, prefix: str) -> None:
+    value = request.first(name)
+    if value:
+        _checked_sid(value, name, prefix)
 
 
 def event_type(request: WebhookRequest) -> str:
@@ -171,13 +202,17 @@ def parse_message_added(request: WebhookRequest) -> MessageAdded:
         index = int(index_raw) if index_raw not in (None, "") else None
     except ValueError:
         raise MalformedRequest("Index is not an integer") from None
+    # Not used, but checked when present, so that neither can absorb the field after it. Not
+    # required: a message posted through the REST API by an author who is no participant has none.
+    _check_optional_sid(request, "ChatServiceSid", "IS")
+    _check_optional_sid(request, "ParticipantSid", "MB")
     return MessageAdded(
-        message_sid=_required(request, "MessageSid"),
-        conversation_sid=_required(request, "ConversationSid"),
-        account_sid=request.first("AccountSid"),
+        message_sid=_required_sid(request, "MessageSid", "IM"),
+        conversation_sid=_required_sid(request, "ConversationSid", "CH"),
+        account_sid=_required_sid(request, "AccountSid", "AC"),
         author=request.first("Author") or None,
         body=request.first("Body") or "",
         date_created=_parse_timestamp(_required(request, "DateCreated")),
         index=index,
-        attachments=_parse_media(request.first("Media")),
+        attachments=parse_media(request.first("Media")),
     )

@@ -10,7 +10,8 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from memory_bridge.domain.events import Attachment, MessageAdded
+from memory_bridge.domain.events import MessageAdded
+from memory_bridge.domain.media import Attachment
 
 # The contract allows 4096 characters; the product page says "up to 4KB". Staying within
 # 4096 UTF-8 bytes satisfies both.

@@ -27,6 +27,13 @@ def response(status_code: int, outcome: str, /, **extra: Any) -> dict[str, Any]:
     }
 
 
+def too_large(metrics: MetricsSink, logger: KeyedLogger, reason: str) -> Answer:
+    """413 for a body larger than any webhook; the reason says which limit, never what was sent."""
+    metrics.add_metric("WebhooksTooLarge", "Count", 1)
+    logger.warning("webhook refused: too large", extra={"reason": reason})
+    return response(413, "too_large", error="request too large")
+
+
 def result_json(result: DeliveryResult) -> JsonResult:
     if isinstance(result, Unparked):
         return {"outcome": "unparked", "reason": result.reason}

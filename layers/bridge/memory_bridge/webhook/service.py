@@ -1,7 +1,8 @@
 """One Conversations webhook, from API Gateway event to HTTP answer.
 
+  a body larger than any webhook → 413, on its length alone
   verify the signature (fail closed) → 403
-  read the event; not onMessageAdded → 200 ignored; malformed → 400
+  read the event; not onMessageAdded → 200 ignored; malformed → 400; another account's → 403
   claim the MessageSid in the ledger → deliver → settle → 200 posted | parked | skipped | duplicate
   the ledger or the queue could not be written → 503 (Twilio retries; nothing lost, nothing doubled)
   anything unexpected → 503, logged by type only
@@ -19,18 +20,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_bridge.deadlines import Deadline
-from memory_bridge.domain.credentials import CredentialsError
+from memory_bridge.domain.credentials import CredentialsError, TwilioCredentials
 from memory_bridge.domain.events import (
     MESSAGE_ADDED,
     MalformedRequest,
     MessageAdded,
+    RequestTooLarge,
     WebhookRequest,
     event_type,
     parse_message_added,
     read_webhook_request,
 )
 from memory_bridge.domain.ledger import Busy, Claimed, Finished, Settlement, plan_parts
-from memory_bridge.domain.signature import is_valid_signature
 from memory_bridge.ports import (
     CredentialsSource,
     DeadLetterSink,
@@ -41,7 +42,14 @@ from memory_bridge.ports import (
     ObservationWriter,
 )
 from memory_bridge.profiles import ProfileCache
-from memory_bridge.webhook.answers import Answer, count_redactions, record_result, response, result_json
+from memory_bridge.webhook.answers import (
+    Answer,
+    count_redactions,
+    record_result,
+    response,
+    result_json,
+    too_large,
+)
 from memory_bridge.webhook.delivery import (
     RESERVE_SECONDS,
     Delivery,
@@ -92,10 +100,11 @@ class WebhookService:
 
     def _handle(self, event: Mapping[str, Any], context: Any, deadline: Deadline) -> Answer:
         """verify → parse → claim → deliver → settle; each step returns the answer when it ends the call."""
-        request = self._verified(event, deadline)
-        if isinstance(request, dict):
-            return request
-        message = self._message(request)
+        verified = self._verified(event, deadline)
+        if isinstance(verified, dict):
+            return verified
+        request, credentials = verified
+        message = self._message(request, credentials)
         if isinstance(message, dict):
             return message
         prepared = prepare(message, self.rules)
@@ -112,22 +121,27 @@ class WebhookService:
 
     # ---- steps ----------------------------------------------------------------------------
 
-    def _verified(self, event: Mapping[str, Any], deadline: Deadline) -> WebhookRequest | Answer:
-        """The request, once its signature is good; else the answer (403, or 503 without the secret)."""
+    def _verified(
+        self, event: Mapping[str, Any], deadline: Deadline
+    ) -> tuple[WebhookRequest, TwilioCredentials] | Answer:
+        """The request and the credentials that verified it; else the answer (413 before anything is
+        read, 403, or 503 without the secret)."""
         try:
             request = read_webhook_request(event, self.public_webhook_url)
+        except RequestTooLarge as error:
+            # Before the signature, which would cost reading every field: refused on its size alone.
+            return too_large(self.metrics, self.logger, str(error))
         except MalformedRequest:
             # Unreadable means unverifiable: fail closed, exactly as for a wrong signature.
             return self._reject_signature("unreadable request")
         if not request.signature:
             return self._reject_signature("missing signature")
-        rejection = self._verify(request, deadline)
-        if rejection is not None:
-            return rejection
-        return request
+        verified = self._verify(request, deadline)
+        return verified if isinstance(verified, dict) else (request, verified)
 
-    def _message(self, request: WebhookRequest) -> MessageAdded | Answer:
-        """The message the webhook carries; else the answer (400 malformed, 200 for another event)."""
+    def _message(self, request: WebhookRequest, credentials: TwilioCredentials) -> MessageAdded | Answer:
+        """The message the webhook carries; else the answer (400 malformed, 200 for another event,
+        403 for another account's)."""
         try:
             kind = event_type(request)
         except MalformedRequest as error:
@@ -141,6 +155,11 @@ class WebhookService:
             message = parse_message_added(request)
         except MalformedRequest as error:
             return self._malformed(error)
+        if message.account_sid.lower() != credentials.account_sid.lower():
+            # The token verified, so Twilio signed it; but for another account than the secret names
+            # (a secret mixed up between accounts, or a webhook re-split): nothing of it is posted.
+            # Counted as a rejected signature, so that a mix-up rejecting every webhook pages.
+            return self._reject_signature("AccountSid is not the secret's account_sid", "wrong account")
         self.logger.append_keys(message_sid=message.message_sid, conversation_sid=message.conversation_sid)
         self.metrics.add_metric("MessagesReceived", "Count", 1)
         return message
@@ -244,42 +263,32 @@ class WebhookService:
             return float(remaining_ms()) / 1000 + 1.0
         return deadline.remaining() + 1.0
 
-    def _verify(self, request: WebhookRequest, deadline: Deadline) -> dict[str, Any] | None:
-        """None when the signature is good; else the answer to give."""
+    def _verify(self, request: WebhookRequest, deadline: Deadline) -> TwilioCredentials | Answer:
+        """The credentials whose token signed the request; else the answer to give."""
         secret_timeout = min(SECRET_TIMEOUT_SECONDS, deadline.remaining() - RESERVE_SECONDS)
         try:
-            tokens = self.credentials.get(timeout=secret_timeout).signing_tokens
+            credentials = self.credentials.get(timeout=secret_timeout)
         except CredentialsError as error:
             self.logger.error("Twilio credentials secret is unusable", extra={"reason": str(error)})
             return response(503, "credentials_unavailable")
         except Exception as error:  # noqa: BLE001 - Secrets Manager unreachable: we cannot verify, Twilio retries
             self.logger.error("Twilio credentials could not be read", extra={"reason": type(error).__name__})
             return response(503, "credentials_unavailable")
-        if self._signature_matches(request, tokens):
-            return None
+        if request.signed_by(credentials.signing_tokens):
+            return credentials
         # The token may have been rotated since this container cached it: read again (rate-limited).
         try:
             fresh = self.credentials.refresh(timeout=secret_timeout)
         except Exception:  # noqa: BLE001 - a failed re-read means the old tokens stand
             fresh = None
-        if fresh is not None and self._signature_matches(request, fresh.signing_tokens):
-            return None
+        if fresh is not None and request.signed_by(fresh.signing_tokens):
+            return fresh
         return self._reject_signature("signature mismatch")
 
-    @staticmethod
-    def _signature_matches(request: WebhookRequest, tokens: tuple[str, ...]) -> bool:
-        return is_valid_signature(
-            urls=request.urls,
-            params=request.params,
-            raw_body=request.raw_body,
-            signature=request.signature,
-            auth_tokens=tokens,
-        )
-
-    def _reject_signature(self, reason: str) -> dict[str, Any]:
+    def _reject_signature(self, reason: str, error: str = "invalid signature") -> dict[str, Any]:
         self.metrics.add_metric("SignatureRejected", "Count", 1)
         self.logger.warning("webhook rejected", extra={"reason": reason})
-        return response(403, "forbidden", error="invalid signature")
+        return response(403, "forbidden", error=error)
 
     def _malformed(self, error: MalformedRequest) -> dict[str, Any]:
         self.metrics.add_metric("MalformedWebhooks", "Count", 1)
