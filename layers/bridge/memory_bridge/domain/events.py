@@ -20,8 +20,6 @@ from memory_bridge.domain.media import Attachment, parse_media
 from memory_bridge.domain.signature import is_valid_signature
 from memory_bridge.domain.webhook_urls import reconstructed_urls
 
-__all__ = ["Attachment"]  # re-exported: the attachment's home was this module
-
 MESSAGE_ADDED = "onMessageAdded"
 
 # The largest body read. Twilio's Conversations limits: a message Body of 32 KB inbound (a size; the

@@ -142,6 +142,11 @@ class WebhookService:
     def _message(self, request: WebhookRequest, credentials: TwilioCredentials) -> MessageAdded | Answer:
         """The message the webhook carries; else the answer (400 malformed, 200 for another event,
         403 for another account's)."""
+        account = request.first("AccountSid")  # required, and its format checked, in a message
+        if account and account.lower() != credentials.account_sid.lower():
+            # Signed, but not for the secret's account (secrets mixed up, or fields re-split). Counted as
+            # rejected and not as received, so that a mix-up rejecting every webhook pages.
+            return self._reject_signature("AccountSid is not the secret's account_sid", "wrong account")
         try:
             kind = event_type(request)
         except MalformedRequest as error:
@@ -155,11 +160,6 @@ class WebhookService:
             message = parse_message_added(request)
         except MalformedRequest as error:
             return self._malformed(error)
-        if message.account_sid.lower() != credentials.account_sid.lower():
-            # The token verified, so Twilio signed it; but for another account than the secret names
-            # (a secret mixed up between accounts, or a webhook re-split): nothing of it is posted.
-            # Counted as a rejected signature, so that a mix-up rejecting every webhook pages.
-            return self._reject_signature("AccountSid is not the secret's account_sid", "wrong account")
         self.logger.append_keys(message_sid=message.message_sid, conversation_sid=message.conversation_sid)
         self.metrics.add_metric("MessagesReceived", "Count", 1)
         return message
