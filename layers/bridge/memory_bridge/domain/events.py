@@ -19,6 +19,9 @@ from urllib.parse import parse_qsl
 from memory_bridge.domain.webhook_urls import reconstructed_urls
 
 MESSAGE_ADDED = "onMessageAdded"
+# The post-event webhook filters `memory-bridge setup` subscribes the bridge to: the events the
+# webhook handles. Add onMessageUpdated / onMessageRemoved here once the flow handles them.
+WEBHOOK_FILTERS: tuple[str, ...] = (MESSAGE_ADDED,)
 
 
 class MalformedRequest(ValueError):
