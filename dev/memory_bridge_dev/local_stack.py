@@ -509,7 +509,7 @@ def summary(info: dict[str, Any]) -> str:
             f"  dev auth token  {info['auth_token']}   (signs webhooks; local only)",
             f"  store id        {info['store_id']}",
             f"  Memory sandbox  {info['sandbox_url']}",
-            f"  Conversations   {info.get('conversations_url')}   (sandbox: its webhook points at the URL above)",
+            f"  Conversations   {info.get('conversations_url')}   (sandbox; its webhook calls the URL above)",
             f"  dead letters    {info['queue_url']}",
             "",
             "Send a message:",

@@ -122,7 +122,7 @@ def test_a_web_chat_customer_is_parked_on_a_store_setup_never_saw_and_served_onc
     customer as a permanent failure. `setup` (reusing the store by name) adds the type; then they post."""
     store = bridge.sandbox.stores[bridge.store_id]
     store.identity = IdentitySettings.of(DEFAULT_ID_TYPES)
-    response = bridge.send(message_params(message_sid="IM1", author="dave"))
+    response = bridge.send(message_params(message_sid="IM" + "1" * 32, author="dave"))
     assert outcome(response) == "parked"
     [parked] = bridge.parked()
     assert parked.kind == "permanent"
@@ -135,4 +135,4 @@ def test_a_web_chat_customer_is_parked_on_a_store_setup_never_saw_and_served_onc
     code = cli.main([*argv, "--memory-api-url", bridge.sandbox.base_url], out=out, err=err)
     assert code == 0, err.getvalue()
     assert "added chat_identity" in err.getvalue()
-    assert outcome(bridge.send(message_params(message_sid="IM2", author="dave"))) == "posted"
+    assert outcome(bridge.send(message_params(message_sid="IM" + "2" * 32, author="dave"))) == "posted"
