@@ -81,11 +81,13 @@ build: tools ## sam build (no Docker)
 STORE_NAME ?= memory-bridge
 STACK ?= memory-bridge
 export STORE_NAME STACK
-deploy: venv tools ## store + secret (from TWILIO_*) + sam build/deploy: STORE_NAME=… STACK=… make deploy
+deploy: venv tools ## store + identity resolution + secret + sam deploy + Conversations webhook: STORE_NAME=… STACK=… [CONVERSATIONS_SERVICE=IS…] [FORCE_WEBHOOK=1] make deploy
 	@# Through the environment, not pasted into the command: a name with a space, $ or ` stays one
 	@# argument and is never run by the shell (setup then names the rule it breaks).
 	PATH="$(SAM_PATH)" $(BIN)/memory-bridge setup --display-name "$$STORE_NAME" --stack-name "$$STACK" \
-		$${AWS_REGION:+--region "$$AWS_REGION"} $${AWS_PROFILE:+--profile "$$AWS_PROFILE"}
+		$${AWS_REGION:+--region "$$AWS_REGION"} $${AWS_PROFILE:+--profile "$$AWS_PROFILE"} \
+		$${CONVERSATIONS_SERVICE:+--conversations-service "$$CONVERSATIONS_SERVICE"} \
+		$${FORCE_WEBHOOK:+--force}
 
 deploy-guided: build ## sam deploy --guided, for those who prefer to answer the questions
 	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided

@@ -1,5 +1,6 @@
-"""Hold requests and answers against Twilio's published Memory API description
-(`../shared/twilio-memory-v1.yaml`). Absent file → the contract tests skip, saying so."""
+"""Hold requests and answers against Twilio's published API descriptions: Memory
+(`../shared/twilio-memory-v1.yaml`) and Conversations (`../shared/twilio-conversations-v1.yaml`).
+Absent file → the contract tests skip, saying so."""
 
 from __future__ import annotations
 
@@ -13,15 +14,24 @@ import yaml
 from tests.support import SHARED
 
 SPEC_PATH = SHARED / "twilio-memory-v1.yaml"
+CONVERSATIONS_SPEC_PATH = SHARED / "twilio-conversations-v1.yaml"
 
 
 @functools.cache
-def spec() -> dict[str, Any]:
-    if not SPEC_PATH.exists():
-        pytest.skip(f"Memory API contract not found at {SPEC_PATH}; contract checks skipped")
-    with SPEC_PATH.open() as handle:
+def _load(path: Any, name: str) -> dict[str, Any]:
+    if not path.exists():
+        pytest.skip(f"{name} contract not found at {path}; contract checks skipped")
+    with path.open() as handle:
         document: dict[str, Any] = yaml.safe_load(handle)
     return document
+
+
+def spec() -> dict[str, Any]:
+    return _load(SPEC_PATH, "Memory API")
+
+
+def conversations_spec() -> dict[str, Any]:
+    return _load(CONVERSATIONS_SPEC_PATH, "Conversations API")
 
 
 def _resolve(node: Any, root: dict[str, Any], depth: int = 0) -> Any:
@@ -42,8 +52,16 @@ def _resolve(node: Any, root: dict[str, Any], depth: int = 0) -> Any:
 
 @functools.cache
 def operations() -> dict[str, dict[str, Any]]:
-    """operationId → resolved operation object."""
-    document = spec()
+    """operationId → resolved operation object (Memory's)."""
+    return _operations(spec())
+
+
+@functools.cache
+def conversations_operations() -> dict[str, dict[str, Any]]:
+    return _operations(conversations_spec())
+
+
+def _operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for path_item in document["paths"].values():
         for method, operation in path_item.items():
@@ -68,8 +86,38 @@ def request_problems(operation_id: str, body: Any) -> list[str]:
     return _validate(schema, body, f"{operation_id} request")
 
 
-def response_problems(operation_id: str, status: int, body: Any, headers: dict[str, str]) -> list[str]:
-    operation = operations()[operation_id]
+def form_request_problems(operation_id: str, form: list[tuple[str, str]]) -> list[str]:
+    """A form-encoded Conversations request: every field declared, repeated only where an array is."""
+    operation = conversations_operations()[operation_id]
+    content = operation.get("requestBody", {}).get("content", {})
+    if not content:
+        return [] if not form else [f"{operation_id}: a body sent to an operation without one"]
+    schema = content["application/x-www-form-urlencoded"]["schema"]
+    properties = schema.get("properties", {})
+    document: dict[str, Any] = {}
+    problems = []
+    for name, value in form:
+        declared = properties.get(name)
+        if declared is None:
+            problems.append(f"{operation_id} request: {name} is not a parameter of this operation")
+        elif declared.get("type") == "array":
+            document.setdefault(name, []).append(value)
+        elif name in document:
+            problems.append(f"{operation_id} request: {name} sent twice")
+        else:
+            document[name] = value
+    return problems + _validate(schema, document, f"{operation_id} request")
+
+
+def response_problems(
+    operation_id: str,
+    status: int,
+    body: Any,
+    headers: dict[str, str],
+    known: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
+    """`known`: the operations of the contract the answer belongs to (default: Memory's)."""
+    operation = (operations() if known is None else known)[operation_id]
     answer = operation["responses"].get(str(status))
     if answer is None:
         return [f"{operation_id}: status {status} is not in the contract"]

@@ -1,9 +1,15 @@
 """`memory-bridge setup`: from nothing to a deployed stack (what `make deploy` runs).
 
+0. check AWS, sam and Conversations (its webhook is read: one another URL holds stops setup here)
 1. create or reuse the Memory store by name; wait until it is ACTIVE (never deploy against one that is not)
-2. create or update the Secrets Manager secret from the TWILIO_* variables (never echoed)
-3. sam build && sam deploy, with the store id and the secret as parameters (defaults in samconfig.toml)
-4. print the webhook URL and the exact Conversations configuration to set
+2. make the store's identity resolution cover every idType the bridge sends (phone, whatsapp, email
+   and CHAT_ID_TYPE): read the settings, add what is missing, keep the rest, follow the operation
+3. create or update the Secrets Manager secret from the TWILIO_* variables (never echoed)
+4. sam build && sam deploy, with the store id and the secret as parameters (defaults in samconfig.toml)
+5. point the Conversations post-event webhook at the stack's WebhookUrl: method POST, the filters the
+   bridge handles; account-level, or one service's with --conversations-service. A webhook that calls
+   another URL is left alone (exit 2) unless --force.
+Run again, it changes nothing that is already right, and says so.
 """
 
 from __future__ import annotations
@@ -16,13 +22,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from memory_bridge.config import ID_TYPE_PATTERN
 from memory_bridge.domain.credentials import CredentialsError, TwilioCredentials, credentials_from_env
+from memory_bridge.domain.events import WEBHOOK_FILTERS
+from memory_bridge.domain.identifiers import identifier_types
 from memory_bridge_cli.common import (
     NO_REGION,
     Console,
     UsageError,
     WorkFailed,
     add_memory_options,
+    aws_client_config,
+    checked_memory_url,
     explain,
     store_tools,
 )
@@ -175,128 +186,294 @@ def sam_commands(
 
 
 def stack_webhook_url(args: argparse.Namespace) -> str | None:
+    """The stack's WebhookUrl output; None when the stack (or the output) is not there."""
     import boto3
 
     session = boto3.session.Session(profile_name=args.aws_profile, region_name=args.region)
+    client = session.client("cloudformation", endpoint_url=args.endpoint_url, config=aws_client_config())
     try:
-        stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
-    except Exception:  # noqa: BLE001 - printed as "see the stack's outputs" instead
+        stack = client.describe_stacks(StackName=args.stack_name)["Stacks"][0]
+    except Exception:  # noqa: BLE001 - not deployed yet, or not readable: said where it matters
         return None
     return next((o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "WebhookUrl"), None)
 
 
-def conversations_instructions(webhook_url: str) -> str:
-    return "\n".join(
-        [
-            "Configure Twilio Conversations (Console → Conversations → Services → your service → Webhooks):",
-            f"  Post-event URL   {webhook_url}",
-            "  Method           POST",
-            "  Filters          onMessageAdded",
-            "  (never as a pre-event URL). Or with the API:",
-            "  curl -X POST \\",
-            "    https://conversations.twilio.com/v1/Services/$CHAT_SERVICE_SID/Configuration/Webhooks \\",
-            f"    --data-urlencode 'PostWebhookUrl={webhook_url}' --data-urlencode 'Method=POST' \\",
-            "    --data-urlencode 'Filters=onMessageAdded' -u \"$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN\"",
-            "Smoke test:",
-            f"  .venv/bin/memory-bridge send --url {webhook_url} --from +15555550100 --body 'hello'",
-        ]
-    )
+def summary(document: dict[str, Any]) -> str:
+    url = document.get("webhookUrl") or "<the stack's WebhookUrl output>"
+    lines = [f"store {document['storeId']}", f"secret {document['secretArn']}"]
+    webhook = document.get("webhook")
+    if webhook:
+        lines.append(
+            f"Conversations ({webhook['scope']}) post-event webhook → {url}, "
+            f"POST, {', '.join(webhook['filters'])}"
+        )
+    else:
+        lines.append(f"Conversations webhook not configured: {document.get('webhookSkipped')}")
+    lines += [
+        "Smoke test:",
+        f"  .venv/bin/memory-bridge send --url {url} --from +15555550100 --body 'hello'",
+    ]
+    return "\n".join(lines)
+
+
+def chat_id_type(args: argparse.Namespace) -> str:
+    """The ChatIdType the stack gets: --parameter ChatIdType=…, else the template's default (the same
+    as the code's), so that the store learns the idType the deployed webhook sends."""
+    chosen = "chat_identity"
+    for parameter in args.parameter or []:
+        name, _, value = parameter.partition("=")
+        if name == "ChatIdType":
+            chosen = value
+    if not ID_TYPE_PATTERN.match(chosen):
+        raise UsageError(f"ChatIdType must match {ID_TYPE_PATTERN.pattern}, got {chosen!r}")
+    return chosen
+
+
+class Setup:
+    """One run of `memory-bridge setup`: each step a method, in order; `document` collects the result."""
+
+    def __init__(self, args: argparse.Namespace, console: Console):
+        self.args, self.console = args, console
+        self.total = 4 if args.skip_deploy else 5
+        self.document: dict[str, Any] = {"stackName": args.stack_name}
+        self.webhook_url: str | None = None
+        self.conversations: Any = None
+
+    def step(self, number: int, line: str) -> None:
+        self.console.progress(f"[{number}/{self.total}] {line}")
+
+    def run(self) -> int:
+        args = self.args
+        from memory_bridge_cli.stores import StoreInputError, validate_display_name
+
+        try:
+            validate_display_name(args.display_name)
+        except StoreInputError as error:
+            raise UsageError(str(error)) from None
+        self.wanted = identifier_types(chat_id_type(args))
+        if args.webhook_url:
+            self.webhook_url = checked_memory_url("--webhook-url", args.webhook_url)
+        from memory_bridge_cli.conversations import conversations_url
+
+        conversations_url(args)  # a URL that breaks the rule is refused before anything is made
+        credentials = credentials_for_secret()
+        self.step(0, f"Checks: {check_aws(args)}")
+        self.check_conversations()
+        # What is deployed talks to Twilio's Memory (or --memory-api-url): a running local stack is not it.
+        client, _backoff, watch = store_tools(args, self.console, local_stack=False)
+        store_id = self.store(client, watch)
+        self.identity(client, store_id, watch)
+        self.step(3, f"Secret {args.secret_name!r} from the TWILIO_* variables (values not shown)")
+        arn, created, kept = put_secret(args, secret_document(credentials))
+        self.console.progress(
+            f"      {'created' if created else 'updated'} {arn}"
+            + (f" (kept from the current value: {', '.join(kept)})" if kept else "")
+        )
+        self.document.update(storeId=store_id, secretArn=arn)
+        if not args.skip_deploy:
+            self.deploy(store_id)
+        self.webhook()
+        self.console.result(self.document, summary(self.document))
+        return 0
+
+    def check_conversations(self) -> None:
+        """Before anything is made: where the webhook will point, and whether it may be taken.
+
+        A webhook that another URL holds stops setup here (exit 2), not after a deploy. With
+        --skip-deploy and no stack yet, there is no URL to set: the webhook is left for a later run.
+        """
+        from memory_bridge_cli.conversations import (
+            ConversationsClient,
+            WebhookConflict,
+            conversations_target,
+            plan_webhook,
+            read_webhook,
+            scope_name,
+        )
+
+        args = self.args
+        self.webhook_url = self.webhook_url or stack_webhook_url(args)
+        if args.skip_deploy and self.webhook_url is None:
+            self.document["webhookSkipped"] = (
+                f"--skip-deploy and no stack {args.stack_name!r} with a WebhookUrl output yet; pass "
+                "--webhook-url, or run setup without --skip-deploy"
+            )
+            self.console.progress(f"      Conversations: {self.document['webhookSkipped']}")
+            return
+        # Never the local stack's Conversations: what is deployed is called by Twilio's.
+        base_url, credentials = conversations_target(args, None)
+        self.conversations = ConversationsClient(base_url, credentials)
+        current = self.conversations_call(
+            lambda: read_webhook(self.conversations, args.conversations_service)
+        )
+        expected = self.webhook_url or "<this stack's WebhookUrl, once deployed>"
+        try:
+            plan_webhook(
+                current, expected, WEBHOOK_FILTERS, service=args.conversations_service, force=args.force
+            )
+        except WebhookConflict as error:
+            raise UsageError(f"{error}. Nothing was created.") from None
+        held = current.get("post_webhook_url") or "none"
+        self.console.progress(
+            f"      Conversations at {base_url} ({scope_name(args.conversations_service)}): "
+            f"post-event webhook now {held}"
+        )
+
+    def conversations_call(self, call: Any) -> Any:
+        from memory_bridge_cli.conversations import ConversationsFailure
+
+        try:
+            return call()
+        except ConversationsFailure as error:
+            raise WorkFailed(str(error)) from None
+
+    def store(self, client: Any, watch: Any) -> str:
+        from memory_bridge_cli.stores import (
+            ApiFailure,
+            StoreCreated,
+            StoreFailed,
+            StoreLimitReached,
+            StorePending,
+            create_store,
+            wait_until_active,
+        )
+
+        args = self.args
+        self.step(1, f"Memory store {args.display_name!r}: create or reuse, then wait until ACTIVE")
+        result = create_store(
+            client,
+            args.display_name,
+            args.description,
+            wait=True,
+            timeout=args.timeout,
+            backoff=watch.backoff,
+            watch=watch,
+        )
+        if isinstance(result, StoreLimitReached):
+            names = ", ".join(f"{s.get('displayName')} ({s.get('id')})" for s in result.existing)
+            raise WorkFailed(f"the account has reached its Memory store limit (520044); reuse one: {names}")
+        if isinstance(result, StoreFailed):
+            raise WorkFailed(
+                f"store creation failed: {result.error.get('title')} (code {result.error.get('code')})"
+            )
+        if isinstance(result, StorePending):
+            raise WorkFailed(
+                f"the store is still provisioning; resume later with `memory-bridge operations show "
+                f"{result.operation_id}`. Not deploying against a store that is not ACTIVE."
+            )
+        assert isinstance(result, StoreCreated)
+        try:
+            store = wait_until_active(client, result.store_id, args.timeout, watch.backoff, watch)
+        except ApiFailure as error:
+            raise WorkFailed(f"{error}. Not deploying against a store that is not ACTIVE.") from None
+        self.console.progress(
+            f"      {store['id']} is ACTIVE" + (" (reused)" if result.existed else " (created)")
+        )
+        return str(store["id"])
+
+    def identity(self, client: Any, store_id: str, watch: Any) -> None:
+        from memory_bridge_cli.stores import IdentitySettingsError, ensure_identity_settings
+
+        types = ", ".join(self.wanted)
+        self.step(2, f"Identity resolution of {store_id}: every idType the bridge sends ({types})")
+        try:
+            outcome = ensure_identity_settings(
+                client, store_id, self.wanted, timeout=self.args.timeout, watch=watch
+            )
+        except IdentitySettingsError as error:
+            raise WorkFailed(f"{error}. Not deploying: its messages would be refused.") from None
+        if outcome.changed:
+            added = ", ".join(f"{t} ({self.wanted[t]})" for t in outcome.added) or "none"
+            ruled = ", ".join(outcome.ruled) or "none"
+            self.console.progress(
+                f"      added {added}; matching rules appended: {ruled} (operation {outcome.operation_id})"
+            )
+        else:
+            self.console.progress(f"      already covers {types}: unchanged")
+        self.document["identity"] = {
+            "idTypes": list(outcome.covered),
+            "added": list(outcome.added),
+            "matchingRulesAdded": list(outcome.ruled),
+            "operationId": outcome.operation_id,
+        }
+
+    def deploy(self, store_id: str) -> None:
+        args = self.args
+        self.step(4, f"sam build && sam deploy --stack-name {args.stack_name}")
+        sam = sam_executable()
+        env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+        for command in sam_commands(
+            sam,
+            args.stack_name,
+            store_id,
+            args.secret_name,
+            args.region,
+            args.aws_profile,
+            args.parameter or [],
+        ):
+            completed = subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=False)  # noqa: S603 - own argv
+            if completed.returncode != 0:
+                raise WorkFailed(
+                    f"`{' '.join(command[:2])}` failed (exit {completed.returncode}); see its output above"
+                )
+        if not args.webhook_url:
+            self.webhook_url = stack_webhook_url(args)
+
+    def webhook(self) -> None:
+        from memory_bridge_cli.conversations import WebhookConflict, configure_webhook, scope_name
+
+        args = self.args
+        if self.conversations is None:
+            return
+        scope = scope_name(args.conversations_service)
+        self.step(self.total, f"Conversations post-event webhook ({scope})")
+        if self.webhook_url is None:
+            raise WorkFailed(
+                f"the stack {args.stack_name!r} has no WebhookUrl output to point Conversations at; "
+                "pass --webhook-url and run setup again"
+            )
+        self.document["webhookUrl"] = self.webhook_url
+        try:
+            change = self.conversations_call(
+                lambda: configure_webhook(
+                    self.conversations,
+                    args.conversations_service,
+                    str(self.webhook_url),
+                    WEBHOOK_FILTERS,
+                    force=args.force,
+                )
+            )
+        except WebhookConflict as error:  # taken between the check and now
+            raise UsageError(str(error)) from None
+        if not change.fields:
+            self.console.progress(
+                f"      already {self.webhook_url}, POST, {', '.join(change.filters)}: unchanged"
+            )
+        else:
+            replaced = f" (replacing {change.replaced}, --force)" if change.replaced else ""
+            self.console.progress(
+                f"      set to {self.webhook_url}, POST, {', '.join(change.filters)}{replaced}"
+            )
+        self.document["webhook"] = {
+            "scope": scope,
+            "service": args.conversations_service,
+            "filters": list(change.filters),
+            "changed": bool(change.fields),
+            "replaced": change.replaced,
+        }
 
 
 def command_setup(args: argparse.Namespace, console: Console) -> int:
-    from memory_bridge_cli.stores import (
-        ApiFailure,
-        StoreCreated,
-        StoreFailed,
-        StoreInputError,
-        StoreLimitReached,
-        StorePending,
-        create_store,
-        validate_display_name,
-        wait_until_active,
-    )
-
-    try:
-        validate_display_name(args.display_name)
-    except StoreInputError as error:
-        raise UsageError(str(error)) from None
-    credentials = credentials_for_secret()
-    steps = 3 if args.skip_deploy else 4
-    console.progress(f"[0/{steps}] Checks: {check_aws(args)}")
-    # What is deployed talks to Twilio's Memory (or --memory-api-url): a running local stack is not it.
-    client, backoff, watch = store_tools(args, console, local_stack=False)
-    console.progress(
-        f"[1/{steps}] Memory store {args.display_name!r}: create or reuse, then wait until ACTIVE"
-    )
-    result = create_store(
-        client,
-        args.display_name,
-        args.description,
-        wait=True,
-        timeout=args.timeout,
-        backoff=backoff,
-        watch=watch,
-    )
-    if isinstance(result, StoreLimitReached):
-        names = ", ".join(f"{s.get('displayName')} ({s.get('id')})" for s in result.existing)
-        raise WorkFailed(f"the account has reached its Memory store limit (520044); reuse one: {names}")
-    if isinstance(result, StoreFailed):
-        raise WorkFailed(
-            f"store creation failed: {result.error.get('title')} (code {result.error.get('code')})"
-        )
-    if isinstance(result, StorePending):
-        raise WorkFailed(
-            f"the store is still provisioning; resume later with `memory-bridge operations show "
-            f"{result.operation_id}`. Not deploying against a store that is not ACTIVE."
-        )
-    assert isinstance(result, StoreCreated)
-    try:
-        store = wait_until_active(client, result.store_id, args.timeout, backoff, watch)
-    except ApiFailure as error:
-        raise WorkFailed(f"{error}. Not deploying against a store that is not ACTIVE.") from None
-    console.progress(f"      {store['id']} is ACTIVE" + (" (reused)" if result.existed else " (created)"))
-
-    console.progress(
-        f"[2/{steps}] Secret {args.secret_name!r} from the TWILIO_* variables (values not shown)"
-    )
-    arn, created, kept = put_secret(args, secret_document(credentials))
-    console.progress(
-        f"      {'created' if created else 'updated'} {arn}"
-        + (f" (kept from the current value: {', '.join(kept)})" if kept else "")
-    )
-
-    document: dict[str, Any] = {"storeId": store["id"], "secretArn": arn, "stackName": args.stack_name}
-    if args.skip_deploy:
-        console.result(document, f"store {store['id']}\nsecret {arn}\n(--skip-deploy: sam not run)")
-        return 0
-    console.progress(f"[3/{steps}] sam build && sam deploy --stack-name {args.stack_name}")
-    sam = sam_executable()
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
-    for command in sam_commands(
-        sam,
-        args.stack_name,
-        store["id"],
-        args.secret_name,
-        args.region,
-        args.aws_profile,
-        args.parameter or [],
-    ):
-        completed = subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=False)  # noqa: S603 - own argv
-        if completed.returncode != 0:
-            raise WorkFailed(
-                f"`{' '.join(command[:2])}` failed (exit {completed.returncode}); see its output above"
-            )
-    console.progress(f"[4/{steps}] Outputs")
-    webhook_url = stack_webhook_url(args) or "<the stack's WebhookUrl output>"
-    document["webhookUrl"] = webhook_url
-    console.result(document, conversations_instructions(webhook_url))
-    return 0
+    return Setup(args, console).run()
 
 
 def register(commands: Any) -> None:
+    from memory_bridge_cli.conversations import add_conversations_url_option, service_sid
+
     setup = commands.add_parser(
         "setup",
-        help="store + secret + sam deploy: from nothing to a deployed stack (what `make deploy` runs)",
+        help="store + identity resolution + secret + sam deploy + Conversations webhook "
+        "(what `make deploy` runs)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -307,14 +484,41 @@ def register(commands: Any) -> None:
     )
     setup.add_argument("--secret-name", default="memory-bridge/twilio", help="Secrets Manager secret name")
     setup.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds to wait for the store (default 600)"
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the store and for its settings change (default 600)",
     )
     setup.add_argument(
         "--parameter",
         action="append",
         metavar="KEY=VALUE",
-        help="another template parameter, e.g. AgentIdentities=alice,bob (repeatable)",
+        help="another template parameter, e.g. AgentIdentities=alice,bob (repeatable); ChatIdType=… "
+        "also chooses the idType added to the store's identity resolution",
     )
-    setup.add_argument("--skip-deploy", action="store_true", help="only the store and the secret")
+    setup.add_argument(
+        "--skip-deploy",
+        action="store_true",
+        help="no sam: the store, its identity resolution, the secret, and the webhook when its URL is "
+        "known (--webhook-url, or the stack's output)",
+    )
+    group = setup.add_argument_group("Conversations webhook")
+    group.add_argument(
+        "--conversations-service",
+        type=service_sid,
+        metavar="IS…",
+        help="configure this Conversations service's webhook (default: the account-level one)",
+    )
+    group.add_argument(
+        "--webhook-url",
+        help="the URL Conversations calls (default: the stack's WebhookUrl output); set it behind a "
+        "custom domain, as PublicWebhookUrl",
+    )
+    group.add_argument(
+        "--force",
+        action="store_true",
+        help="take the webhook even when it calls another URL (or its shared method or target differ)",
+    )
+    add_conversations_url_option(group)
     add_memory_options(setup)
     setup.set_defaults(handler=command_setup)

@@ -1,4 +1,5 @@
-"""Memory stores: check the inputs, create one and follow its asynchronous operation, find one by name.
+"""Memory stores: check the inputs, create one and follow its asynchronous operation, find one by name,
+and make its identity resolution cover the idTypes the bridge sends.
 
 Decisions are made here over an injected Memory client, clock and sleep; the CLI prints.
 """
@@ -52,6 +53,10 @@ class ControlPlane(Protocol):
     def fetch_store(self, store_id: str) -> Outcome: ...
 
     def fetch_operation(self, operation_id: str) -> Outcome: ...
+
+    def fetch_identity_settings(self, store_id: str) -> Outcome: ...
+
+    def update_identity_settings(self, store_id: str, settings: Any, etag: str | None = None) -> Outcome: ...
 
 
 class ApiFailure(RuntimeError):
@@ -267,3 +272,135 @@ def wait_until_active(
                 Permanent(status=0, message="a store that is not ACTIVE cannot be used"),
             )
         watch.sleep(1.0)
+
+
+# ---- identity resolution ----------------------------------------------------------------------
+
+MAX_IDENTIFIERS = 15  # IdentityResolutionSettingsCore: at most 15 identifierConfigs and matchingRules
+
+
+class IdentitySettingsError(RuntimeError):
+    """The settings could not be made to cover the bridge's idTypes; the message says why and what next."""
+
+
+@dataclass(frozen=True)
+class IdentityPlan:
+    settings: dict[str, Any]  # the IdentityResolutionSettingsCore to PUT
+    added: tuple[str, ...]  # idTypes added to identifierConfigs
+    ruled: tuple[str, ...]  # idTypes added to matchingRules
+
+
+def identity_plan(current: dict[str, Any], wanted: dict[str, str]) -> IdentityPlan | None:
+    """The settings that cover `wanted` (idType → normalization), keeping everything already there;
+    None when they already do.
+
+    A configured type keeps its own normalization and place. A missing one is added with the bridge's
+    normalization, exact matching and enforceUnique (the contract's example), and appended to the
+    matching rules, after the existing ones: the operator's priorities stay first.
+    """
+    configs = [dict(c) for c in current.get("identifierConfigs") or [] if isinstance(c, dict)]
+    rules = [r for r in current.get("matchingRules") or [] if isinstance(r, str)]
+    known = {c.get("idType") for c in configs}
+    added = tuple(t for t in wanted if t not in known)
+    ruled = tuple(t for t in wanted if t not in rules)
+    if not added and not ruled:
+        return None
+    configs += [
+        {"idType": t, "matchingAlgo": "exact", "normalization": wanted[t], "enforceUnique": True}
+        for t in added
+    ]
+    rules += ruled
+    if max(len(configs), len(rules)) > MAX_IDENTIFIERS:
+        raise IdentitySettingsError(
+            f"the store's identity resolution would need {max(len(configs), len(rules))} identifier types "
+            f"to add {', '.join(added or ruled)}; Memory allows {MAX_IDENTIFIERS}. Remove one it does not "
+            "need (PUT /v1/ControlPlane/Stores/{storeId}/IdentityResolutionSettings), then run setup again"
+        )
+    return IdentityPlan({"identifierConfigs": configs, "matchingRules": rules}, added, ruled)
+
+
+@dataclass(frozen=True)
+class IdentityOutcome:
+    covered: tuple[str, ...]
+    added: tuple[str, ...] = ()
+    ruled: tuple[str, ...] = ()
+    operation_id: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.ruled)
+
+
+def ensure_identity_settings(
+    client: ControlPlane,
+    store_id: str,
+    wanted: dict[str, str],
+    *,
+    timeout: float,
+    watch: OperationWatch,
+    attempts: int = 3,
+) -> IdentityOutcome:
+    """Read the store's settings, add what `wanted` lacks (conditional on their ETag), follow the
+    asynchronous operation, and read them again to confirm. Changes nothing when they already cover
+    it. A concurrent change (412) is read again and merged, `attempts` times at most."""
+    backoff = watch.backoff
+    for _ in range(attempts):
+        answer = backoff.call(
+            f"read the identity resolution settings of {store_id}",
+            lambda: client.fetch_identity_settings(store_id),
+        )
+        plan = identity_plan(answer.body or {}, wanted)
+        if plan is None:
+            return IdentityOutcome(covered=tuple(wanted))
+        etag = answer.headers.get("etag")
+        try:
+            update = backoff.call(
+                f"update the identity resolution settings of {store_id}",
+                functools.partial(client.update_identity_settings, store_id, plan.settings, etag),
+            )
+        except ApiFailure as error:
+            if error.failure.status == 412:
+                continue  # changed by someone else since it was read: read and merge again
+            raise
+        operation_id = _follow_identity_update(update, timeout, watch)
+        confirmed = backoff.call(
+            f"read the identity resolution settings of {store_id}",
+            lambda: client.fetch_identity_settings(store_id),
+        )
+        left = identity_plan(confirmed.body or {}, wanted)
+        if left is not None:
+            raise IdentitySettingsError(
+                f"operation {operation_id} completed but the settings still lack "
+                f"{', '.join(left.added or left.ruled)}; run setup again, or add them by hand"
+            )
+        return IdentityOutcome(tuple(wanted), plan.added, plan.ruled, operation_id)
+    raise IdentitySettingsError(
+        f"the identity resolution settings of {store_id} kept changing while setup updated them "
+        f"({attempts} tries); run setup again"
+    )
+
+
+def _follow_identity_update(update: Accepted, timeout: float, watch: OperationWatch) -> str:
+    operation_id = operation_id_from(update)
+    if operation_id is None:
+        raise ApiFailure(
+            "update identity resolution settings",
+            Permanent(update.status, message="no Operation-Id or statusUrl in the answer"),
+        )
+    retry_after = update.headers.get("retry-after", "")
+    first_wait = float(retry_after) if retry_after.strip().isdigit() else 0.5
+    watch.sleep(min(first_wait, timeout))
+    operation = watch.follow(operation_id, timeout, first_wait)
+    if operation is None:
+        raise IdentitySettingsError(
+            f"the identity resolution update is still running after {timeout:g}s (operation "
+            f"{operation_id}): see `memory-bridge operations show {operation_id}`, then run setup again"
+        )
+    if operation.get("status") != "COMPLETED":
+        failure = operation.get("error") or {}
+        reason = f"{failure.get('title', '')} (code {failure.get('code', '?')}) {failure.get('detail', '')}"
+        raise IdentitySettingsError(
+            f"the identity resolution update ended {operation.get('status')} (operation {operation_id}): "
+            f"{reason.strip()}; run setup again, or change the settings by hand"
+        )
+    return operation_id

@@ -1,7 +1,11 @@
 """`make run`: the whole bridge on one machine, no Docker, no AWS account.
 
   moto's server        Secrets Manager, SQS and DynamoDB, the resources created as template.yaml declares
-  the Memory sandbox   with a store created through `stores create` (its async operation included)
+  the Memory sandbox   with a store made ready through `memory-bridge setup --skip-deploy`, as `make
+                       deploy` makes one: created (its async operation included), its identity
+                       resolution given every idType the bridge sends, the secret written
+  a Conversations sandbox  (a free port) whose account-level post-event webhook that same setup points
+                       at the local API front
   a local API front    POST /webhooks/conversations → a real API Gateway event → the real WebhookFunction
 
 Dev-only controls on the front (never part of the deployed API):
@@ -51,8 +55,8 @@ from memory_bridge_dev.aws_resources import (
     create_dead_letter_queue,
     create_idempotency_table,
     load_template,
-    put_credentials_secret,
 )
+from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
 from memory_bridge_dev.quiet_server import QuietHTTPServer
 from memory_bridge_dev.sandbox import MemorySandbox
 
@@ -156,12 +160,7 @@ class LocalStack:
         import boto3
 
         template = load_template()
-        progress(f"• AWS (moto) on {moto_url}: creating the secret, queue and table from template.yaml")
-        secret_arn = put_credentials_secret(
-            boto3.client("secretsmanager"),
-            SECRET_NAME,
-            {"account_sid": DEV_ACCOUNT_SID, "auth_token": DEV_AUTH_TOKEN},
-        )
+        progress(f"• AWS (moto) on {moto_url}: creating the queue and table from template.yaml")
         queue_url = create_dead_letter_queue(boto3.client("sqs"), QUEUE_NAME, template)
         table = create_idempotency_table(boto3.client("dynamodb"), TABLE_NAME, template)
 
@@ -170,8 +169,16 @@ class LocalStack:
         )
         sandbox_url = sandbox.serve(self.host, self.sandbox_port)
         self.servers.append(sandbox)
-        progress(f"• Memory sandbox on {sandbox_url}: creating a store through `memory-bridge stores create`")
-        store_id = self._create_store(sandbox_url, progress)
+        conversations = ConversationsSandbox(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
+        conversations_url = conversations.serve(self.host)
+        self.servers.append(conversations)
+        webhook_url = f"http://{self.host}:{self.front_port}{WEBHOOK_PATH}"
+        progress(
+            f"• Memory sandbox on {sandbox_url}, Conversations sandbox on {conversations_url}: "
+            "`memory-bridge setup --skip-deploy`, as `make deploy` runs it"
+        )
+        made = self._setup(sandbox_url, conversations_url, webhook_url, progress)
+        store_id, secret_arn = made["storeId"], made["secretArn"]
 
         environment = function_environment(
             template,
@@ -198,13 +205,13 @@ class LocalStack:
         front = LocalApiFront(self.host, self.front_port, proxies, on_webhook=self.on_webhook)
         front.start()
         self.servers.append(front)
-        webhook_url = f"http://{self.host}:{self.front_port}{WEBHOOK_PATH}"
         self.info = {
             "webhook_url": webhook_url,
             "auth_token": DEV_AUTH_TOKEN,
             "account_sid": DEV_ACCOUNT_SID,
             "store_id": store_id,
             "sandbox_url": sandbox_url,
+            "conversations_url": conversations_url,
             "queue_url": queue_url,
             "moto_url": moto_url,
             "secret_arn": secret_arn,
@@ -218,7 +225,11 @@ class LocalStack:
         self.write_state()
         return self.info
 
-    def _create_store(self, sandbox_url: str, progress: Any) -> str:
+    def _setup(
+        self, sandbox_url: str, conversations_url: str, webhook_url: str, progress: Any
+    ) -> dict[str, Any]:
+        """`memory-bridge setup --skip-deploy` against the sandboxes and moto: the store, its identity
+        resolution, the secret and the Conversations webhook, made as a deploy makes them."""
         from memory_bridge_cli import main as cli
 
         out = io.StringIO()
@@ -230,14 +241,20 @@ class LocalStack:
         try:
             code = cli.main(
                 [
-                    "stores",
-                    "create",
+                    "setup",
+                    "--skip-deploy",
                     "--display-name",
                     "memory-bridge-local",
                     "--description",
                     "Local stack store",
+                    "--secret-name",
+                    SECRET_NAME,
                     "--memory-api-url",
                     sandbox_url,
+                    "--conversations-api-url",
+                    conversations_url,
+                    "--webhook-url",
+                    webhook_url,
                     "--json",
                 ],
                 out=out,
@@ -252,9 +269,9 @@ class LocalStack:
         if code == 130:  # Ctrl-C while the store was being created: the CLI turned it into an exit code
             raise KeyboardInterrupt
         if code != 0:
-            raise RuntimeError("the sandbox store could not be created")
-        store_id: str = json.loads(out.getvalue())["storeId"]
-        return store_id
+            raise RuntimeError("the local stack's setup failed (see the lines above)")
+        made: dict[str, Any] = json.loads(out.getvalue())
+        return made
 
     def write_state(self) -> None:
         """The state file the CLI finds the stack by. It holds the dev credentials and the CLI
@@ -492,6 +509,7 @@ def summary(info: dict[str, Any]) -> str:
             f"  dev auth token  {info['auth_token']}   (signs webhooks; local only)",
             f"  store id        {info['store_id']}",
             f"  Memory sandbox  {info['sandbox_url']}",
+            f"  Conversations   {info.get('conversations_url')}   (sandbox; its webhook calls the URL above)",
             f"  dead letters    {info['queue_url']}",
             "",
             "Send a message:",

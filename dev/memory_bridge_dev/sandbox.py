@@ -2,8 +2,11 @@
 
 It implements the endpoints the bridge uses as `twilio-memory-v1.yaml` describes them: request
 validation with TwilioError bodies, Basic auth, profiles with identity resolution (lookup,
-resolve-or-create, merges answered with 308), observations (create, list with paging), and stores
-with their asynchronous operation (QUEUED → PROVISIONING → ACTIVE over a configurable time).
+resolve-or-create, merges answered with 308), observations (create, list with paging), stores
+with their asynchronous operation (QUEUED → PROVISIONING → ACTIVE over a configurable time), and each
+store's identity-resolution settings (read, and changed by an asynchronous operation). A new store
+knows only the contract's example idTypes (email, whatsapp, phone; memory_bridge_dev.identity_settings):
+a Lookup or profile creation with another idType is refused with 400, as Memory refuses it.
 
 Faults can be set while it runs, from Python or over HTTP (`/__sandbox/faults`): a status with
 `Retry-After`, latency, a dropped connection before or after the request was processed, an answer
@@ -34,10 +37,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from memory_bridge_dev.identity_settings import (
+    DEFAULT_ID_TYPES,
+    IdentitySettings,
+    normalize,
+    parse_settings,
+)
 from memory_bridge_dev.quiet_server import QuietHTTPServer
 
 TTID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-SOURCE_PATTERN = re.compile(r"^[a-zA-Z0-9 _.-]+$")
+# What Memory accepts as an observation's `source` today (twilio 9.13.0): letters, digits, spaces, `.`,
+# `_`, `-` and `/`. The published YAML says `^[a-zA-Z0-9 _.-]+$`; the bridge sends only what both allow
+# (memory_bridge.config.SOURCE_PATTERN), the sandbox answers as Memory does.
+SOURCE_PATTERN = re.compile(r"^[a-zA-Z0-9 _./-]+$")
 CONVERSATION_ID = re.compile(r"^conv_conversation_[0-7][0-9a-z]{25}$")
 STORE_ID = re.compile(r"^mem_(store|service)_[0-7][0-9a-z]{25}$")
 PROFILE_ID = re.compile(r"^mem_profile_[0-7][0-9a-z]{25}$")
@@ -87,19 +99,6 @@ def is_rfc3339(value: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def normalize(id_type: str, value: str) -> str:
-    """The spec's example identity-resolution settings: phone → E.164, email → lower-case, else trim."""
-    text = value.strip()
-    if id_type == "phone":
-        digits = re.sub(r"\D", "", text)
-        if text.startswith("+"):
-            return "+" + digits
-        return "+1" + digits if len(digits) == 10 else "+" + digits
-    if id_type == "email":
-        return text.lower()
-    return text
 
 
 # ---- HTTP framing, shared with the local API front and the fault proxy --------------------
@@ -249,6 +248,18 @@ class Store:
     provisioning_seconds: float
     fail: dict[str, Any] | None = None
     version: int = 1
+    identity: IdentitySettings = field(default_factory=lambda: IdentitySettings.of(DEFAULT_ID_TYPES))
+    # An accepted settings change: (monotonic time it takes effect, the new settings).
+    pending_identity: tuple[float, IdentitySettings] | None = None
+
+    def identity_at(self, now: float) -> IdentitySettings:
+        """The settings in effect: an accepted change applies once its operation has run."""
+        if self.pending_identity is not None and now >= self.pending_identity[0]:
+            self.identity, self.pending_identity = self.pending_identity[1], None
+        return self.identity
+
+    def normalized(self, id_type: str, value: str, now: float) -> str:
+        return normalize(self.identity_at(now).normalization(id_type), value)
 
     def status(self, now: float) -> str:
         elapsed = now - self.created
@@ -278,6 +289,7 @@ class Operation:
     created_at: str
     created: float
     duration: float
+    kind: str = "store"  # "store" (creation) or "identity" (an identity-resolution settings change)
 
     def to_json(self, store: Store, now: float, base_url: str) -> dict[str, Any]:
         elapsed = now - self.created
@@ -290,7 +302,7 @@ class Operation:
             document["status"] = "PENDING"
         elif elapsed < self.duration:
             document["status"] = "RUNNING"
-        elif store.fail:
+        elif store.fail and self.kind == "store":
             document["status"] = "FAILED"
             document["completedAt"] = now_iso()
             document["error"] = store.fail
@@ -308,19 +320,22 @@ class MemorySandbox:
         self,
         *,
         credentials: dict[str, str] | None = None,
-        id_types: tuple[str, ...] = ("phone", "email", "whatsapp", "chat_identity"),
+        # The idTypes (→ normalization) a new store's identity-resolution settings start with.
+        id_types: dict[str, str] | None = None,
         lookup_miss: str = "empty",  # "empty" → 200 with no profiles, "404" → 404 NotFound
         provisioning_seconds: float = 0.6,
         store_limit: int = 5,
         retry_after_seconds: int = 1,
+        identity_seconds: float = 0.3,  # how long a settings change's operation runs
     ):
         # user → password accepted for Basic auth; None accepts any Basic credentials.
         self.credentials = credentials
-        self.id_types = set(id_types)
+        self.id_types = dict(DEFAULT_ID_TYPES if id_types is None else id_types)
         self.lookup_miss = lookup_miss
         self.provisioning_seconds = provisioning_seconds
         self.store_limit = store_limit
         self.retry_after_seconds = retry_after_seconds
+        self.identity_seconds = identity_seconds
         self.lock = threading.RLock()
         self.stores: dict[str, Store] = {}
         self.operations: dict[str, Operation] = {}
@@ -372,11 +387,29 @@ class MemorySandbox:
 
     # ---- test helpers -------------------------------------------------------------------
 
-    def seed_store(self, display_name: str = "seeded", store_id: str | None = None) -> str:
+    def seed_store(
+        self,
+        display_name: str = "seeded",
+        store_id: str | None = None,
+        id_types: dict[str, str] | list[str] | None = None,
+    ) -> str:
+        """An ACTIVE store at once; its identity-resolution settings know `id_types` (default: what a
+        new store knows). To seed one the bridge can use, pass memory_bridge's
+        `identifier_types(chat_id_type)`, or call `configure_identifiers` after."""
         with self.lock:
             store = Store(store_id or ttid("mem_store_"), display_name, None, time.monotonic() - 3600, 0.0)
+            store.identity = IdentitySettings.of(self.id_types if id_types is None else id_types)
             self.stores[store.id] = store
             return store.id
+
+    def configure_identifiers(self, store_id: str, id_types: dict[str, str] | list[str]) -> None:
+        """Add idTypes to a store's settings at once (as a completed settings change would)."""
+        with self.lock:
+            self.stores[store_id].identity_at(time.monotonic()).add(id_types)
+
+    def identity_settings(self, store_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.stores[store_id].identity_at(time.monotonic()).to_json()
 
     def add_fault(self, fault: Fault) -> Fault:
         with self.lock:
@@ -409,7 +442,8 @@ class MemorySandbox:
 
     def profile_for(self, store_id: str, id_type: str, value: str) -> str | None:
         with self.lock:
-            return self.identifiers.get((store_id, id_type, normalize(id_type, value)))
+            normalized = self.stores[store_id].normalized(id_type, value, time.monotonic())
+            return self.identifiers.get((store_id, id_type, normalized))
 
     def requests_to(self, operation: str) -> list[RecordedRequest]:
         with self.lock:
@@ -456,11 +490,21 @@ class MemorySandbox:
         if self.credentials.get(user) != password:
             raise ApiError(401, 20003, "Authentication failed")
 
-    def dispatch(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Routed:
-        """Route one request: (operation name, status, JSON body, headers)."""
+    def dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> Routed:
+        """Route one request: (operation name, status, JSON body, headers). `headers` are the
+        request's, with lower-case names."""
         parts = [p for p in path.split("/") if p]
         with self.lock:
             routed = self._dispatch_control_plane(method, parts, query, body)
+            if routed is None and parts[:3] == ["v1", "ControlPlane", "Stores"] and len(parts) == 5:
+                routed = self._dispatch_identity(method, parts, body, headers or {})
             if (
                 routed is None
                 and parts[:2] == ["v1", "Stores"]
@@ -486,6 +530,46 @@ class MemorySandbox:
         if parts[:3] == ["v1", "ControlPlane", "Operations"] and len(parts) == 4 and method == "GET":
             return ("FetchOperation", *self.fetch_operation(parts[3]))
         return None
+
+    def _dispatch_identity(
+        self, method: str, parts: list[str], body: Any, headers: dict[str, str]
+    ) -> Routed | None:
+        """/v1/ControlPlane/Stores/{store}/IdentityResolutionSettings: GET, and PUT (asynchronous)."""
+        if parts[4] != "IdentityResolutionSettings":
+            return None
+        store = self._store(parts[3])
+        current = store.identity_at(time.monotonic())
+        if method == "GET":
+            return ("FetchIdentityResolutionSettings", 200, current.to_json(), {"ETag": current.etag()})
+        if method == "PUT":
+            return ("UpdateIdentityResolutionSettings", *self.update_identity(store, body, headers))
+        return None
+
+    def update_identity(
+        self, store: Store, body: Any, headers: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        if store.status(time.monotonic()) != "ACTIVE":
+            raise ApiError(400, 520042, "Memory store is not active")
+        try:
+            settings = parse_settings(body)
+        except ValueError as error:
+            raise _schema_error(str(error)) from None
+        current = store.identity_at(time.monotonic())
+        if_match = headers.get("if-match")
+        if if_match is not None and if_match.strip('"') != current.etag():
+            raise ApiError(412, 20412, "Precondition Failed")
+        settings.version = current.version + 1
+        operation = Operation(
+            ttid("proc_job_"), store.id, now_iso(), time.monotonic(), self.identity_seconds, kind="identity"
+        )
+        self.operations[operation.operation_id] = operation
+        store.pending_identity = (operation.created + operation.duration, settings)
+        status_path = f"/v1/ControlPlane/Operations/{operation.operation_id}"
+        answer = {"Operation-Id": operation.operation_id, "Location": self.base_url + status_path}
+        if self.identity_seconds >= 1:  # optional; only a whole number of seconds can be said
+            answer["Retry-After"] = str(int(self.identity_seconds))
+        message = "Identity Resolution Settings accepted for processing."
+        return 202, {"message": message, "statusUrl": status_path}, answer
 
     def _dispatch_profiles(
         self, method: str, parts: list[str], query: dict[str, list[str]], body: Any
@@ -529,6 +613,7 @@ class MemorySandbox:
         if len(self.stores) >= self.store_limit:
             raise ApiError(400, 520044, "Memory store limit exceeded")
         store = Store(ttid("mem_store_"), name, description, time.monotonic(), self.provisioning_seconds)
+        store.identity = IdentitySettings.of(self.id_types)
         store.fail, self.fail_next_store = self.fail_next_store, None
         self.stores[store.id] = store
         operation = Operation(
@@ -575,9 +660,9 @@ class MemorySandbox:
             raise _schema_error("idType must be 2..30 characters")
         if not isinstance(value, str) or len(value) > 255:
             raise _schema_error("value must be a string of at most 255 characters")
-        if id_type not in self.id_types:
+        if not store.identity_at(time.monotonic()).knows(id_type):
             raise _schema_error(f"idType {id_type!r} is not configured in identity resolution settings")
-        normalized = normalize(id_type, value)
+        normalized = store.normalized(id_type, value, time.monotonic())
         found = self.identifiers.get((store.id, id_type, normalized))
         if found is None and self.lookup_miss == "404":
             raise ApiError(404, 20404, "Not Found")
@@ -588,12 +673,14 @@ class MemorySandbox:
         if not isinstance(body, dict) or set(body) - {"traits"} or not isinstance(body.get("traits"), dict):
             raise _schema_error("ProfileData needs traits")
         identifiers = []
+        settings = store.identity_at(time.monotonic())
         for group, traits in body["traits"].items():
             if not isinstance(traits, dict) or len(traits) > 99:
                 raise _schema_error(f"trait group {group!r} must be an object")
             for name, value in traits.items():
-                if name in self.id_types and isinstance(value, str):
-                    identifiers.append((name, normalize(name, value)))
+                # Only traits of a configured idType become identifiers (as in Memory).
+                if settings.knows(name) and isinstance(value, str):
+                    identifiers.append((name, normalize(settings.normalization(name), value)))
         if not identifiers:
             raise _schema_error("at least one trait must be promoted to an identifier")
         existing = next(
@@ -640,7 +727,7 @@ class MemorySandbox:
                 raise _schema_error("content must be 1..4096 characters")
             source = item.get("source")
             if not isinstance(source, str) or not 1 <= len(source) <= 100 or not SOURCE_PATTERN.match(source):
-                raise _schema_error("source must match ^[a-zA-Z0-9 _.-]+$ (1..100)")
+                raise _schema_error("source must match ^[a-zA-Z0-9 _./-]+$ (1..100)")
             if not is_rfc3339(item.get("occurredAt")):
                 raise _schema_error("occurredAt must be an RFC 3339 date-time")
             ids = item.get("conversationIds")
@@ -820,7 +907,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _injected_error(fault.status, fault.retry_after)
             sandbox.authorize(self.headers.get("Authorization"))
             record.operation, status, body, headers = sandbox.dispatch(
-                self.command, record.path, record.query, record.body
+                self.command, record.path, record.query, record.body, record.headers
             )
         except ApiError as error:
             status, headers = error.status, error.headers
@@ -954,10 +1041,14 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.merge_profiles(merged, canonical)
             self._answer(200, body)
         elif path == "/stores":
-            display_name = body.get("displayName", "seeded")
+            display_name, id_types = body.get("displayName", "seeded"), body.get("idTypes")
             if not isinstance(display_name, str):
                 raise _AdminError("displayName must be a string")
-            self._answer(201, {"id": sandbox.seed_store(display_name)})
+            if id_types is not None and not (
+                isinstance(id_types, list) and all(isinstance(t, str) for t in id_types)
+            ):
+                raise _AdminError("idTypes must be a list of idType names")
+            self._answer(201, {"id": sandbox.seed_store(display_name, id_types=id_types)})
         else:
             sandbox.fail_next_store = {
                 "type": "PROVISIONING",
@@ -1010,6 +1101,8 @@ def _operation_for(method: str, path: str) -> str:
         return "CreateProfile"
     if "/ControlPlane/Operations/" in path:
         return "FetchOperation"
+    if path.endswith("/IdentityResolutionSettings"):
+        return "UpdateIdentityResolutionSettings" if method == "PUT" else "FetchIdentityResolutionSettings"
     if path.endswith("/ControlPlane/Stores"):
         return "CreateStore" if method == "POST" else "ListStores"
     if "/ControlPlane/Stores/" in path:

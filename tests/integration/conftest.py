@@ -12,6 +12,7 @@ import pytest
 
 from memory_bridge import runtime
 from memory_bridge.domain.envelope import Envelope, parse_envelope
+from memory_bridge.domain.identifiers import identifier_types
 from memory_bridge_cli import main as cli
 from memory_bridge_dev.apigw import load_handler_module
 from memory_bridge_dev.aws_resources import (
@@ -108,7 +109,8 @@ def bridge(aws_env: str, sandbox: MemorySandbox, monkeypatch: pytest.MonkeyPatch
     secret = f"memory-bridge/test-{suffix}"
     put_credentials_secret(secrets, secret, {"account_sid": DEV_ACCOUNT_SID, "auth_token": DEV_AUTH_TOKEN})
     env = {
-        "MEMORY_STORE_ID": sandbox.seed_store(),
+        # A store whose identity resolution knows every idType the bridge sends, as setup leaves it.
+        "MEMORY_STORE_ID": sandbox.seed_store(id_types=identifier_types("chat_identity")),
         "TWILIO_CREDENTIALS_SECRET": secret,
         "DEAD_LETTER_QUEUE_URL": create_dead_letter_queue(sqs, f"dlq-{suffix}"),
         "IDEMPOTENCY_TABLE": create_idempotency_table(dynamodb, f"idem-{suffix}"),

@@ -7,8 +7,17 @@ from memory_bridge.domain.credentials import TwilioCredentials
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.outcomes import Accepted
 from memory_bridge.ports import StaticCredentials
+from memory_bridge_cli.conversations import ConversationsClient
+from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
 from memory_bridge_dev.sandbox import Fault, MemorySandbox
-from tests.contract import request_problems, response_problems, spec
+from tests.contract import (
+    conversations_operations,
+    conversations_spec,
+    form_request_problems,
+    request_problems,
+    response_problems,
+    spec,
+)
 from tests.integration.conftest import outcome
 from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, message_params
 
@@ -59,6 +68,24 @@ def test_client_requests_and_sandbox_answers_match_the_contract():
         client.create_observations(store, "mem_profile_00000000000000000000000000", small)
         client.create_observations(store, profile, [{"content": "", "source": "s", "occurredAt": "x"}])
         client.fetch_operation("nope")
+        # Identity resolution: read, change (asynchronous, conditional on the ETag), a stale ETag.
+        settings = client.fetch_identity_settings(store)
+        wanted = {
+            "identifierConfigs": [
+                *settings.body["identifierConfigs"],
+                {
+                    "idType": "chat_identity",
+                    "matchingAlgo": "exact",
+                    "normalization": "trim",
+                    "enforceUnique": True,
+                },
+            ],
+            "matchingRules": [*settings.body["matchingRules"], "chat_identity"],
+        }
+        changed = client.update_identity_settings(store, wanted, settings.headers["etag"])
+        assert isinstance(changed, Accepted)
+        client.fetch_operation(changed.headers["operation-id"])
+        assert client.update_identity_settings(store, wanted, '"stale"').status == 412
         problems = check_everything(sandbox)
         # The deliberately bad observation is the only request that may break the contract.
         assert [p for p in problems if "request" not in p] == []
@@ -75,3 +102,49 @@ def test_webhook_traffic_matches_the_contract(bridge):
     assert outcome(bridge.send(message_params(message_sid="IM3"))) == "posted"
     assert len(bridge.sandbox.requests) >= 6
     assert check_everything(bridge.sandbox) == []
+
+
+TWILIO_ERROR_KEYS = {"code", "message", "more_info", "status"}
+
+
+def test_the_conversations_sandbox_answers_as_the_contract_says():
+    """Every request setup's client sends, and every answer the Conversations sandbox gives (2xx
+    against the operation's schema; errors as Twilio's error body), hold against the YAML."""
+    conversations_spec()  # skips, with the reason, when the contract file is absent
+    sandbox = ConversationsSandbox(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
+    sandbox.serve()
+    try:
+        client = ConversationsClient(sandbox.base_url, TwilioCredentials(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN))
+        service = sandbox.create_service()
+        hook = [
+            ("PostWebhookUrl", "https://example.com/post"),
+            ("Method", "POST"),
+            ("Filters", "onMessageAdded"),
+        ]
+        for scope in (None, service):
+            assert client.fetch_webhook(scope).body["post_webhook_url"] is None
+            after = client.update_webhook(scope, [*hook, ("Filters", "onMessageUpdated")]).body
+            assert after["filters"] == ["onMessageAdded", "onMessageUpdated"]
+            assert client.fetch_webhook(scope).body["post_webhook_url"] == "https://example.com/post"
+        client.update_webhook(None, [("Target", "webhook"), ("PreWebhookUrl", "https://example.com/pre")])
+        assert client.fetch_webhook(None).body["method"] == "POST"  # what a POST leaves out stays
+        # Refusals: an unknown service, a bad filter, wrong credentials.
+        assert client.fetch_webhook("IS" + "0" * 32).status == 404
+        assert client.update_webhook(service, [("Filters", "onEverything")]).status == 400
+        assert client.update_webhook(service, [("Target", "flex")]).status == 400  # account-level only
+        wrong = ConversationsClient(sandbox.base_url, TwilioCredentials(DEV_ACCOUNT_SID, "not-the-token"))
+        assert wrong.fetch_webhook(None).status == 401
+        known = conversations_operations()
+        problems = []
+        for record in sandbox.requests:
+            if record.status is not None and record.status < 300:
+                problems += form_request_problems(record.operation, record.form)
+                problems += response_problems(
+                    record.operation, record.status, record.response_body, {}, known
+                )
+            elif set(record.response_body) != TWILIO_ERROR_KEYS:
+                problems.append(f"{record.method} {record.path}: error body {record.response_body}")
+        assert problems == []
+        assert len(sandbox.requests) == 12
+    finally:
+        sandbox.close()

@@ -74,7 +74,7 @@ def test_mixed_queue_replays_what_it_should_and_leaves_the_rest(oncall, monkeypa
     assert report["malformed"][0]["reason"] == "not JSON"
 
     # Fix the cause of the permanent failure, then replay permanent ones.
-    sandbox.id_types.add("agent_login")
+    sandbox.configure_identifiers(oncall.store_id, ["agent_login"])
     code, out, _ = oncall.run("dlq", "replay", "--kind", "permanent", "--json")
     assert json.loads(out)["counts"]["replayed"] == 1
     assert contents(oncall)["message IM4"] == 1

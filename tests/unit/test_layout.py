@@ -288,4 +288,5 @@ def test_the_cli_modules_import_common_not_each_other():
             "memory_bridge_cli.common",
             "memory_bridge_cli.stores",
             "memory_bridge_cli.queue_scan",
+            "memory_bridge_cli.conversations",
         }, (path.name, siblings)

@@ -21,6 +21,9 @@ from memory_bridge.domain.signature import is_valid_signature
 from memory_bridge.domain.webhook_urls import reconstructed_urls
 
 MESSAGE_ADDED = "onMessageAdded"
+# The post-event webhook filters `memory-bridge setup` subscribes the bridge to: the events the
+# webhook handles. Add onMessageUpdated / onMessageRemoved here once the flow handles them.
+WEBHOOK_FILTERS: tuple[str, ...] = (MESSAGE_ADDED,)
 
 # The largest body read. Twilio's Conversations limits: a message Body of 32 KB inbound (a size; the
 # same table gives SMS and WhatsApp in characters) and 4 KB of Attributes. Form encoding writes each

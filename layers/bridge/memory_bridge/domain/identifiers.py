@@ -10,6 +10,11 @@ E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 WHATSAPP_PREFIX = "whatsapp:"
 SYSTEM_AUTHOR = "system"
+# The idTypes `identifier_for` picks, each with the normalization (IdentifierConfig.normalization in
+# Memory's identity-resolution settings) that matches the value it sends: phone numbers in E.164,
+# WhatsApp as the bare number (trimmed), emails lower-cased. A Lookup or profile creation with an
+# idType the store's settings lack is refused, so `memory-bridge setup` adds whichever is missing.
+NORMALIZATIONS = {"phone": "phone", "whatsapp": "trim", "email": "email"}
 
 
 @dataclass(frozen=True)
@@ -45,3 +50,9 @@ def identifier_for(
     if EMAIL.match(value):
         return Identifier("email", value)
     return Identifier(chat_id_type, value)
+
+
+def identifier_types(chat_id_type: str) -> dict[str, str]:
+    """Every idType the bridge may send, with its normalization: the three above and the chat
+    identities' (trimmed: an identity is matched as it is, case included)."""
+    return {**NORMALIZATIONS, chat_id_type: NORMALIZATIONS.get(chat_id_type, "trim")}
