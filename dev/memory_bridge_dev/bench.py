@@ -667,6 +667,10 @@ def replay_at_scale(sizes: list[int], profiles: int, latency_ms: float) -> list[
                     "slices": counts.slices,
                     "left_on_queue": len(queue),
                     "complete": summary.complete,
+                    "stopped": summary.stopped,
+                    "counts": {k: v for k, v in vars(counts).items() if v},
+                    "notes": summary.notes[:5],
+                    "failures": summary.failures[:5],
                 }
             )
             print(f"  {size} messages: {rows[-1]}", flush=True)
