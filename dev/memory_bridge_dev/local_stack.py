@@ -66,6 +66,8 @@ WEBHOOK_PATH = "/webhooks/conversations"
 SECRET_NAME = "memory-bridge/local"
 QUEUE_NAME = "memory-bridge-dead-letters"
 TABLE_NAME = "memory-bridge-idempotency"
+# What the template's AWS::StackName resolves to here: the functions' POWERTOOLS_SERVICE_NAME.
+LOCAL_STACK_NAME = "memory-bridge-local"
 
 
 # The functions' variables the CLI's replay reads from the state file, to replay as the stack would.
@@ -75,9 +77,11 @@ REPLAY_VARIABLES = ("REDACT_SENSITIVE_NUMBERS", "REDACT_MODE", "IDEMPOTENCY_TTL_
 def function_environment(template: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
     """The template's Globals environment with its Refs resolved to the local stack's values.
 
-    Parameters with defaults take them; `values` supplies resources and required parameters.
+    Parameters with defaults take them; `values` supplies resources and required parameters, and may
+    name the stack (`AWS::StackName`, the metrics' `service` dimension), else LOCAL_STACK_NAME.
     """
     parameters = template.get("Parameters", {})
+    values = {"AWS::StackName": LOCAL_STACK_NAME, **values}
     resolved: dict[str, str] = {}
     for name, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
         result = _resolve(value, parameters, values)

@@ -197,6 +197,40 @@ def test_parameters_validate_like_the_code():
     assert parameters["PublicWebhookUrl"]["Default"] == ""
 
 
+def memory_accepts_source(value: str) -> bool:
+    """Memory's published rule (the contract's ObservationCore.source; as the code states it when the
+    contract is not beside the repository). JSON Schema's `$` ends the input (ECMA-262): fullmatch."""
+    from tests.contract import SPEC_PATH, spec
+
+    rule = (
+        spec()["components"]["schemas"]["ObservationCore"]["properties"]["source"]
+        if SPEC_PATH.exists()
+        else {"pattern": SOURCE_PATTERN.pattern, "minLength": 1, "maxLength": 100}
+    )
+    return rule["minLength"] <= len(value) <= rule["maxLength"] and bool(re.fullmatch(rule["pattern"], value))
+
+
+def test_a_source_memory_would_refuse_is_refused_at_deploy_and_at_init():
+    """The only `source` the bridge sends is ObservationSource (OBSERVATION_SOURCE): CloudFormation
+    refuses a bad one at deploy (AllowedPattern, matched whole), and init refuses it too, naming the rule."""
+    from memory_bridge.config import ConfigError, Settings
+    from tests.unit.test_config import GOOD, SOURCES_ACCEPTED, SOURCES_REFUSED
+
+    deploy = re.compile(TEMPLATE["Parameters"]["ObservationSource"]["AllowedPattern"])
+    assert [v for v in SOURCES_ACCEPTED if not memory_accepts_source(v)] == []
+    assert [v for v in SOURCES_REFUSED if memory_accepts_source(v)] == []
+    for value in [*SOURCES_ACCEPTED, *SOURCES_REFUSED]:
+        assert bool(deploy.fullmatch(value)) == memory_accepts_source(value), repr(value)
+        try:
+            Settings.from_env({**GOOD, "OBSERVATION_SOURCE": value})
+        except ConfigError:
+            taken = False
+        else:
+            taken = True
+        assert taken == memory_accepts_source(value), repr(value)
+    assert memory_accepts_source(TEMPLATE["Parameters"]["ObservationSource"]["Default"])
+
+
 def test_the_memory_url_parameter_refuses_plain_http_but_to_loopback():
     """Every Memory call carries the Twilio credentials: the template refuses what the code refuses."""
     from tests.unit.test_config import MEMORY_URLS_ACCEPTED, MEMORY_URLS_REFUSED
@@ -536,9 +570,7 @@ def test_every_alarm_points_at_its_runbook_section_and_notifies_the_topic():
     for name, alarm in every.items():
         [link] = re.findall(r"docs/runbook\.md#([a-z0-9-]+)", alarm["AlarmDescription"])
         assert link in anchors, f"{name}: docs/runbook.md has no section #{link}"
-        assert alarm["AlarmActions"] == {
-            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
-        }
+        assert alarm["AlarmActions"] == [ALARM_TOPIC], name
 
 
 def test_alarms_read_metrics_the_code_emits_with_its_dimension():
@@ -547,11 +579,129 @@ def test_alarms_read_metrics_the_code_emits_with_its_dimension():
         for metric in metrics_of(alarm):
             if metric["Namespace"] == "MemoryBridge":
                 assert metric["MetricName"] in names, f"{name}: nothing emits {metric['MetricName']}"
-                assert metric["Dimensions"] == [{"Name": "service", "Value": "memory-bridge"}]
-    assert (
-        TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
-        == "memory-bridge"
-    )
+                assert metric["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}]
+
+
+# ---- where the alarms go, and whose metrics they read --------------------------------------------
+
+ALARM_TOPIC = {"Fn::If": ["UseGivenAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}
+GIVEN_TOPIC = "arn:aws:sns:us-east-1:123456789012:on-call"
+AWS_NAMESPACES = ("AWS/SQS", "AWS/Lambda", "AWS/ApiGateway")
+
+
+def resolved_deep(node: Any, parameters: dict[str, str]) -> Any:
+    """A value with every Fn::If resolved and every Ref to a parameter replaced by its value."""
+    node = resolved(node, parameters)
+    if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in TEMPLATE["Parameters"]:
+        return parameters[node["Ref"]]
+    if isinstance(node, list):
+        return [resolved_deep(item, parameters) for item in node]
+    if isinstance(node, dict):
+        return {key: resolved_deep(value, parameters) for key, value in node.items()}
+    return node
+
+
+def every_alarm_in_each_schedule_state(**overrides: str) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+    found = []
+    for state in ("enabled", "disabled"):
+        values = parameter_values(ScheduledReplay=state, **overrides)
+        found += [(name, alarm, values) for name, alarm in alarms(values).items()]
+    return found
+
+
+def test_by_default_every_alarm_notifies_a_topic_the_stack_makes():
+    defaults = parameter_values()
+    assert (defaults["AlarmTopicArn"], defaults["AlarmEmail"]) == ("", "")
+    assert RESOURCES["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    assert present("AlarmTopic", defaults)
+    found = every_alarm_in_each_schedule_state()
+    assert len(found) == 9
+    for name, alarm, values in found:
+        assert resolved_deep(alarm["AlarmActions"], values) == [{"Ref": "AlarmTopic"}], name
+    # No address, no subscription: the output names the topic to subscribe to.
+    assert not present("AlarmEmailSubscription", defaults)
+
+
+def test_a_given_topic_replaces_the_stacks_own():
+    given = parameter_values(AlarmTopicArn=GIVEN_TOPIC)
+    assert not present("AlarmTopic", given)
+    for name, alarm, values in every_alarm_in_each_schedule_state(AlarmTopicArn=GIVEN_TOPIC):
+        assert resolved_deep(alarm["AlarmActions"], values) == [GIVEN_TOPIC], name
+    # Nothing refers to the topic the stack did not make (CloudFormation would refuse the template).
+    for name in (*alarms(given), "AlarmEmailSubscription"):
+        assert "'AlarmTopic'" not in str(resolved_deep(RESOURCES[name]["Properties"], given)), name
+    assert "'AlarmTopic'" not in str(resolved_deep(TEMPLATE["Outputs"], given))
+
+
+@pytest.mark.parametrize("topic", ["", GIVEN_TOPIC])
+def test_an_alarm_email_is_subscribed_to_the_topic_the_alarms_notify(topic):
+    values = parameter_values(AlarmTopicArn=topic, AlarmEmail="oncall@example.com")
+    assert TEMPLATE["Conditions"]["HasAlarmEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]
+    }
+    assert present("AlarmEmailSubscription", values)
+    subscription = RESOURCES["AlarmEmailSubscription"]
+    assert subscription["Type"] == "AWS::SNS::Subscription"
+    assert resolved_deep(subscription["Properties"], values) == {
+        "TopicArn": topic or {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": "oncall@example.com",
+    }
+
+
+def test_the_alarm_parameters_refuse_what_would_page_nobody():
+    parameters = TEMPLATE["Parameters"]
+    email = re.compile(parameters["AlarmEmail"]["AllowedPattern"])
+    assert [
+        v for v in ("", "oncall@example.com", "ops+bridge@team.example.co.uk") if not email.match(v)
+    ] == []
+    assert [
+        v for v in ("oncall", "oncall@example", "on call@example.com", "a@b@c.com") if email.match(v)
+    ] == []
+    topic = re.compile(parameters["AlarmTopicArn"]["AllowedPattern"])
+    accepted = ("", GIVEN_TOPIC, "arn:aws-us-gov:sns:us-gov-west-1:123456789012:Ops_Pager")
+    assert [v for v in accepted if not topic.match(v)] == []
+    refused = ("on-call", "arn:aws:sqs:us-east-1:123456789012:on-call", "arn:aws:sns:us-east-1:1234:x")
+    assert [v for v in refused if topic.match(v)] == []
+
+
+def test_the_outputs_name_the_alarm_topic():
+    value = TEMPLATE["Outputs"]["AlarmTopicArn"]["Value"]
+    assert resolved_deep(value, parameter_values()) == {"Ref": "AlarmTopic"}
+    assert resolved_deep(value, parameter_values(AlarmTopicArn=GIVEN_TOPIC)) == GIVEN_TOPIC
+
+
+def test_the_alarm_topic_is_not_encrypted_with_a_key_cloudwatch_cannot_use():
+    """CloudWatch publishes to an encrypted topic only with a customer-managed key that lets it: the
+    AWS managed alias/aws/sns would drop every alarm, silently. The checkov suppression says why."""
+    topic = RESOURCES["AlarmTopic"]
+    assert "KmsMasterKeyId" not in topic["Properties"]
+    [skip] = [s for s in topic["Metadata"]["checkov"]["skip"] if s["id"] == "CKV_AWS_26"]
+    assert "alias/aws/sns" in skip["comment"]
+
+
+def test_each_stack_writes_and_reads_only_its_own_metrics():
+    """Two stacks in one account: each function writes `service` = its stack's name, and each alarm and
+    dashboard widget reads that one (AWS's own metrics are per resource: function, queue, API name)."""
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}
+    namespace = variables["POWERTOOLS_METRICS_NAMESPACE"]
+    ours = [
+        (name, metric)
+        for name, alarm, _ in every_alarm_in_each_schedule_state()
+        for metric in metrics_of(alarm)
+        if metric["Namespace"] not in AWS_NAMESPACES
+    ]
+    assert {name for name, _ in ours} >= {"SignatureRejectedAlarm", "DeadLettersNeedPeopleAlarm"}
+    for name, metric in ours:
+        assert metric["Namespace"] == namespace, name
+        assert metric["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}], name
+    widgets = [w["properties"] for w in dashboard()["widgets"]]
+    shown = [m for w in widgets if w.get("metrics") for m in w["metrics"] if m[0] not in AWS_NAMESPACES]
+    assert len(shown) == 17
+    assert all(m[0] == namespace and m[2:4] == ["service", "<AWS::StackName>"] for m in shown), shown
+    [text] = [w["markdown"] for w in widgets if "markdown" in w]
+    assert "service <AWS::StackName>" in text
 
 
 def test_the_needs_people_alarm_reads_the_schedules_gauge_and_keeps_its_state_between_runs():
@@ -662,7 +812,7 @@ def test_the_dashboard_shows_the_bridges_health():
         for metric in widget["metrics"]:
             if metric[0] == "MemoryBridge":
                 assert metric[1] in emitted, metric
-                assert metric[2:4] == ["service", "memory-bridge"]
+                assert metric[2:4] == ["service", "<AWS::StackName>"]
             if metric[0] == "AWS/SQS":
                 assert metric[2:4] == ["QueueName", "<DeadLetterQueue.QueueName>"]
 

@@ -46,6 +46,36 @@ def test_bad_values_name_the_variable_and_the_rule(changes, named):
         Settings.from_env({**GOOD, **changes})
 
 
+# Memory's published rule for an observation's `source`: 1-100 letters, digits, spaces, `.`, `_`, `-`.
+SOURCES_ACCEPTED = ["twilio-conversations", "chat transcript", "a.b_c-d", "x" * 100]
+SOURCES_REFUSED = [
+    "team/bot",  # `/`: not in the published rule
+    "conversations/agent-words",
+    "bad<source>",
+    '"quoted"',
+    "café",
+    "tab\there",
+    "x" * 101,
+]
+
+
+@pytest.mark.parametrize("source", SOURCES_REFUSED)
+def test_a_source_memory_would_refuse_stops_init_naming_the_rule(source):
+    with pytest.raises(ConfigError, match=r"OBSERVATION_SOURCE must be 1-100 characters matching"):
+        Settings.from_env({**GOOD, "OBSERVATION_SOURCE": source})
+
+
+@pytest.mark.parametrize("source", SOURCES_ACCEPTED)
+def test_a_source_memory_accepts_is_taken(source):
+    assert Settings.from_env({**GOOD, "OBSERVATION_SOURCE": source}).observation_source == source
+
+
+def test_a_source_is_trimmed_before_the_rule_is_applied():
+    # A value pasted with its line end is the value: it is trimmed, then checked.
+    settings = Settings.from_env({**GOOD, "OBSERVATION_SOURCE": " twilio-conversations\n"})
+    assert settings.observation_source == "twilio-conversations"
+
+
 # Every Memory call carries the account SID and auth token (HTTP Basic): plain http only to loopback.
 MEMORY_URLS_REFUSED = [
     "http://memory.twilio.com",

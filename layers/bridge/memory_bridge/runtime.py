@@ -29,16 +29,16 @@ if TYPE_CHECKING:
     from memory_bridge.replay import ReplayEngine
     from memory_bridge.replay.context import Progress
 
-SERVICE_NAME = "memory-bridge"
+# The metrics' `service` dimension and the logs' `service` field. The template sets it to the stack's
+# name, so that two stacks in one account (and region) never add up in one metric: their alarms and
+# dashboards read only their own. Outside Lambda (tests, the CLI) the defaults stand.
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "memory-bridge"
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "MemoryBridge"
 logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MemoryBridge"), service=SERVICE_NAME
-)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 # The ReplayFunction's: Metrics instances share one set of metrics per process, and the local stack
 # runs the scheduled replay beside the webhook; an EphemeralMetrics keeps the two apart.
-replay_metrics = EphemeralMetrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MemoryBridge"), service=SERVICE_NAME
-)
+replay_metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 _lock = threading.Lock()
 _service: WebhookService | None = None
