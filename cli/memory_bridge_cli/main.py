@@ -6,6 +6,7 @@
   memory-bridge operations show ID       one store operation
   memory-bridge dlq stats|peek|export|replay   the dead-letter queue, for on-call (docs/runbook.md)
   memory-bridge setup ...                store + secret + sam deploy (what `make deploy` runs)
+  memory-bridge doctor [--stack-name S]  check a deployed stack (or the local one) end to end
 
 Exit codes: 0 done; 1 the work failed (Memory refused, a store failed, a webhook was not 2xx);
 2 a usage or configuration error (the message names the rule and what to do).
@@ -31,7 +32,7 @@ from urllib.parse import urlencode
 from memory_bridge.config import STORE_ID_PATTERN
 from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
 from memory_bridge.domain.signature import compute_signature
-from memory_bridge_cli import deploy, dlq
+from memory_bridge_cli import deploy, dlq, doctor
 from memory_bridge_cli.common import (
     Console,
     Parser,
@@ -497,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dlq.register(commands, Parser)
     deploy.register(commands)
+    doctor.register(commands)
     return parser
 
 
