@@ -321,13 +321,17 @@ def check_identity(client: Any, target: Target, store_name: str) -> Check:
     plan = identity_plan(answer.body or {}, wanted)
     if plan is None:
         return passed(name, f"resolves {', '.join(wanted)}")
-    lacks = [f"{t} (identifierConfigs)" for t in plan.added]
-    lacks += [f"{t} (matchingRules)" for t in plan.ruled if t not in plan.added]
+    missing = dict.fromkeys(plan.added + plan.ruled)
+    places = (("identifierConfigs", plan.added), ("matchingRules", plan.ruled))
+    lacks = [f"{t} in {' and '.join(p for p, gap in places if t in gap)}" for t in missing]
+    fix = target.setup_command(store_name) + (
+        "" if target.local else " (adds what is missing, keeps the rest)"
+    )
     return failed(
         name,
-        f"the store does not resolve {', '.join(dict.fromkeys(plan.added + plan.ruled))}: its messages are "
-        f"refused and parked. Lacks {', '.join(lacks)}",
-        target.setup_command(store_name) + " (adds what is missing, keeps the rest)",
+        f"the store does not resolve {', '.join(missing)}: those customers' messages are refused and parked "
+        f"(lacks {', '.join(lacks)})",
+        fix,
     )
 
 
@@ -350,9 +354,10 @@ def check_conversations(target: Target, credentials: TwilioCredentials) -> list[
         else:
             detail = f"{target.conversations_url}: {refused(answer)}"
             fix = "check --conversations-api-url / CONVERSATIONS_API_BASE_URL and the network"
+        why = "refused the credentials" if status in (401, 403) else "did not answer it"
         return [
             failed("Conversations", detail, fix),
-            skipped("webhook configuration", "not checked: Conversations did not answer"),
+            skipped("webhook configuration", f"not checked: Conversations {why}"),
         ]
     checks = [passed("Conversations", f"the secret's account SID and auth token authenticate ({scope})")]
     problems = webhook_problems(answer.body, target.webhook_url, WEBHOOK_FILTERS)
