@@ -130,7 +130,8 @@ def aws_client(target_aws: dict[str, Any], service: str) -> Any:
     import boto3
 
     key = target_aws.get("key")  # the local stack's moto takes dummy keys: never this shell's real ones
-    session = boto3.session.Session(
+    # Any: the service is a variable, and boto3-stubs types `client` by a literal name only.
+    session: Any = boto3.session.Session(
         aws_access_key_id=key,
         aws_secret_access_key=key,
         profile_name=None if key else target_aws.get("profile"),
