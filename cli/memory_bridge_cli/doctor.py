@@ -459,6 +459,11 @@ def signed_check(target: Target, status: int | None, answer: Any) -> Check:
         return passed(
             name, f"{target.webhook_url} accepts the secret's signature: 200 ignored (nothing posted)"
         )
+    if status == 403 and target.local:
+        fix = "the local webhook holds another token than the secret: restart `make run`"
+        return failed(
+            name, f"{target.webhook_url} refused a request signed with the secret's token: 403", fix
+        )
     if status == 403:
         fix = (
             "the webhook checks signatures against another token or URL: if the stack sits behind a custom "
