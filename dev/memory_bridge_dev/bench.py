@@ -490,7 +490,7 @@ def replay_throughput(  # noqa: PLR0915 - setup, two replays and the accounting,
     import boto3
 
     from memory_bridge.adapters.dead_letters import DeadLetterQueue
-    from memory_bridge.adapters.ledger_table import LedgerTable
+    from memory_bridge.adapters.ledger_table import LedgerTable, replay_dynamodb_client
     from memory_bridge.adapters.memory_api import MemoryApiClient
     from memory_bridge.domain.credentials import TwilioCredentials
     from memory_bridge.domain.identifiers import Identifier
@@ -541,7 +541,9 @@ def replay_throughput(  # noqa: PLR0915 - setup, two replays and the accounting,
                 json={"latency": latency_ms / 1000, "match": "/Observations"},
             )
         ledger = LedgerTable(
-            create_idempotency_table(boto3.client("dynamodb"), "bench-ledger", template), 3600
+            create_idempotency_table(boto3.client("dynamodb"), "bench-ledger", template),
+            3600,
+            client_factory=replay_dynamodb_client,
         )
         before = memory.requests_sent
         t0 = time.perf_counter()
@@ -605,7 +607,7 @@ def replay_at_scale(sizes: list[int], profiles: int, latency_ms: float) -> list[
     in-process SQS model (memory_queue.py), as moto's receive scans every message it holds."""
     import boto3
 
-    from memory_bridge.adapters.ledger_table import LedgerTable
+    from memory_bridge.adapters.ledger_table import LedgerTable, replay_dynamodb_client
     from memory_bridge.adapters.memory_api import MemoryApiClient
     from memory_bridge.domain.credentials import TwilioCredentials
     from memory_bridge.domain.identifiers import Identifier
@@ -646,7 +648,9 @@ def replay_at_scale(sizes: list[int], profiles: int, latency_ms: float) -> list[
             for body in envelope_bodies(store_id, profile_ids, size, label):
                 queue.send(body)
             ledger = LedgerTable(
-                create_idempotency_table(boto3.client("dynamodb"), f"scale-ledger-{number}", template), 3600
+                create_idempotency_table(boto3.client("dynamodb"), f"scale-ledger-{number}", template),
+                3600,
+                client_factory=replay_dynamodb_client,
             )
             before = memory.requests_sent
             started = time.perf_counter()

@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from memory_bridge.adapters.aws_json import lean_dynamodb_client, lean_sqs_client
 from memory_bridge.adapters.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
-from memory_bridge.adapters.ledger_table import LedgerTable, default_dynamodb_client
+from memory_bridge.adapters.ledger_table import LedgerTable, replay_dynamodb_client
 from memory_bridge.adapters.memory_api import MemoryApiClient
 from memory_bridge.adapters.secrets import CachedCredentials, secrets_manager_fetcher
 from memory_bridge.config import ConfigError, ReplaySettings, Settings
@@ -195,7 +195,7 @@ def build_replay_engine(
         ledger=LedgerTable(
             table,
             settings.idempotency_ttl_seconds,
-            client_factory=ledger_client_factory or default_dynamodb_client,
+            client_factory=ledger_client_factory or replay_dynamodb_client,
         ),
         # After a wrong MemoryStoreId was fixed and redeployed, what was parked against the old
         # store is replayed to the right one (the function's; the CLI's only with --store).
