@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from memory_bridge.adapters.dead_letters import DeadLetterQueue
+from memory_bridge.config import REPLAY_VARIABLES
 from memory_bridge.domain.envelope import Envelope, MalformedEnvelope, parse_envelope
 from memory_bridge.domain.redaction import redact, redact_envelope
 from memory_bridge.ports import QueuedMessage
@@ -116,7 +117,6 @@ def ledger_location(args: argparse.Namespace) -> tuple[str, Any]:
 
 # The stack's parameters that set what the replay must do as the functions do.
 STACK_REPLAY_PARAMETERS = {"RedactSensitiveNumbers": "REDACT_SENSITIVE_NUMBERS", "RedactMode": "REDACT_MODE"}
-REPLAY_VARIABLES = ("REDACT_SENSITIVE_NUMBERS", "REDACT_MODE", "IDEMPOTENCY_TTL_SECONDS")
 
 
 def replay_environment(args: argparse.Namespace) -> tuple[dict[str, str], str]:

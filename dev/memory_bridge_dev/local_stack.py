@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from memory_bridge.config import REPLAY_VARIABLES
 from memory_bridge_dev import scheduled_replay
 from memory_bridge_dev.apigw import LocalLambdaContext, load_handler_module, rest_api_event
 from memory_bridge_dev.aws_resources import (
@@ -68,10 +69,6 @@ QUEUE_NAME = "memory-bridge-dead-letters"
 TABLE_NAME = "memory-bridge-idempotency"
 # What the template's AWS::StackName resolves to here: the functions' POWERTOOLS_SERVICE_NAME.
 LOCAL_STACK_NAME = "memory-bridge-local"
-
-
-# The functions' variables the CLI's replay reads from the state file, to replay as the stack would.
-REPLAY_VARIABLES = ("REDACT_SENSITIVE_NUMBERS", "REDACT_MODE", "IDEMPOTENCY_TTL_SECONDS")
 
 
 def function_environment(template: dict[str, Any], values: dict[str, str]) -> dict[str, str]:

@@ -102,6 +102,11 @@ class Settings:
         )
 
 
+# The functions' variables a replay by hand must match (ReplaySettings.for_operator reads them):
+# the CLI takes them from the stack, the local stack's state file or the shell.
+REPLAY_VARIABLES = ("REDACT_SENSITIVE_NUMBERS", "REDACT_MODE", "IDEMPOTENCY_TTL_SECONDS")
+
+
 @dataclass(frozen=True)
 class ReplaySettings:
     """What the replay engine is built from, for the ReplayFunction and the CLI alike.

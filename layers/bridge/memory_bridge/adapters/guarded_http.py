@@ -16,32 +16,31 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from memory_bridge.deadlines import active_guard
 
 
+def _arm(sock: Any) -> None:
+    """Hand the socket to the deadline of the request in progress, if there is one."""
+    guard = active_guard.get()
+    if guard is not None:
+        guard.watch(sock)
+
+
 class _GuardedHTTPConnection(HTTPConnection):
     # A fresh connection is armed once connected; a kept-alive one as the request starts.
     def connect(self) -> None:
         super().connect()
-        guard = active_guard.get()
-        if guard is not None:
-            guard.watch(self.sock)
+        _arm(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = active_guard.get()
-        if guard is not None:
-            guard.watch(self.sock)
+        _arm(self.sock)
         super().request(*args, **kwargs)
 
 
 class _GuardedHTTPSConnection(HTTPSConnection):
     def connect(self) -> None:
         super().connect()
-        guard = active_guard.get()
-        if guard is not None:
-            guard.watch(self.sock)
+        _arm(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = active_guard.get()
-        if guard is not None:
-            guard.watch(self.sock)
+        _arm(self.sock)
         super().request(*args, **kwargs)
 
 

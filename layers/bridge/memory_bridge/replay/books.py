@@ -160,11 +160,9 @@ class Books:
             if not item.parts:
                 continue
             self.run.counts.left += 1
-            envelope = item.envelope
-            if set(item.parts) != set(envelope.part_numbers) or item.profile_id != envelope.profile_id:
-                self._replace_or_hold(
-                    item.message, replace(envelope.with_parts(set(item.parts)), profile_id=item.profile_id)
-                )
+            rest = _changed_rest(item)
+            if rest is not None:
+                self._replace_or_hold(item.message, rest)
             else:
                 self.run.hold(item.message)
             item.parts = []
@@ -176,10 +174,9 @@ class Books:
         for item in items:
             if not item.parts:
                 continue
-            envelope = item.envelope
-            if set(item.parts) != set(envelope.part_numbers) or item.profile_id != envelope.profile_id:
+            rest = _changed_rest(item)
+            if rest is not None:
                 # Parked again as the rest: a new message, for the next run (as `leave` does).
-                rest = replace(envelope.with_parts(set(item.parts)), profile_id=item.profile_id)
                 self._replace_or_hold(item.message, rest)
                 self.run.counts.left += 1
             else:
@@ -202,7 +199,7 @@ class Books:
         kind: Literal["retryable", "permanent"] = (
             "permanent" if isinstance(failure, Permanent) else "retryable"
         )
-        rest = replace(item.envelope.with_parts(set(item.parts)), profile_id=item.profile_id)
+        rest = _rest(item)
         record_stage: Literal["resolve_profile", "post_observations"] = (
             "resolve_profile" if stage == "resolve_profile" else "post_observations"
         )
@@ -245,3 +242,17 @@ class Books:
             self.queue.release(run.held)
         except Exception:  # noqa: BLE001 - they come back by themselves when their hold ends
             run.summary.notes.append(f"{len(run.held)} message(s) could not be released early")
+
+
+def _rest(item: Pending) -> Envelope:
+    """The envelope as what is still to post: its parts left, and the profile resolved meanwhile."""
+    return replace(item.envelope.with_parts(set(item.parts)), profile_id=item.profile_id)
+
+
+def _changed_rest(item: Pending) -> Envelope | None:
+    """The rest when it differs from the envelope on the queue (part accepted, or author resolved),
+    else None: the message can go back as it is."""
+    envelope = item.envelope
+    if set(item.parts) == set(envelope.part_numbers) and item.profile_id == envelope.profile_id:
+        return None
+    return _rest(item)
