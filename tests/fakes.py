@@ -16,7 +16,8 @@ from typing import Any
 from memory_bridge.domain.envelope import Envelope
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.observations import Observation
-from memory_bridge.domain.outcomes import Accepted, Outcome
+from memory_bridge.domain.outcomes import Accepted, Failure, Outcome, Permanent
+from memory_bridge.domain.speakers import Participant, Roster
 from memory_bridge.ports import QueuedMessage, QueueUnavailable, StaticCredentials
 from tests.support import FakeClock, InMemoryLedger, ListSink, RecordingMetrics, ScriptedMemory
 
@@ -165,8 +166,32 @@ class FakeQueue:
 
 FakeLedger = InMemoryLedger
 
+
 # port (memory_bridge.ports) → its fake
+@dataclass
+class FakeConversations:
+    """The Conversations API's participants, per conversation; `fail` answers the next calls with the
+    given failures (a 429, a 503, a timeout) before the participants. Counts calls per conversation."""
+
+    rosters: dict[str, list[Participant]] = field(default_factory=dict)
+    fail: list[Failure] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    def add(self, conversation_sid: str, participant: Participant) -> Participant:
+        self.rosters.setdefault(conversation_sid, []).append(participant)
+        return participant
+
+    def participants(self, conversation_sid: str, timeout: float | None = None) -> Roster | Failure:
+        self.calls.append(conversation_sid)
+        if self.fail:
+            return self.fail.pop(0)
+        if conversation_sid not in self.rosters:
+            return Permanent(status=404, code=20404, message="The requested resource was not found")
+        return Roster(tuple(self.rosters[conversation_sid]))
+
+
 FAKES: dict[str, type] = {
+    "ParticipantDirectory": FakeConversations,
     "ProfileDirectory": FakeMemory,
     "ObservationWriter": FakeMemory,
     "ReplayMemory": FakeMemory,

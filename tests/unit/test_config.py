@@ -19,8 +19,26 @@ def test_defaults():
 
 
 def test_agents_are_case_insensitive_and_trimmed():
-    settings = Settings.from_env({**GOOD, "AGENT_IDENTITIES": " Alice , bob,,"})
-    assert settings.agent_identities == frozenset({"alice", "bob"})
+    settings = Settings.from_env({**GOOD, "AGENT_IDENTITIES": " Alice , bob,, *@Company.com"})
+    assert settings.agent_rules.identities == frozenset({"alice", "bob"})
+    assert settings.agent_rules.patterns == ("*@company.com",)
+    assert settings.agent_rules.attribute == ("role", "agent")
+
+
+def test_speaker_settings_default_and_checked():
+    settings = Settings.from_env(GOOD)
+    assert settings.agent_messages == "attribute"
+    assert settings.conversations_api_base_url == "https://conversations.twilio.com"
+    assert Settings.from_env({**GOOD, "AGENT_ATTRIBUTE": ""}).agent_rules.attribute is None
+    assert Settings.from_env({**GOOD, "AGENT_MESSAGES": "skip"}).agent_messages == "skip"
+    for name, value in (
+        ("AGENT_MESSAGES", "post"),
+        ("AGENT_ATTRIBUTE", "role"),
+        ("CONVERSATIONS_API_BASE_URL", "http://conversations.example.com"),
+        ("OBSERVATION_SOURCE", "x" * 95),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({**GOOD, name: value})
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from memory_bridge.domain.attribution import MAX_BASE_SOURCE
 from memory_bridge.domain.redaction import KINDS, RedactionRules, parse_kinds, parse_mode
+from memory_bridge.domain.speakers import AGENT_MESSAGES, AgentMessages, AgentRules
 
 T = TypeVar("T")
 
@@ -24,6 +26,7 @@ ID_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,30}$")
 TRAIT_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 DEFAULT_MEMORY_API_BASE_URL = "https://memory.twilio.com"
+DEFAULT_CONVERSATIONS_API_BASE_URL = "https://conversations.twilio.com"
 # Where Memory may be: https:// anywhere, plain http:// only to this machine (the sandbox, a local
 # proxy), since the Basic authorization header carries the account SID and auth token in the clear.
 # template.yaml's MemoryApiBaseUrl has this same pattern (a test holds them equal). No userinfo (`@`),
@@ -58,7 +61,12 @@ class Settings:
     # idType for authors that are neither phone, WhatsApp nor email (chat identities).
     chat_id_type: str = "chat_identity"
     profile_trait_group: str = "Contact"
-    agent_identities: frozenset[str] = frozenset()
+    # Who is an agent among chat participants (names, patterns, an attribute), and where agents' and
+    # the brand's words go (memory_bridge.domain.speakers, .attribution).
+    agent_rules: AgentRules = field(default_factory=AgentRules)
+    agent_messages: AgentMessages = "attribute"
+    conversations_api_base_url: str = DEFAULT_CONVERSATIONS_API_BASE_URL
+    participant_cache_ttl_seconds: float = 300.0
     profile_cache_ttl_seconds: float = 900.0
     # Twilio waits 5 s; the webhook aims to answer within this, queue write included.
     webhook_budget_seconds: float = 4.0
@@ -76,22 +84,22 @@ class Settings:
         public_url = read.optional("PUBLIC_WEBHOOK_URL")
         if public_url is not None:
             _require_http_url("PUBLIC_WEBHOOK_URL", public_url)
-        agents = frozenset(
-            part.strip().lower()
-            for part in (read.optional("AGENT_IDENTITIES") or "").split(",")
-            if part.strip()
-        )
         return cls(
             memory_store_id=_store_id(read.required("MEMORY_STORE_ID")),
             credentials_secret=read.required("TWILIO_CREDENTIALS_SECRET"),
             dead_letter_queue_url=read.required("DEAD_LETTER_QUEUE_URL"),
             idempotency_table=read.required("IDEMPOTENCY_TABLE"),
-            memory_api_base_url=_memory_api_base_url(read),
+            memory_api_base_url=_api_base_url(read, "MEMORY_API_BASE_URL", DEFAULT_MEMORY_API_BASE_URL),
             public_webhook_url=public_url,
             observation_source=_observation_source(read),
             chat_id_type=read.matching("CHAT_ID_TYPE", "chat_identity", ID_TYPE_PATTERN),
             profile_trait_group=read.matching("PROFILE_TRAIT_GROUP", "Contact", TRAIT_GROUP_PATTERN),
-            agent_identities=agents,
+            agent_rules=_agent_rules(read),
+            agent_messages=read.parsed("AGENT_MESSAGES", "attribute", _agent_messages),
+            conversations_api_base_url=_api_base_url(
+                read, "CONVERSATIONS_API_BASE_URL", DEFAULT_CONVERSATIONS_API_BASE_URL
+            ),
+            participant_cache_ttl_seconds=read.number("PARTICIPANT_CACHE_TTL_SECONDS", 300.0, 0, 3600),
             profile_cache_ttl_seconds=read.number("PROFILE_CACHE_TTL_SECONDS", 900.0, 0, 86400),
             webhook_budget_seconds=read.number("WEBHOOK_BUDGET_SECONDS", 4.0, 1.0, 4.5),
             memory_connect_timeout_seconds=read.number("MEMORY_API_CONNECT_TIMEOUT", 1.0, 0.05, 5),
@@ -195,10 +203,27 @@ def _store_id(store_id: str) -> str:
     return store_id
 
 
-def _memory_api_base_url(read: _Reader) -> str:
-    base_url = (read.optional("MEMORY_API_BASE_URL") or DEFAULT_MEMORY_API_BASE_URL).rstrip("/")
-    require_memory_api_url("MEMORY_API_BASE_URL", base_url)
+def _api_base_url(read: _Reader, name: str, default: str) -> str:
+    """Memory's or Conversations' base URL: both carry the credentials, so both follow one rule."""
+    base_url = (read.optional(name) or default).rstrip("/")
+    require_memory_api_url(name, base_url)
     return base_url
+
+
+def _agent_rules(read: _Reader) -> AgentRules:
+    attribute = read.env.get("AGENT_ATTRIBUTE")  # set but empty: no attribute rule
+    try:
+        return AgentRules.parse(
+            read.optional("AGENT_IDENTITIES") or "", "role=agent" if attribute is None else attribute
+        )
+    except ValueError as error:
+        raise ConfigError(f"AGENT_ATTRIBUTE {error}") from None
+
+
+def _agent_messages(value: str) -> AgentMessages:
+    if value not in AGENT_MESSAGES:
+        raise ValueError(f"must be one of {', '.join(AGENT_MESSAGES)}, got {value!r}")
+    return value
 
 
 def require_memory_api_url(name: str, value: str) -> None:
@@ -221,9 +246,11 @@ def _is_loopback(host: str) -> bool:
 
 def _observation_source(read: _Reader) -> str:
     source = read.optional("OBSERVATION_SOURCE") or DEFAULT_OBSERVATION_SOURCE
-    if len(source) > 100 or not SOURCE_PATTERN.match(source):
+    if len(source) > MAX_BASE_SOURCE or not SOURCE_PATTERN.match(source):
+        # Agents' and the brand's words carry it with "-agent" / "-brand": still within Memory's 100.
         raise ConfigError(
-            f"OBSERVATION_SOURCE must be 1-100 characters matching {SOURCE_PATTERN.pattern}, got {source!r}"
+            f"OBSERVATION_SOURCE must be 1-{MAX_BASE_SOURCE} characters matching {SOURCE_PATTERN.pattern}, "
+            f"got {source!r}"
         )
     return source
 

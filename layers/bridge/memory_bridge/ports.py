@@ -8,6 +8,7 @@ in-memory fake of each, so that a flow's unit tests need no socket.
   ProfileDirectory      memory_api.MemoryApiClient             FakeMemory
   ObservationWriter     memory_api.MemoryApiClient             FakeMemory
   ReplayMemory          memory_api.MemoryApiClient             FakeMemory
+  ParticipantDirectory  conversations_api.ConversationsApiClient  FakeConversations
   CredentialsSource     secrets.CachedCredentials              StaticCredentials (here: no I/O)
   DeadLetterSink        dead_letters.SqsDeadLetterQueue        FakeQueue
   ReplayQueue           dead_letters.DeadLetterQueue           FakeQueue
@@ -29,7 +30,8 @@ from memory_bridge.domain.envelope import Envelope
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.ledger import ClaimResult, LedgerRecord, Settlement
 from memory_bridge.domain.observations import Observation
-from memory_bridge.domain.outcomes import Outcome
+from memory_bridge.domain.outcomes import Failure, Outcome
+from memory_bridge.domain.speakers import Roster
 
 Clock = Callable[[], float]  # monotonic seconds
 Sleep = Callable[[float], None]
@@ -85,6 +87,15 @@ class ReplayMemory(ObservationWriter, Protocol):
         page_token: str | None = None,
         created_after: str | None = None,
     ) -> Outcome: ...
+
+
+# ---- Conversations ----------------------------------------------------------------------------
+
+
+class ParticipantDirectory(Protocol):
+    """Who takes part in a conversation (the Conversations API), to tell customers from agents."""
+
+    def participants(self, conversation_sid: str, timeout: float | None = None) -> Roster | Failure: ...
 
 
 class CredentialsSource(Protocol):

@@ -73,8 +73,10 @@ def resolve_profile(
     identifier: Identifier,
     trait_group: str,
     timeout: Callable[[], float | None] = lambda: None,
+    created: list[str] | None = None,
 ) -> str | Failure:
-    """Lookup first; on no match (200 with no profiles, or 404) resolve-or-create. Twilio's own order."""
+    """Lookup first; on no match (200 with no profiles, or 404) resolve-or-create. Twilio's own order.
+    A profile this call created is appended to `created` (for the ProfilesCreated metric)."""
     looked_up = directory.lookup_profiles(store_id, identifier, timeout=timeout())
     if isinstance(looked_up, Accepted):
         found = _first_profile(looked_up)
@@ -84,11 +86,18 @@ def resolve_profile(
         pass  # no match, as a 404 (520041 is "store missing", which creating won't fix)
     elif isinstance(looked_up, Retryable | Permanent):
         return looked_up
-    created = directory.create_profile(store_id, trait_group, identifier, timeout=timeout())
-    if isinstance(created, Accepted) and isinstance(created.body, dict) and created.body.get("id"):
-        return str(created.body["id"])
-    if isinstance(created, Retryable | Permanent):
-        return created
-    if isinstance(created, Moved) and created.canonical_profile_id:
-        return created.canonical_profile_id
-    return Permanent(status=getattr(created, "status", 0), message="create profile returned no id")
+    made = directory.create_profile(store_id, trait_group, identifier, timeout=timeout())
+    if isinstance(made, Retryable | Permanent):
+        return made
+    profile_id = None
+    if isinstance(made, Accepted) and isinstance(made.body, dict) and made.body.get("id"):
+        profile_id = str(made.body["id"])
+    elif isinstance(made, Moved) and made.canonical_profile_id:
+        profile_id = made.canonical_profile_id
+    if profile_id is None:
+        return Permanent(status=getattr(made, "status", 0), message="create profile returned no id")
+    if created is not None:
+        # Memory answers 202 whether it made the profile or resolved one made a moment ago (another
+        # container's create): after a Lookup found none, a create is counted as one made.
+        created.append(profile_id)
+    return profile_id

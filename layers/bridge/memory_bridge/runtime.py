@@ -15,12 +15,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from memory_bridge.adapters.aws_json import lean_dynamodb_client, lean_sqs_client
+from memory_bridge.adapters.conversations_api import ConversationsApiClient
 from memory_bridge.adapters.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
 from memory_bridge.adapters.ledger_table import LedgerTable, replay_dynamodb_client
 from memory_bridge.adapters.memory_api import MemoryApiClient
 from memory_bridge.adapters.secrets import CachedCredentials, secrets_manager_fetcher
 from memory_bridge.config import ConfigError, ReplaySettings, Settings
 from memory_bridge.profiles import ProfileCache
+from memory_bridge.speaking import RosterCache, SpeakerRules, Speakers
 from memory_bridge.webhook import WebhookService
 from memory_bridge.webhook.delivery import DeliveryRules
 
@@ -55,7 +57,7 @@ def build_webhook_service(settings: Settings) -> WebhookService:
             source=settings.observation_source,
             trait_group=settings.profile_trait_group,
             chat_id_type=settings.chat_id_type,
-            agent_identities=settings.agent_identities,
+            agent_messages=settings.agent_messages,
             redaction=settings.redaction,
         ),
         public_webhook_url=settings.public_webhook_url,
@@ -75,6 +77,21 @@ def build_webhook_service(settings: Settings) -> WebhookService:
         ),
         metrics=metrics,
         logger=logger,
+        speakers=build_speakers(settings, credentials),
+    )
+
+
+def build_speakers(settings: Settings, credentials: CachedCredentials) -> Speakers:
+    """The Conversations API client and the container's cache of participants, for either function."""
+    return Speakers(
+        ConversationsApiClient(
+            settings.conversations_api_base_url,
+            credentials,
+            connect_timeout=settings.memory_connect_timeout_seconds,
+            read_timeout=settings.memory_read_timeout_seconds,
+        ),
+        RosterCache(ttl=settings.participant_cache_ttl_seconds),
+        SpeakerRules(settings.agent_rules, settings.agent_messages, settings.chat_id_type),
     )
 
 
@@ -126,7 +143,13 @@ def after_restore(secret_timeout: float = 1.0) -> None:
     service = _service
     if service is None:
         return
-    for client in (service.memory, _built_client(service.ledger), _built_client(service.dead_letters)):
+    clients = (
+        service.memory,
+        service.speakers.directory,
+        _built_client(service.ledger),
+        _built_client(service.dead_letters),
+    )
+    for client in clients:
         reset_connections = getattr(getattr(client, "json", client), "reset_connections", None)
         if callable(reset_connections):
             reset_connections()

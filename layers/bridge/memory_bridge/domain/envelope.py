@@ -13,46 +13,28 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from memory_bridge.domain.envelope_records import (
+    FailureRecord,
+    MalformedEnvelope,
+    SpeakerRecord,
+    Stage,
+    read_failure,
+    read_speaker,
+)
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.observations import Observation
-from memory_bridge.domain.outcomes import Failure, Permanent
 
-ENVELOPE_VERSION = 1
+# 2: the speaker record (who spoke; stage resolve_speaker). Version 1 envelopes, parked before speakers
+# were known, are still read: their author is classified at replay.
+ENVELOPE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 Kind = Literal["retryable", "permanent"]
-Stage = Literal["resolve_profile", "post_observations"]
 _PROFILE_ID = re.compile(r"^mem_profile_[0-7][0-9a-z]{25}$")
 # SQS takes only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF. JSON already
 # escapes the control characters; these are the rest, escaped the same way (\uXXXX).
 _REFUSED_BY_SQS = re.compile("[\ud800-\udfff\ufffe\uffff]")
 # SQS's limit is 256 KiB for the body and its attributes together; keep room for the attributes.
 MAX_ENVELOPE_BYTES = 250_000
-
-
-class MalformedEnvelope(ValueError):
-    """A queued message is not an envelope this version can read."""
-
-
-@dataclass(frozen=True)
-class FailureRecord:
-    stage: Stage
-    status: int | None
-    code: int | None
-    message: str
-    ambiguous: bool = False
-    retry_after: float | None = None
-
-    @classmethod
-    def from_outcome(cls, stage: Stage, failure: Failure) -> FailureRecord:
-        if isinstance(failure, Permanent):
-            return cls(stage, failure.status, failure.code, failure.message[:500])
-        return cls(
-            stage,
-            failure.status,
-            failure.code,
-            failure.message[:500],
-            ambiguous=failure.ambiguous,
-            retry_after=failure.retry_after,
-        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +59,14 @@ class Envelope:
     parts: tuple[int, ...] | None = None
     # When the scheduled replay stopped trying it (see `left_for_people`); empty while it still tries.
     left_for_people_at: str = ""
+    # Who spoke, as the webhook knew it; None in envelopes parked before speakers were known.
+    speaker: SpeakerRecord | None = None
+
+    @property
+    def speaker_unknown(self) -> bool:
+        """The replay must classify the speaker first: not known when parked, or parked before
+        speakers were known at all."""
+        return self.speaker is None or self.speaker.kind is None
 
     def to_json(self) -> str:
         failure = self.failure
@@ -107,6 +97,8 @@ class Envelope:
             document["parts"] = list(self.parts)
         if self.left_for_people_at:
             document["leftForPeopleAt"] = self.left_for_people_at
+        if self.speaker is not None:
+            document["speaker"] = self.speaker.to_json()
         text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
         return _REFUSED_BY_SQS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -188,9 +180,10 @@ def new_envelope(
     trait_group: str,
     now: datetime,
     parts: Sequence[int] | None = None,
+    speaker: SpeakerRecord | None = None,
 ) -> Envelope:
-    if profile_id is None and identifier is None:
-        raise ValueError("an envelope needs a profile id or an identifier to resolve")
+    if profile_id is None and identifier is None and (speaker is None or speaker.kind is not None):
+        raise ValueError("an envelope needs a profile id, an identifier, or a speaker to classify")
     when = timestamp(now)
     return Envelope(
         kind=kind,
@@ -205,6 +198,7 @@ def new_envelope(
         first_failed_at=when,
         last_failed_at=when,
         parts=tuple(parts) if parts is not None else None,
+        speaker=speaker,
     )
 
 
@@ -228,7 +222,7 @@ def parse_envelope(text: str) -> Envelope:
     observations: list[Observation] = _get(document, "observations", list)
     if not observations or not all(isinstance(o, dict) for o in observations):
         raise MalformedEnvelope("observations must be a non-empty list of objects")
-    failure = _failure(_get(document, "failure", dict))
+    failure = read_failure(_get(document, "failure", dict))
     identifier_doc = _get(document, "identifier", dict, optional=True)
     identifier = None
     if identifier_doc is not None:
@@ -239,8 +233,9 @@ def parse_envelope(text: str) -> Envelope:
     profile_id = _get(document, "profileId", str, optional=True)
     if profile_id is not None and not _PROFILE_ID.match(profile_id):
         raise MalformedEnvelope("profileId is not a profile id")
-    if profile_id is None and identifier is None:
-        raise MalformedEnvelope("neither profileId nor identifier is set")
+    speaker = read_speaker(document.get("speaker"))
+    if profile_id is None and identifier is None and (speaker is None or speaker.kind is not None):
+        raise MalformedEnvelope("neither profileId, identifier nor an unclassified speaker is set")
     attempts = _get(document, "attempts", int)
     parts = document.get("parts")
     if parts is not None and (
@@ -266,6 +261,7 @@ def parse_envelope(text: str) -> Envelope:
         history=tuple(h for h in document.get("history") or () if isinstance(h, dict)),
         parts=tuple(parts) if parts is not None else None,
         left_for_people_at=str(document.get("leftForPeopleAt") or ""),
+        speaker=speaker,
     )
 
 
@@ -278,21 +274,17 @@ def _document(text: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise MalformedEnvelope("not a JSON object")
     version = document.get("version")
-    if version != ENVELOPE_VERSION:
+    if version not in READABLE_VERSIONS:
         raise MalformedEnvelope(f"unsupported envelope version {version!r}")
     return document
 
 
-def _failure(failure_doc: Mapping[str, Any]) -> FailureRecord:
-    stage = failure_doc.get("stage")
-    if stage not in ("resolve_profile", "post_observations"):
-        raise MalformedEnvelope(f"unknown failure stage {stage!r}")
-    retry_after = failure_doc.get("retryAfter")
-    return FailureRecord(
-        stage=stage,
-        status=failure_doc.get("status"),
-        code=failure_doc.get("code"),
-        message=str(failure_doc.get("message") or ""),
-        ambiguous=bool(failure_doc.get("ambiguous")),
-        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
-    )
+__all__ = [
+    "Envelope",
+    "FailureRecord",
+    "MalformedEnvelope",
+    "SpeakerRecord",
+    "Stage",
+    "new_envelope",
+    "parse_envelope",
+]

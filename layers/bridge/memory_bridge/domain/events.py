@@ -87,6 +87,10 @@ class MessageAdded:
     date_created: datetime
     index: int | None
     attachments: tuple[Attachment, ...] = field(default=())
+    # Who sent it, as the webhook says: the participant (absent for system messages and for authors
+    # who are no participant), the SDK's identity (SDK events only), and SDK or API.
+    participant_sid: str | None = None
+    client_identity: str | None = None
 
 
 def _lower_headers(event: Mapping[str, Any]) -> dict[str, str]:
@@ -203,10 +207,11 @@ def parse_message_added(request: WebhookRequest) -> MessageAdded:
         index = int(index_raw) if index_raw not in (None, "") else None
     except ValueError:
         raise MalformedRequest("Index is not an integer") from None
-    # Not used, but checked when present, so that neither can absorb the field after it. Not
+    # Checked when present, so that neither can absorb the field after it. Not
     # required: a message posted through the REST API by an author who is no participant has none.
     _check_optional_sid(request, "ChatServiceSid", "IS")
     _check_optional_sid(request, "ParticipantSid", "MB")
+    client_identity = (request.first("ClientIdentity") or "").strip() or None
     return MessageAdded(
         message_sid=_required_sid(request, "MessageSid", "IM"),
         conversation_sid=_required_sid(request, "ConversationSid", "CH"),
@@ -216,4 +221,6 @@ def parse_message_added(request: WebhookRequest) -> MessageAdded:
         date_created=_parse_timestamp(_required(request, "DateCreated")),
         index=index,
         attachments=parse_media(request.first("Media")),
+        participant_sid=request.first("ParticipantSid") or None,
+        client_identity=client_identity,
     )

@@ -57,14 +57,24 @@ def rfc3339(moment: datetime) -> str:
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build_observations(message: MessageAdded, source: str, content: str | None = None) -> list[Observation]:
+def build_observations(
+    message: MessageAdded,
+    source: str,
+    content: str | None = None,
+    *,
+    label: str = "",
+    room: int = 0,
+) -> list[Observation]:
     """Observations for one message (of `content`, its text once redacted, when given); empty when
-    there is nothing to remember."""
+    there is nothing to remember. `label` (who spoke, e.g. "Agent: ") starts every piece, so that
+    each observation says who spoke on its own; `room` bytes are left free in each piece for a label
+    added later (a message parked before its speaker was known)."""
     content = message_content(message) if content is None else content
     if not content:
         return []
     occurred_at = rfc3339(message.date_created)
-    return [{"content": piece, "source": source, "occurredAt": occurred_at} for piece in split_utf8(content)]
+    pieces = split_utf8(content, MAX_CONTENT_BYTES - len(label.encode("utf-8")) - room)
+    return [{"content": label + piece, "source": source, "occurredAt": occurred_at} for piece in pieces]
 
 
 def batches(items: Sequence[T], size: int = MAX_OBSERVATIONS_PER_REQUEST) -> Iterator[list[T]]:

@@ -74,7 +74,9 @@ def record_result(metrics: MetricsSink, logger: KeyedLogger, result: JsonResult)
         )
     else:
         reason = result.get("reason", "")
-        metrics.add_metric(f"MessagesSkipped{str(reason).capitalize()}", "Count", 1)
+        # "several customers" → MessagesSkippedSeveralCustomers
+        name = "".join(word.capitalize() for word in str(reason).split())
+        metrics.add_metric(f"MessagesSkipped{name}", "Count", 1)
         logger.info("message skipped", extra={"reason": reason})
 
 

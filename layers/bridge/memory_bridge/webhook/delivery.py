@@ -11,21 +11,32 @@ each part, for the ledger.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
 from memory_bridge.deadlines import Deadline
 from memory_bridge.domain.envelope import FailureRecord, Stage, new_envelope
-from memory_bridge.domain.events import MessageAdded
-from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
 from memory_bridge.domain.ledger import PartsPlan
-from memory_bridge.domain.observations import Observation, batches, build_observations, message_content
+from memory_bridge.domain.observations import batches
 from memory_bridge.domain.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
-from memory_bridge.domain.redaction import NOTHING_FOUND, RedactionRules, redact
 from memory_bridge.ports import DeadLetterSink, ObservationWriter, QueueUnavailable
 from memory_bridge.profiles import ProfileCache, resolve_profile
+from memory_bridge.webhook.preparing import DeliveryRules, Prepared, Skipped, prepare
+
+# prepare, Prepared, Skipped and DeliveryRules live in preparing.py; the service imports them from here.
+__all__ = [
+    "Delivery",
+    "DeliveryRules",
+    "Parked",
+    "Posted",
+    "Prepared",
+    "Skipped",
+    "Unparked",
+    "deliver",
+    "prepare",
+]
 
 # Seconds kept back for writing the envelope to the queue if the post fails, and for the ledger's
 # closing write: Memory calls get what is left.
@@ -53,12 +64,6 @@ class Parked:
 
 
 @dataclass(frozen=True)
-class Skipped:
-    reason: Literal["empty", "system", "agent", "sensitive"]
-    redacted: Mapping[str, int] = field(default_factory=lambda: NOTHING_FOUND)  # "sensitive": by kind
-
-
-@dataclass(frozen=True)
 class Unparked:
     """The envelope could not be written: the webhook answers 503 so that Twilio retries."""
 
@@ -75,26 +80,7 @@ class Delivery:
     result: DeliveryResult
     accepted: frozenset[int] = frozenset()  # Memory answered 202
     in_doubt: frozenset[int] = frozenset()  # may be in Memory: a timeout, a dropped connection
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A customer's message, ready to deliver: who wrote it and its observations (parts 0..n-1)."""
-
-    message: MessageAdded
-    who: Identifier
-    observations: tuple[Observation, ...]
-    redacted: Mapping[str, int] = field(default_factory=lambda: NOTHING_FOUND)  # replaced, by kind
-
-
-@dataclass(frozen=True)
-class DeliveryRules:
-    store_id: str
-    source: str
-    trait_group: str
-    chat_id_type: str
-    agent_identities: frozenset[str]
-    redaction: RedactionRules = field(default_factory=RedactionRules)
+    profiles_created: int = 0
 
 
 class _Attempts:
@@ -126,23 +112,6 @@ class _Attempts:
         self._sleep(wait)
         self.calls += 1
         return call()
-
-
-def prepare(message: MessageAdded, rules: DeliveryRules) -> Prepared | Skipped:
-    """Who wrote it and what to remember; Skipped for agents, system messages and empty ones."""
-    who = identifier_for(
-        message.author, chat_id_type=rules.chat_id_type, agent_identities=rules.agent_identities
-    )
-    if isinstance(who, NotACustomer):
-        return Skipped(who.reason)
-    # The one redaction step: nothing after it (Memory, the envelope, the logs) sees the original.
-    redacted = redact(message_content(message), rules.redaction.kinds)
-    if redacted.found and rules.redaction.mode == "skip":
-        return Skipped("sensitive", redacted.found)
-    observations = build_observations(message, rules.source, redacted.text)
-    if not observations:
-        return Skipped("empty")
-    return Prepared(message, who, tuple(observations), redacted.found)
 
 
 def deliver(
@@ -178,6 +147,7 @@ class _Run:
     now: Callable[[], datetime]
     attempts: _Attempts
     accepted: set[int] = field(default_factory=set)
+    created: list[str] = field(default_factory=list)  # profiles this delivery made
     # An earlier delivery may have posted these: park, never post blind.
     in_doubt: set[int] = field(init=False)
 
@@ -187,11 +157,19 @@ class _Run:
     def deliver(self) -> Delivery:
         rules, who, attempts = self.rules, self.prepared.who, self.attempts
         to_post = list(self.plan.post)
+        if self.prepared.unresolved is not None or who is None:
+            unresolved = self.prepared.unresolved or Permanent(status=0, message="no speaker")
+            return self.park("resolve_speaker", unresolved, to_post, None)
         profile_id = self.profiles.get(who)
         if profile_id is None and to_post:
             resolved = attempts.run(
                 lambda: resolve_profile(
-                    self.memory, rules.store_id, who, rules.trait_group, attempts.call_timeout
+                    self.memory,
+                    rules.store_id,
+                    who,
+                    rules.trait_group,
+                    attempts.call_timeout,
+                    created=self.created,
                 )
             )
             if isinstance(resolved, Retryable | Permanent):
@@ -235,6 +213,7 @@ class _Run:
             and outcome.canonical_profile_id != profile_id
         ):
             canonical = outcome.canonical_profile_id
+            assert self.prepared.who is not None
             self.profiles.put(self.prepared.who, canonical)
             followed = attempts.run(
                 lambda: self.memory.create_observations(
@@ -245,7 +224,7 @@ class _Run:
         return outcome, profile_id
 
     def report(self, result: DeliveryResult) -> Delivery:
-        return Delivery(result, frozenset(self.accepted), frozenset(self.in_doubt))
+        return Delivery(result, frozenset(self.accepted), frozenset(self.in_doubt), len(self.created))
 
     def park(
         self,
@@ -274,6 +253,7 @@ class _Run:
             trait_group=rules.trait_group,
             now=self.now(),
             parts=parts,
+            speaker=self.prepared.speaker,
         )
         timeout = max(self.deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05)
         try:

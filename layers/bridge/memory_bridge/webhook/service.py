@@ -20,18 +20,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_bridge.deadlines import Deadline
-from memory_bridge.domain.credentials import CredentialsError, TwilioCredentials
+from memory_bridge.domain.credentials import TwilioCredentials
 from memory_bridge.domain.events import (
     MESSAGE_ADDED,
     MalformedRequest,
     MessageAdded,
-    RequestTooLarge,
     WebhookRequest,
     event_type,
     parse_message_added,
-    read_webhook_request,
 )
 from memory_bridge.domain.ledger import Busy, Claimed, Finished, Settlement, plan_parts
+from memory_bridge.domain.outcomes import Failure
+from memory_bridge.domain.speakers import Speaker
 from memory_bridge.ports import (
     CredentialsSource,
     DeadLetterSink,
@@ -42,13 +42,13 @@ from memory_bridge.ports import (
     ObservationWriter,
 )
 from memory_bridge.profiles import ProfileCache
+from memory_bridge.speaking import Said, Speakers
 from memory_bridge.webhook.answers import (
     Answer,
     count_redactions,
     record_result,
     response,
     result_json,
-    too_large,
 )
 from memory_bridge.webhook.delivery import (
     RESERVE_SECONDS,
@@ -60,13 +60,20 @@ from memory_bridge.webhook.delivery import (
     deliver,
     prepare,
 )
+from memory_bridge.webhook.verification import Verifier
 
 # Leave this much of Lambda's own remaining time unused, whatever the configured budget.
 LAMBDA_SAFETY_SECONDS = 0.5
 # The ledger claim waits at most this long: a slow table answers 503 with time to spare.
 CLAIM_TIMEOUT_SECONDS = 0.8
-# The secret, when it must be read during a call (first call after a failed init, or a rotation).
-SECRET_TIMEOUT_SECONDS = 1.5
+# The Conversations API's participants read waits at most this long (all pages together): with the
+# claim's 0.8 s after it, the Memory calls keep at least 1.5 s of a 4 s budget.
+PARTICIPANTS_TIMEOUT_SECONDS = 1.2
+SPEAKER_METRICS = {
+    "customer": "MessagesFromCustomers",
+    "agent": "MessagesFromAgents",
+    "brand": "MessagesFromBrand",
+}
 
 
 @dataclass
@@ -81,9 +88,13 @@ class WebhookService:
     ledger: DeliveryLedger
     metrics: MetricsSink
     logger: KeyedLogger
+    speakers: Speakers
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        self.verifier = Verifier(self.public_webhook_url, self.credentials, self.metrics, self.logger)
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         deadline = Deadline(self._budget(context), self.clock)
@@ -100,14 +111,14 @@ class WebhookService:
 
     def _handle(self, event: Mapping[str, Any], context: Any, deadline: Deadline) -> Answer:
         """verify → parse → claim → deliver → settle; each step returns the answer when it ends the call."""
-        verified = self._verified(event, deadline)
+        verified = self.verifier.verified(event, deadline)
         if isinstance(verified, dict):
             return verified
         request, credentials = verified
         message = self._message(request, credentials)
         if isinstance(message, dict):
             return message
-        prepared = prepare(message, self.rules)
+        prepared = prepare(message, self.rules, self._speaker(message, deadline))
         count_redactions(self.metrics, self.logger, self.rules.redaction.mode, prepared.redacted)
         if isinstance(prepared, Skipped):
             record_result(self.metrics, self.logger, result_json(prepared))
@@ -117,27 +128,11 @@ class WebhookService:
         if isinstance(claim, dict):
             return claim
         delivery = self._deliver(prepared, claim, deadline)
+        if delivery.profiles_created:
+            self.metrics.add_metric("ProfilesCreated", "Count", delivery.profiles_created)
         return self._settle(message.message_sid, owner, len(prepared.observations), delivery, deadline)
 
     # ---- steps ----------------------------------------------------------------------------
-
-    def _verified(
-        self, event: Mapping[str, Any], deadline: Deadline
-    ) -> tuple[WebhookRequest, TwilioCredentials] | Answer:
-        """The request and the credentials that verified it; else the answer (413 before anything is
-        read, 403, or 503 without the secret)."""
-        try:
-            request = read_webhook_request(event, self.public_webhook_url)
-        except RequestTooLarge as error:
-            # Before the signature, which would cost reading every field: refused on its size alone.
-            return too_large(self.metrics, self.logger, str(error))
-        except MalformedRequest:
-            # Unreadable means unverifiable: fail closed, exactly as for a wrong signature.
-            return self._reject_signature("unreadable request")
-        if not request.signature:
-            return self._reject_signature("missing signature")
-        verified = self._verify(request, deadline)
-        return verified if isinstance(verified, dict) else (request, verified)
 
     def _message(self, request: WebhookRequest, credentials: TwilioCredentials) -> MessageAdded | Answer:
         """The message the webhook carries; else the answer (400 malformed, 200 for another event,
@@ -146,7 +141,9 @@ class WebhookService:
         if account and account.lower() != credentials.account_sid.lower():
             # Signed, but not for the secret's account (secrets mixed up, or fields re-split). Counted as
             # rejected and not as received, so that a mix-up rejecting every webhook pages.
-            return self._reject_signature("AccountSid is not the secret's account_sid", "wrong account")
+            return self.verifier.reject_signature(
+                "AccountSid is not the secret's account_sid", "wrong account"
+            )
         try:
             kind = event_type(request)
         except MalformedRequest as error:
@@ -247,6 +244,26 @@ class WebhookService:
         record_result(self.metrics, self.logger, result)
         return response(200, str(result["outcome"]), **{k: v for k, v in result.items() if k != "outcome"})
 
+    def _speaker(self, message: MessageAdded, deadline: Deadline) -> Speaker | Failure:
+        """Who spoke, from the conversation's participants (cached); the failure when they could not
+        be read in time, for the message to be parked (never posted to a guessed profile)."""
+        reads = self.speakers.reads
+        left = deadline.remaining() - RESERVE_SECONDS - CLAIM_TIMEOUT_SECONDS
+        speaker = self.speakers.identify(
+            Said.of(message), timeout=lambda: max(min(PARTICIPANTS_TIMEOUT_SECONDS, left), 0.05)
+        )
+        if self.speakers.reads > reads:
+            self.metrics.add_metric("ParticipantsRead", "Count", self.speakers.reads - reads)
+        if isinstance(speaker, Speaker):
+            self.metrics.add_metric(SPEAKER_METRICS[speaker.kind], "Count", 1)
+        else:
+            self.metrics.add_metric("SpeakerUnresolved", "Count", 1)
+            self.logger.warning(
+                "participants not read; the message is parked for the replay to classify",
+                extra={"status": speaker.status, "reason": speaker.message[:120]},
+            )
+        return speaker
+
     # ---- helpers --------------------------------------------------------------------------
 
     def _budget(self, context: Any) -> float:
@@ -262,33 +279,6 @@ class WebhookService:
         if callable(remaining_ms):
             return float(remaining_ms()) / 1000 + 1.0
         return deadline.remaining() + 1.0
-
-    def _verify(self, request: WebhookRequest, deadline: Deadline) -> TwilioCredentials | Answer:
-        """The credentials whose token signed the request; else the answer to give."""
-        secret_timeout = min(SECRET_TIMEOUT_SECONDS, deadline.remaining() - RESERVE_SECONDS)
-        try:
-            credentials = self.credentials.get(timeout=secret_timeout)
-        except CredentialsError as error:
-            self.logger.error("Twilio credentials secret is unusable", extra={"reason": str(error)})
-            return response(503, "credentials_unavailable")
-        except Exception as error:  # noqa: BLE001 - Secrets Manager unreachable: we cannot verify, Twilio retries
-            self.logger.error("Twilio credentials could not be read", extra={"reason": type(error).__name__})
-            return response(503, "credentials_unavailable")
-        if request.signed_by(credentials.signing_tokens):
-            return credentials
-        # The token may have been rotated since this container cached it: read again (rate-limited).
-        try:
-            fresh = self.credentials.refresh(timeout=secret_timeout)
-        except Exception:  # noqa: BLE001 - a failed re-read means the old tokens stand
-            fresh = None
-        if fresh is not None and request.signed_by(fresh.signing_tokens):
-            return fresh
-        return self._reject_signature("signature mismatch")
-
-    def _reject_signature(self, reason: str, error: str = "invalid signature") -> dict[str, Any]:
-        self.metrics.add_metric("SignatureRejected", "Count", 1)
-        self.logger.warning("webhook rejected", extra={"reason": reason})
-        return response(403, "forbidden", error=error)
 
     def _malformed(self, error: MalformedRequest) -> dict[str, Any]:
         self.metrics.add_metric("MalformedWebhooks", "Count", 1)

@@ -1,0 +1,53 @@
+"""Adapter for Twilio's Conversations REST API (https://conversations.twilio.com, v1): what the bridge
+reads of a conversation, over memory_bridge.adapters.twilio_http (pooled urllib3, deadlines, outcomes)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from memory_bridge.adapters.twilio_http import TwilioJsonClient, path_segment
+from memory_bridge.domain.outcomes import Accepted, Failure, Permanent, Retryable
+from memory_bridge.domain.speakers import Participant, Roster
+
+# Twilio's largest page. A conversation rarely has more than a few participants (a group MMS at most
+# ten), so one page is the rule; the cap bounds what a huge chat room could cost a webhook.
+PAGE_SIZE = 100
+MAX_PAGES = 5
+
+
+class ConversationsApiClient(TwilioJsonClient):
+    def participants(self, conversation_sid: str, timeout: float | None = None) -> Roster | Failure:
+        """Every participant of the conversation (following `meta.next_page_url`), within `timeout`
+        for all pages together; else the failure (429/5xx/timeouts retryable, 4xx permanent)."""
+        ends = None if timeout is None else time.monotonic() + timeout
+        path = f"/v1/Conversations/{path_segment(conversation_sid)}/Participants"
+        query: dict[str, str | None] = {"PageSize": str(PAGE_SIZE)}
+        found: list[Participant] = []
+        for _ in range(MAX_PAGES):
+            left = None if ends is None else max(ends - time.monotonic(), 0.05)
+            outcome = self.request("GET", path, query=query, timeout=left)
+            if isinstance(outcome, Retryable | Permanent):
+                return outcome
+            if not isinstance(outcome, Accepted):  # a redirect: not an answer this API gives
+                return Permanent(status=outcome.status, message="unexpected redirect")
+            body: dict[str, Any] = outcome.body if isinstance(outcome.body, dict) else {}
+            found.extend(
+                Participant.from_json(p) for p in body.get("participants") or () if isinstance(p, dict)
+            )
+            following = _next_page(body)
+            if following is None:
+                return Roster(tuple(found))
+            query = following
+        return Roster(tuple(found))
+
+
+def _next_page(body: dict[str, Any]) -> dict[str, str | None] | None:
+    """The next page's query, taken from `meta.next_page_url` and sent to this client's own base URL
+    only (the credentials never follow a host named in an answer)."""
+    meta = body.get("meta")
+    url = meta.get("next_page_url") if isinstance(meta, dict) else None
+    if not isinstance(url, str) or not url:
+        return None
+    return dict(parse_qsl(urlsplit(url).query))

@@ -1,0 +1,90 @@
+"""The parts of an envelope that say why it was parked and who spoke. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from memory_bridge.domain.outcomes import Failure, Permanent
+from memory_bridge.domain.speakers import KINDS, SpeakerKind
+
+# resolve_speaker: the conversation's participants could not be read (the Conversations API);
+# resolve_profile: the customer's profile could not be found or made; post_observations: Memory refused.
+Stage = Literal["resolve_speaker", "resolve_profile", "post_observations"]
+STAGES: tuple[Stage, ...] = ("resolve_speaker", "resolve_profile", "post_observations")
+
+
+class MalformedEnvelope(ValueError):
+    """A queued message is not an envelope this version can read."""
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    stage: Stage
+    status: int | None
+    code: int | None
+    message: str
+    ambiguous: bool = False
+    retry_after: float | None = None
+
+    @classmethod
+    def from_outcome(cls, stage: Stage, failure: Failure) -> FailureRecord:
+        if isinstance(failure, Permanent):
+            return cls(stage, failure.status, failure.code, failure.message[:500])
+        return cls(
+            stage,
+            failure.status,
+            failure.code,
+            failure.message[:500],
+            ambiguous=failure.ambiguous,
+            retry_after=failure.retry_after,
+        )
+
+
+@dataclass(frozen=True)
+class SpeakerRecord:
+    """What the webhook knew of who spoke. `kind` None: not known yet (the participants could not be
+    read), so the replay classifies it, as the webhook would have, before it resolves a profile."""
+
+    kind: SpeakerKind | None
+    author: str | None = None
+    participant_sid: str | None = None
+    client_identity: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "author": self.author,
+            "participantSid": self.participant_sid,
+            "clientIdentity": self.client_identity,
+        }
+
+
+def read_speaker(document: Any) -> SpeakerRecord | None:
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise MalformedEnvelope("speaker must be an object")
+    kind = document.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise MalformedEnvelope(f"unknown speaker kind {kind!r}")
+    texts = [document.get(name) for name in ("author", "participantSid", "clientIdentity")]
+    if not all(value is None or isinstance(value, str) for value in texts):
+        raise MalformedEnvelope("speaker's author, participantSid and clientIdentity must be strings")
+    return SpeakerRecord(kind, *texts)
+
+
+def read_failure(failure_doc: Mapping[str, Any]) -> FailureRecord:
+    stage = failure_doc.get("stage")
+    if stage not in STAGES:
+        raise MalformedEnvelope(f"unknown failure stage {stage!r}")
+    retry_after = failure_doc.get("retryAfter")
+    return FailureRecord(
+        stage=stage,
+        status=failure_doc.get("status"),
+        code=failure_doc.get("code"),
+        message=str(failure_doc.get("message") or ""),
+        ambiguous=bool(failure_doc.get("ambiguous")),
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+    )

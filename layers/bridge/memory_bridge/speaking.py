@@ -1,0 +1,112 @@
+"""Who spoke, for both flows: the conversation's participants (cached per container), then the rules
+of memory_bridge.domain.speakers.
+
+Participants are read from the Conversations API once per conversation and kept for a TTL, so a
+webhook whose conversation is cached makes no call. A ParticipantSid the cached list lacks (someone
+joined since) reads the list again, once. Learning participants from onParticipantAdded webhooks was
+the other way: it was not chosen, since Lambda containers share no memory (each would learn alone,
+or need a table), and participants who joined before the deploy would never be known.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from memory_bridge.domain.events import MessageAdded
+from memory_bridge.domain.identifiers import SYSTEM_AUTHOR
+from memory_bridge.domain.outcomes import Failure
+from memory_bridge.domain.speakers import AgentMessages, AgentRules, Roster, Speaker, classify
+from memory_bridge.ports import ParticipantDirectory
+
+
+class RosterCache:
+    """conversation SID → its participants, per container, each for `ttl` seconds; bounded in size."""
+
+    def __init__(self, ttl: float, max_entries: int = 5_000, clock: Callable[[], float] = time.monotonic):
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[Roster, float]] = OrderedDict()
+
+    def get(self, conversation_sid: str) -> Roster | None:
+        entry = self._entries.get(conversation_sid)
+        if entry is None:
+            return None
+        roster, expires = entry
+        if self._clock() >= expires:
+            del self._entries[conversation_sid]
+            return None
+        self._entries.move_to_end(conversation_sid)
+        return roster
+
+    def put(self, conversation_sid: str, roster: Roster) -> None:
+        if self._ttl <= 0:
+            return
+        self._entries[conversation_sid] = (roster, self._clock() + self._ttl)
+        self._entries.move_to_end(conversation_sid)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class SpeakerRules:
+    agents: AgentRules
+    agent_messages: AgentMessages
+    chat_id_type: str
+
+
+@dataclass(frozen=True)
+class Said:
+    """Who said one message, as far as the message itself tells."""
+
+    conversation_sid: str
+    author: str | None
+    participant_sid: str | None
+    client_identity: str | None = None
+
+    @classmethod
+    def of(cls, message: MessageAdded) -> Said:
+        return cls(message.conversation_sid, message.author, message.participant_sid, message.client_identity)
+
+
+@dataclass
+class Speakers:
+    """The participants' port and the container's cache; `reads` counts the calls made."""
+
+    directory: ParticipantDirectory
+    cache: RosterCache
+    rules: SpeakerRules
+    reads: int = 0
+
+    def identify(self, said: Said, timeout: Callable[[], float | None]) -> Speaker | Failure:
+        """The speaker; the failure when the participants could not be read (never a guess)."""
+        author = (said.author or "").strip()
+        if self.rules.agent_messages == "skip" and (not author or author.lower() == SYSTEM_AUTHOR):
+            return Speaker("brand", said.participant_sid, ())  # goes nowhere: no need to ask who else
+        roster = self.cache.get(said.conversation_sid)
+        fresh = roster is None
+        if roster is None or (
+            said.participant_sid and roster.by_sid(said.participant_sid) is None and not fresh
+        ):
+            read = self._read(said.conversation_sid, timeout)
+            if not isinstance(read, Roster):
+                return read
+            roster = read
+        return classify(
+            roster,
+            author=said.author,
+            participant_sid=said.participant_sid,
+            client_identity=said.client_identity,
+            rules=self.rules.agents,
+            chat_id_type=self.rules.chat_id_type,
+        )
+
+    def _read(self, conversation_sid: str, timeout: Callable[[], float | None]) -> Roster | Failure:
+        self.reads += 1
+        read = self.directory.participants(conversation_sid, timeout=timeout())
+        if isinstance(read, Roster):
+            self.cache.put(conversation_sid, read)
+        return read
