@@ -38,6 +38,7 @@ from memory_bridge_cli.common import (
     writable_path,
     write_private_file,
 )
+from memory_bridge_cli.conversations import add_conversations_url_option, conversations_target
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 
@@ -415,6 +416,19 @@ def who_am_i(args: argparse.Namespace) -> dict[str, str]:
     return identity
 
 
+def replay_speakers(args: argparse.Namespace, settings: Any) -> Any:
+    """The Conversations client that tells who spoke, for envelopes parked before the webhook knew:
+    --conversations-api-url, else CONVERSATIONS_API_BASE_URL, else the local stack's (with its queue)."""
+    from memory_bridge.ports import StaticCredentials
+    from memory_bridge.runtime import build_speakers
+
+    state = local_stack_state() if args.queue_from_local_stack else None
+    base_url, credentials = conversations_target(args, state)
+    return build_speakers(
+        settings.speakers, settings.chat_id_type, StaticCredentials(credentials), base_url=base_url
+    )
+
+
 def command_replay(args: argparse.Namespace, console: Console) -> int:
     from memory_bridge.config import ConfigError, ReplaySettings
     from memory_bridge.replay import ReplayOptions, progress_line
@@ -441,6 +455,7 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
     # Memory is the local stack's only when the queue is: a queue named by --queue-url is replayed to
     # Memory named by --memory-api-url / MEMORY_API_BASE_URL (else Twilio's), never to a state file's URL.
     memory = memory_client(args, local_stack=args.queue_from_local_stack)
+    speakers = replay_speakers(args, settings)
     started = time.monotonic()
     last = [0.0]
     interactive = console.err.isatty()
@@ -459,7 +474,12 @@ def command_replay(args: argparse.Namespace, console: Console) -> int:
         + f"Replaying {args.kind} messages from {queue.queue_url}"
     )
     engine = build_replay_engine(
-        settings, queue=queue, ledger_client_factory=lambda: ledger_client, memory=memory, progress=progress
+        settings,
+        queue=queue,
+        ledger_client_factory=lambda: ledger_client,
+        memory=memory,
+        speakers=speakers,
+        progress=progress,
     )
     summary = engine.run(options)
     summary.notes.append(
@@ -650,6 +670,7 @@ def register(commands: Any, parser_class: type) -> None:
         help="stop after this many consecutive failures, leaving the rest untouched (default 5)",
     )
     replay.add_argument("--report", help="write a JSON report with an audit line to this file")
+    add_conversations_url_option(replay)  # who spoke, for messages parked before the webhook knew
     replay.add_argument("--show-content", action="store_true", help="list MessageSids in the dry-run plan")
     common(replay, memory=True)
     replay.set_defaults(handler=command_replay)

@@ -6,13 +6,14 @@ environment itself; the runtime hands in `os.environ` at cold start.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from memory_bridge.api_urls import MEMORY_API_URL_PATTERN as MEMORY_API_URL_PATTERN
+from memory_bridge.api_urls import require_api_url
 from memory_bridge.domain.attribution import MAX_BASE_SOURCE
 from memory_bridge.domain.redaction import KINDS, RedactionRules, parse_kinds, parse_mode
 from memory_bridge.domain.speakers import AGENT_MESSAGES, AgentMessages, AgentRules
@@ -27,19 +28,6 @@ TRAIT_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 DEFAULT_MEMORY_API_BASE_URL = "https://memory.twilio.com"
 DEFAULT_CONVERSATIONS_API_BASE_URL = "https://conversations.twilio.com"
-# Where Memory may be: https:// anywhere, plain http:// only to this machine (the sandbox, a local
-# proxy), since the Basic authorization header carries the account SID and auth token in the clear.
-# template.yaml's MemoryApiBaseUrl has this same pattern (a test holds them equal). No userinfo (`@`),
-# backslash or whitespace: where URL parsers disagree about the host, a loopback URL could reach another.
-_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-MEMORY_API_URL_PATTERN = re.compile(
-    r"^(https://[^/?#@\s\\]+"
-    rf"|http://(localhost|127\.{_OCTET}\.{_OCTET}\.{_OCTET}|\[::1\])(:[0-9]{{1,5}})?)"
-    r"([/?#][^\s\\]*)?$"
-)
-MEMORY_API_URL_RULE = (
-    "https://, or http:// only to loopback (localhost, 127.x.x.x, [::1]): every call carries the credentials"
-)
 DEFAULT_OBSERVATION_SOURCE = "twilio-conversations"
 # The ledger record of each MessageSid must outlive its envelope on the queue (SQS keeps 14 days).
 DEFAULT_LEDGER_TTL_SECONDS = 15 * 24 * 3600
@@ -61,12 +49,8 @@ class Settings:
     # idType for authors that are neither phone, WhatsApp nor email (chat identities).
     chat_id_type: str = "chat_identity"
     profile_trait_group: str = "Contact"
-    # Who is an agent among chat participants (names, patterns, an attribute), and where agents' and
-    # the brand's words go (memory_bridge.domain.speakers, .attribution).
-    agent_rules: AgentRules = field(default_factory=AgentRules)
-    agent_messages: AgentMessages = "attribute"
-    conversations_api_base_url: str = DEFAULT_CONVERSATIONS_API_BASE_URL
-    participant_cache_ttl_seconds: float = 300.0
+    # Who is an agent among chat participants, and where agents' and the brand's words go.
+    speakers: SpeakerSettings = field(default_factory=lambda: SpeakerSettings())
     profile_cache_ttl_seconds: float = 900.0
     # Twilio waits 5 s; the webhook aims to answer within this, queue write included.
     webhook_budget_seconds: float = 4.0
@@ -94,12 +78,7 @@ class Settings:
             observation_source=_observation_source(read),
             chat_id_type=read.matching("CHAT_ID_TYPE", "chat_identity", ID_TYPE_PATTERN),
             profile_trait_group=read.matching("PROFILE_TRAIT_GROUP", "Contact", TRAIT_GROUP_PATTERN),
-            agent_rules=_agent_rules(read),
-            agent_messages=read.parsed("AGENT_MESSAGES", "attribute", _agent_messages),
-            conversations_api_base_url=_api_base_url(
-                read, "CONVERSATIONS_API_BASE_URL", DEFAULT_CONVERSATIONS_API_BASE_URL
-            ),
-            participant_cache_ttl_seconds=read.number("PARTICIPANT_CACHE_TTL_SECONDS", 300.0, 0, 3600),
+            speakers=SpeakerSettings.read(read),
             profile_cache_ttl_seconds=read.number("PROFILE_CACHE_TTL_SECONDS", 900.0, 0, 86400),
             webhook_budget_seconds=read.number("WEBHOOK_BUDGET_SECONDS", 4.0, 1.0, 4.5),
             memory_connect_timeout_seconds=read.number("MEMORY_API_CONNECT_TIMEOUT", 1.0, 0.05, 5),
@@ -110,9 +89,40 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class SpeakerSettings:
+    """What tells who spoke and where their words go: for the webhook and the replay alike."""
+
+    agent_rules: AgentRules = field(default_factory=AgentRules)
+    agent_messages: AgentMessages = "attribute"
+    conversations_api_base_url: str = DEFAULT_CONVERSATIONS_API_BASE_URL
+    participant_cache_ttl_seconds: float = 300.0
+
+    @classmethod
+    def read(cls, read: _Reader) -> SpeakerSettings:
+        return cls(
+            agent_rules=_agent_rules(read),
+            agent_messages=read.parsed("AGENT_MESSAGES", "attribute", _agent_messages),
+            conversations_api_base_url=_api_base_url(
+                read, "CONVERSATIONS_API_BASE_URL", DEFAULT_CONVERSATIONS_API_BASE_URL
+            ),
+            participant_cache_ttl_seconds=read.number("PARTICIPANT_CACHE_TTL_SECONDS", 300.0, 0, 3600),
+        )
+
+
 # The functions' variables a replay by hand must match (ReplaySettings.for_operator reads them):
 # the CLI takes them from the stack, the local stack's state file or the shell.
-REPLAY_VARIABLES = ("REDACT_SENSITIVE_NUMBERS", "REDACT_MODE", "IDEMPOTENCY_TTL_SECONDS")
+REPLAY_VARIABLES = (
+    "REDACT_SENSITIVE_NUMBERS",
+    "REDACT_MODE",
+    "IDEMPOTENCY_TTL_SECONDS",
+    # Who spoke, for messages parked before the webhook knew (speakers): classified as it would have.
+    "AGENT_MESSAGES",
+    "AGENT_IDENTITIES",
+    "AGENT_ATTRIBUTE",
+    "OBSERVATION_SOURCE",
+    "CHAT_ID_TYPE",
+)
 
 
 @dataclass(frozen=True)
@@ -132,10 +142,16 @@ class ReplaySettings:
     idempotency_table: str | None = None
     memory_api_base_url: str = DEFAULT_MEMORY_API_BASE_URL
     credentials_secret: str | None = None
+    speakers: SpeakerSettings = field(default_factory=lambda: SpeakerSettings())
+    observation_source: str = DEFAULT_OBSERVATION_SOURCE
+    chat_id_type: str = "chat_identity"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplaySettings:
         return cls(
+            speakers=settings.speakers,
+            observation_source=settings.observation_source,
+            chat_id_type=settings.chat_id_type,
             redaction_kinds=settings.redaction.kinds,
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
             target_store=settings.memory_store_id,
@@ -150,7 +166,13 @@ class ReplaySettings:
         """The CLI's: the stack's REDACT_SENSITIVE_NUMBERS and IDEMPOTENCY_TTL_SECONDS (from `env`,
         which the CLI fills from the stack, the local stack or its own environment); no target store."""
         read = _Reader(env)
-        return cls(redaction_kinds=_redaction(read).kinds, idempotency_ttl_seconds=_ledger_ttl(read))
+        return cls(
+            redaction_kinds=_redaction(read).kinds,
+            idempotency_ttl_seconds=_ledger_ttl(read),
+            speakers=SpeakerSettings.read(read),
+            observation_source=_observation_source(read),
+            chat_id_type=read.matching("CHAT_ID_TYPE", "chat_identity", ID_TYPE_PATTERN),
+        )
 
 
 class _Reader:
@@ -210,6 +232,14 @@ def _api_base_url(read: _Reader, name: str, default: str) -> str:
     return base_url
 
 
+def require_memory_api_url(name: str, value: str) -> None:
+    """Memory's (or Conversations') base URL, checked; `name` is where it came from, for the error."""
+    try:
+        require_api_url(name, value)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _agent_rules(read: _Reader) -> AgentRules:
     attribute = read.env.get("AGENT_ATTRIBUTE")  # set but empty: no attribute rule
     try:
@@ -224,24 +254,6 @@ def _agent_messages(value: str) -> AgentMessages:
     if value not in AGENT_MESSAGES:
         raise ValueError(f"must be one of {', '.join(AGENT_MESSAGES)}, got {value!r}")
     return value
-
-
-def require_memory_api_url(name: str, value: str) -> None:
-    """Memory's base URL, where every call carries the credentials: https://, or http:// to loopback.
-    `name` is where the value came from (a variable, a CLI option), for the error."""
-    parts = urlsplit(value) if MEMORY_API_URL_PATTERN.match(value) else None
-    # The pattern alone is what the template can hold; the parser's view of the host is checked too.
-    if parts is None or (parts.scheme == "http" and not _is_loopback(parts.hostname or "")):
-        raise ConfigError(f"{name} must be an absolute URL, {MEMORY_API_URL_RULE}; got {value!r}")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _observation_source(read: _Reader) -> str:

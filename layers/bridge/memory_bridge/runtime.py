@@ -20,14 +20,14 @@ from memory_bridge.adapters.dead_letters import DeadLetterQueue, SqsDeadLetterQu
 from memory_bridge.adapters.ledger_table import LedgerTable, replay_dynamodb_client
 from memory_bridge.adapters.memory_api import MemoryApiClient
 from memory_bridge.adapters.secrets import CachedCredentials, secrets_manager_fetcher
-from memory_bridge.config import ConfigError, ReplaySettings, Settings
+from memory_bridge.config import ConfigError, ReplaySettings, Settings, SpeakerSettings
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.speaking import RosterCache, SpeakerRules, Speakers
 from memory_bridge.webhook import WebhookService
 from memory_bridge.webhook.delivery import DeliveryRules
 
 if TYPE_CHECKING:
-    from memory_bridge.ports import ReplayMemory, ReplayQueue
+    from memory_bridge.ports import CredentialsSource, ReplayMemory, ReplayQueue
     from memory_bridge.replay import ReplayEngine
     from memory_bridge.replay.context import Progress
 
@@ -57,7 +57,7 @@ def build_webhook_service(settings: Settings) -> WebhookService:
             source=settings.observation_source,
             trait_group=settings.profile_trait_group,
             chat_id_type=settings.chat_id_type,
-            agent_messages=settings.agent_messages,
+            agent_messages=settings.speakers.agent_messages,
             redaction=settings.redaction,
         ),
         public_webhook_url=settings.public_webhook_url,
@@ -77,21 +77,36 @@ def build_webhook_service(settings: Settings) -> WebhookService:
         ),
         metrics=metrics,
         logger=logger,
-        speakers=build_speakers(settings, credentials),
-    )
-
-
-def build_speakers(settings: Settings, credentials: CachedCredentials) -> Speakers:
-    """The Conversations API client and the container's cache of participants, for either function."""
-    return Speakers(
-        ConversationsApiClient(
-            settings.conversations_api_base_url,
+        speakers=build_speakers(
+            settings.speakers,
+            settings.chat_id_type,
             credentials,
             connect_timeout=settings.memory_connect_timeout_seconds,
             read_timeout=settings.memory_read_timeout_seconds,
         ),
+    )
+
+
+def build_speakers(
+    settings: SpeakerSettings,
+    chat_id_type: str,
+    credentials: CredentialsSource,
+    *,
+    connect_timeout: float = 3.0,
+    read_timeout: float = 10.0,
+    base_url: str | None = None,
+) -> Speakers:
+    """The Conversations API client and the container's cache of participants, for either function
+    and the CLI (`base_url` overrides the settings' for the CLI's --conversations-api-url)."""
+    return Speakers(
+        ConversationsApiClient(
+            base_url or settings.conversations_api_base_url,
+            credentials,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        ),
         RosterCache(ttl=settings.participant_cache_ttl_seconds),
-        SpeakerRules(settings.agent_rules, settings.agent_messages, settings.chat_id_type),
+        SpeakerRules(settings.agent_rules, settings.agent_messages, chat_id_type),
     )
 
 
@@ -193,6 +208,7 @@ def build_replay_engine(
     queue: ReplayQueue | None = None,
     ledger_client_factory: Callable[[], Any] | None = None,
     memory: ReplayMemory | None = None,
+    speakers: Speakers | None = None,
     progress: Progress | None = None,
 ) -> ReplayEngine:
     """The one place the replay engine is built, for the ReplayFunction and `memory-bridge dlq replay`.
@@ -206,12 +222,13 @@ def build_replay_engine(
     if queue is None:
         queue = DeadLetterQueue(_needed(settings.dead_letter_queue_url, "DEAD_LETTER_QUEUE_URL"))
     table = _needed(settings.idempotency_table, "IDEMPOTENCY_TABLE")
-    if memory is None:
+    if memory is None or speakers is None:
         secret = _needed(settings.credentials_secret, "TWILIO_CREDENTIALS_SECRET")
         credentials = CachedCredentials(secrets_manager_fetcher(secret))
-        memory = MemoryApiClient(
+        memory = memory or MemoryApiClient(
             settings.memory_api_base_url, credentials, connect_timeout=3.0, read_timeout=15.0
         )
+        speakers = speakers or build_speakers(settings.speakers, settings.chat_id_type, credentials)
     return ReplayEngine(
         queue,
         memory,
@@ -224,6 +241,8 @@ def build_replay_engine(
         # store is replayed to the right one (the function's; the CLI's only with --store).
         target_store=settings.target_store,
         redaction_kinds=settings.redaction_kinds,
+        speakers=speakers,
+        source=settings.observation_source,
         progress=progress,
     )
 

@@ -37,6 +37,7 @@ class Target:
     identifier: Identifier
     label: str
     source: str
+    kind: SpeakerKind = "customer"  # who spoke
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Nowhere:
 def target_for(speaker: Speaker, *, mode: AgentMessages, source: str) -> Target | Nowhere:
     if speaker.kind == "customer":
         assert speaker.identifier is not None
-        return Target(speaker.identifier, "", source)
+        return Target(speaker.identifier, "", source, "customer")
     if mode == "skip":
         return Nowhere(speaker.kind)
     if not speaker.customers:
@@ -55,7 +56,7 @@ def target_for(speaker: Speaker, *, mode: AgentMessages, source: str) -> Target 
     if len(speaker.customers) > 1:
         return Nowhere("several customers")
     kind = speaker.kind
-    return Target(speaker.customers[0], LABELS[kind], source + SOURCE_SUFFIXES[kind])
+    return Target(speaker.customers[0], LABELS[kind], source + SOURCE_SUFFIXES[kind], kind)
 
 
 def relabelled(observations: Sequence[Observation], target: Target) -> tuple[Observation, ...]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from memory_bridge.domain.envelope import Envelope, FailureRecord
+from memory_bridge.domain.envelope import Envelope, FailureRecord, Stage
 from memory_bridge.domain.ledger import LedgerRecord, Settlement
 from memory_bridge.domain.outcomes import Failure, Permanent
 from memory_bridge.ports import LedgerUnavailable, QueuedMessage, QueueUnavailable, ReplayLedger, ReplayQueue
@@ -26,8 +26,6 @@ from memory_bridge.replay.summary import failure_row
 LEDGER_TIMEOUT_SECONDS = 5.0
 # A lease ends this long before the messages reappear, so whoever receives them next may proceed.
 LEASE_MARGIN_SECONDS = 10.0
-
-Stage = Literal["resolve_profile", "post_observations", "check"]
 
 
 class Books:
@@ -139,7 +137,7 @@ class Books:
 
     # ---- the queue ----------------------------------------------------------------------------
 
-    def delete(self, items: list[Pending], already_posted: bool = False) -> None:
+    def delete(self, items: list[Pending], already_posted: bool = False, skipped: bool = False) -> None:
         """The one place a replayed message leaves the queue: after the ledger holds all of it."""
         if not items:
             return
@@ -149,7 +147,9 @@ class Books:
         except QueueUnavailable as error:
             # They come back after their hold; the ledger then says they are in Memory.
             run.summary.notes.append(f"{len(items)} message(s) not deleted ({error}); a later run drops them")
-        if already_posted:
+        if skipped:
+            run.counts.skipped += len(items)
+        elif already_posted:
             run.counts.already_posted += len(items)
         else:
             run.counts.replayed += len(items)
@@ -200,10 +200,7 @@ class Books:
             "permanent" if isinstance(failure, Permanent) else "retryable"
         )
         rest = _rest(item)
-        record_stage: Literal["resolve_profile", "post_observations"] = (
-            "resolve_profile" if stage == "resolve_profile" else "post_observations"
-        )
-        again = rest.failed_again(FailureRecord.from_outcome(record_stage, failure), kind, run.now())
+        again = rest.failed_again(FailureRecord.from_outcome(stage, failure), kind, run.now())
         max_attempts = run.options.max_attempts
         if max_attempts is not None and (kind == "permanent" or again.failed_replays >= max_attempts):
             if kind != "permanent":

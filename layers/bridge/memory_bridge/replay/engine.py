@@ -5,7 +5,8 @@ A run works in slices sized to finish inside the messages' hold (slicing.py). Fo
   2. reads their ledger records in one batched call and sorts each envelope's parts (pending.py):
      parts Memory holds are dropped (a message with nothing left is deleted: "already posted"),
      parts that may be in Memory are looked for first (check.py), the rest are to post;
-  3. resolves authors the webhook could not (resolving.py);
+  3. classifies who spoke where the webhook could not (classify.py), and resolves the customers'
+     profiles it could not (resolving.py);
   4. posts each profile's messages, at most ten observations a request (packing.py, posting.py),
      each request claimed in the ledger before and settled after, and a message deleted only
      once the ledger holds all of it (books.py).
@@ -27,11 +28,13 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 
+from memory_bridge.config import DEFAULT_OBSERVATION_SOURCE
 from memory_bridge.domain.redaction import KINDS
 from memory_bridge.ports import Clock, LedgerUnavailable, ReplayLedger, ReplayMemory, ReplayQueue, Sleep
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.replay.books import Books
 from memory_bridge.replay.check import MemoryCheck
+from memory_bridge.replay.classify import Classifier
 from memory_bridge.replay.context import Progress, RunContext
 from memory_bridge.replay.intake import Intake
 from memory_bridge.replay.options import ReplayOptions
@@ -42,6 +45,7 @@ from memory_bridge.replay.posting import Poster
 from memory_bridge.replay.resolving import Resolver
 from memory_bridge.replay.slicing import MAX_SLICE, SliceBudget
 from memory_bridge.replay.summary import ReplaySummary
+from memory_bridge.speaking import Speakers
 
 
 class ReplayEngine:
@@ -62,6 +66,8 @@ class ReplayEngine:
         progress: Progress | None = None,
         max_slice: int = MAX_SLICE,
         redaction_kinds: Iterable[str] = KINDS,
+        speakers: Speakers | None = None,
+        source: str = DEFAULT_OBSERVATION_SOURCE,
     ):
         self.queue, self.memory, self.ledger = queue, memory, ledger
         self.target_store = target_store
@@ -70,6 +76,9 @@ class ReplayEngine:
         self.progress: Progress = progress or (lambda _summary, _remaining: None)
         self.max_slice = max_slice
         self.redaction_kinds = frozenset(redaction_kinds)
+        # Who spoke, for envelopes parked before it was known (classify.py); `source` is the
+        # functions' OBSERVATION_SOURCE, which agents' and the brand's sources extend.
+        self.speakers, self.source = speakers, source
 
     def run(self, options: ReplayOptions) -> ReplaySummary:
         with Run(self, options) as run:
@@ -96,6 +105,7 @@ class Run:
         )
         self.books = Books(run, engine.queue, engine.ledger)
         self.resolver = Resolver(run, engine.memory)
+        self.classifier = Classifier(run, engine.speakers, self.books, engine.source)
         self.intake = Intake(run, engine.queue, self.books, self.resolver)
         self.check = MemoryCheck(run, engine.memory, self.books)
         self.poster = Poster(run, engine.memory, self.books, self.resolver)
@@ -209,6 +219,7 @@ class Run:
             sort_parts(item, record)
             (live if item.parts else done).append(item)
         self.books.delete(done, already_posted=True)
+        live = self.classifier.classify_all(live)
         self.resolver.resolve_all(live, self.books)
         groups: dict[tuple[str, str], list[Pending]] = {}
         for item in live:

@@ -95,7 +95,7 @@ class Intake:
         if not self.keep(message, envelope):
             return None
         if run.target and envelope.store_id != run.target:
-            if envelope.identifier is None:
+            if envelope.identifier is None and not envelope.speaker_unknown:
                 run.counts.left += 1
                 run.summary.failures.append(
                     failure_row(envelope, "retarget", None, None, "no identifier to resolve in the new store")

@@ -24,6 +24,7 @@ class ReplayCounts:
     malformed: int = 0  # not an envelope this version reads; left in place
     retargeted: int = 0  # parked against another store; posted to the target store
     too_recent: int = 0  # failed less than min_age ago: left for a later run
+    skipped: int = 0  # agents' or the brand's words that go nowhere (AGENT_MESSAGES=skip, no one customer)
     needs_attention: int = 0  # (max_attempts runs) permanent or given up: left in place for people
     left_for_people: int = 0  # of those, given up by this run (marked) or turned permanent by it
     redacted: int = 0  # sensitive numbers replaced in envelopes parked before redaction existed
