@@ -1039,3 +1039,17 @@ def test_memory_size_is_the_one_the_bench_table_chose():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("### What a million webhooks cost") :]
     assert f"**{chosen} MB**" in section.split("\n## ")[0]
+
+
+def test_the_readme_names_every_parameter_and_every_variable_the_functions_get():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Template parameters") :].split("\n## What happens")[0]
+    unnamed = [name for name in TEMPLATE["Parameters"] if f"`{name}`" not in readme]
+    assert unnamed == []
+    for name in ("ConversationsApiBaseUrl", "AgentMessages", "AgentIdentities", "AgentAttribute"):
+        assert f"| `{name}` |" in section, name  # a row of its own in the parameters' table
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    internal = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    assert [v for v in variables if v not in internal and f"`{v}`" not in section] == []
+    assert "`PARTICIPANT_CACHE_TTL_SECONDS`" in section
+    assert "### Who is speaking" in readme
