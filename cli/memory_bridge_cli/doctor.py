@@ -209,13 +209,26 @@ def stack_target(args: argparse.Namespace) -> Target:
         store_id=parameters["MemoryStoreId"],
         chat_id_type=parameters.get("ChatIdType") or DEFAULT_CHAT_ID_TYPE,
         memory_url=checked_memory_url("the Memory URL", memory),
-        conversations_url=conversations_url(args) or DEFAULT_CONVERSATIONS_API_BASE_URL,
+        conversations_url=stack_conversations_url(args, parameters),
         queue_url=outputs.get("DeadLetterQueueUrl"),
         table=outputs.get("IdempotencyTableName"),
         alarm_topic=outputs.get("AlarmTopicArn") or None,
         service=args.conversations_service,
         aws=aws,
     )
+
+
+def stack_conversations_url(args: argparse.Namespace, parameters: dict[str, str]) -> str:
+    """--conversations-api-url, else the stack's own ConversationsApiBaseUrl (where its functions read
+    participants), else CONVERSATIONS_API_BASE_URL, else Twilio's: as Memory's URL, the stack's
+    parameter beats a variable left in this shell."""
+    if getattr(args, "conversations_api_url", None):
+        return checked_memory_url("--conversations-api-url", args.conversations_api_url)
+    if parameters.get("ConversationsApiBaseUrl"):
+        return checked_memory_url(
+            "the stack's ConversationsApiBaseUrl", parameters["ConversationsApiBaseUrl"]
+        )
+    return conversations_url(args) or DEFAULT_CONVERSATIONS_API_BASE_URL
 
 
 # ---- the checks -------------------------------------------------------------------------------

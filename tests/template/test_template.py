@@ -153,6 +153,8 @@ def test_iam_is_least_privilege():
     replay = {s["Sid"]: s for s in replay_policy["Statement"]}
     assert sorted(replay["DeliveryLedger"]["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
     assert replay["DeliveryLedger"]["Resource"] == {"Fn::GetAtt": "IdempotencyTable.Arn"}
+    # Who is speaking reads Conversations over HTTPS with the secret's credentials: no new AWS right.
+    assert set(statements) == {"ReadTwilioCredentials", "ParkFailedPosts", "DeliveryLedger"}
     secret_resource = str(statements["ReadTwilioCredentials"]["Resource"])
     assert "TwilioCredentialsSecret" in secret_resource and "secret:*" not in secret_resource
     for statement in policy["Statement"]:
@@ -210,17 +212,29 @@ def memory_accepts_source(value: str) -> bool:
     return rule["minLength"] <= len(value) <= rule["maxLength"] and bool(re.fullmatch(rule["pattern"], value))
 
 
+# What an agent's and the business's observations carry after ObservationSource (README, "Who is speaking").
+SPEAKER_SOURCE_SUFFIXES = ("-agent", "-brand")
+
+
+def memory_accepts_every_source_of(value: str) -> bool:
+    return all(memory_accepts_source(value + suffix) for suffix in ("", *SPEAKER_SOURCE_SUFFIXES))
+
+
 def test_a_source_memory_would_refuse_is_refused_at_deploy_and_at_init():
-    """The only `source` the bridge sends is ObservationSource (OBSERVATION_SOURCE): CloudFormation
-    refuses a bad one at deploy (AllowedPattern, matched whole), and init refuses it too, naming the rule."""
+    """ObservationSource (OBSERVATION_SOURCE) is the customer's `source`, and with -agent or -brand the
+    agent's and the business's: CloudFormation refuses a value for which any of the three would be
+    refused by Memory (AllowedPattern, matched whole), and init refuses what Memory refuses, naming the rule."""
     from memory_bridge.config import ConfigError, Settings
     from tests.unit.test_config import GOOD, SOURCES_ACCEPTED, SOURCES_REFUSED
 
     deploy = re.compile(TEMPLATE["Parameters"]["ObservationSource"]["AllowedPattern"])
     assert [v for v in SOURCES_ACCEPTED if not memory_accepts_source(v)] == []
     assert [v for v in SOURCES_REFUSED if memory_accepts_source(v)] == []
+    longest = "x" * 94
+    for value in [*SOURCES_ACCEPTED, *SOURCES_REFUSED, longest, longest + "x"]:
+        assert bool(deploy.fullmatch(value)) == memory_accepts_every_source_of(value), repr(value)
+    assert deploy.fullmatch(longest) and not deploy.fullmatch(longest + "x")
     for value in [*SOURCES_ACCEPTED, *SOURCES_REFUSED]:
-        assert bool(deploy.fullmatch(value)) == memory_accepts_source(value), repr(value)
         try:
             Settings.from_env({**GOOD, "OBSERVATION_SOURCE": value})
         except ConfigError:
@@ -228,7 +242,7 @@ def test_a_source_memory_would_refuse_is_refused_at_deploy_and_at_init():
         else:
             taken = True
         assert taken == memory_accepts_source(value), repr(value)
-    assert memory_accepts_source(TEMPLATE["Parameters"]["ObservationSource"]["Default"])
+    assert memory_accepts_every_source_of(TEMPLATE["Parameters"]["ObservationSource"]["Default"])
 
 
 def test_the_memory_url_parameter_refuses_plain_http_but_to_loopback():
@@ -240,6 +254,103 @@ def test_the_memory_url_parameter_refuses_plain_http_but_to_loopback():
     pattern = re.compile(allowed)
     assert [url for url in MEMORY_URLS_ACCEPTED if not pattern.match(url)] == []
     assert [url for url in MEMORY_URLS_REFUSED if pattern.match(url)] == []
+
+
+# ---- who is speaking (issue 19) -------------------------------------------------------------------
+
+SPEAKER_VARIABLES = {
+    "CONVERSATIONS_API_BASE_URL": "ConversationsApiBaseUrl",
+    "AGENT_MESSAGES": "AgentMessages",
+    "AGENT_IDENTITIES": "AgentIdentities",
+    "AGENT_ATTRIBUTE": "AgentAttribute",
+}
+AGENT_ATTRIBUTES_ACCEPTED = [
+    "",
+    "role=agent",
+    "team=support-2",
+    "flex.role=agent",
+    "email=a.b+c@x.io",
+    "k=v:1",
+]
+AGENT_ATTRIBUTES_REFUSED = [
+    "role",
+    "=agent",
+    "role=",
+    "role=agent,team=x",  # one pair only: a comma would read as a list
+    'role="agent"',
+    "role=a=b",
+    "role=support agent",
+    " role=agent",
+    "role=agent\n",
+    "rôle=agent",
+    "k" * 65 + "=v",
+    "k=" + "v" * 129,
+]
+
+
+def test_both_functions_read_the_speaker_settings_from_their_parameters():
+    """The variables sit in Globals, so the WebhookFunction and the ReplayFunction (which resolves the
+    speakers of messages parked before the participants could be read) both get them."""
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    for variable, parameter in SPEAKER_VARIABLES.items():
+        assert variables[variable] == {"Ref": parameter}, variable
+    for function in ("WebhookFunction", "ReplayFunction"):
+        assert "Environment" not in RESOURCES[function]["Properties"], f"{function} would replace Globals"
+    # The cache's TTL keeps its default (300 s): no parameter, nothing set.
+    assert "PARTICIPANT_CACHE_TTL_SECONDS" not in variables
+
+
+def test_the_speaker_parameters_defaults_and_rules():
+    parameters = TEMPLATE["Parameters"]
+    assert parameters["AgentMessages"]["Default"] == "attribute"
+    assert sorted(parameters["AgentMessages"]["AllowedValues"]) == ["attribute", "skip"]
+    assert parameters["AgentAttribute"]["Default"] == "role=agent"
+    assert parameters["AgentIdentities"]["Default"] == ""
+    assert "*@company.com" in parameters["AgentIdentities"]["Description"]  # patterns are said
+    attribute = re.compile(parameters["AgentAttribute"]["AllowedPattern"])
+    assert [v for v in AGENT_ATTRIBUTES_ACCEPTED if not attribute.fullmatch(v)] == []
+    assert [v for v in AGENT_ATTRIBUTES_REFUSED if attribute.fullmatch(v)] == []
+    assert attribute.fullmatch(parameters["AgentAttribute"]["Default"])
+
+
+def test_the_conversations_url_parameter_holds_the_memory_urls_rule():
+    """The same credentials go to Conversations: the template refuses what the code refuses for Memory."""
+    from tests.unit.test_config import MEMORY_URLS_ACCEPTED, MEMORY_URLS_REFUSED
+
+    parameter = TEMPLATE["Parameters"]["ConversationsApiBaseUrl"]
+    assert parameter["Default"] == "https://conversations.twilio.com"
+    assert parameter["AllowedPattern"] == TEMPLATE["Parameters"]["MemoryApiBaseUrl"]["AllowedPattern"]
+    assert parameter["AllowedPattern"] == MEMORY_API_URL_PATTERN.pattern
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.match(parameter["Default"])
+    assert [url for url in MEMORY_URLS_ACCEPTED if not pattern.match(url)] == []
+    assert [url for url in MEMORY_URLS_REFUSED if pattern.match(url)] == []
+
+
+def test_what_the_template_accepts_for_the_speakers_init_accepts():
+    """A value CloudFormation takes must never stop every container at init (500 on each webhook)."""
+    from memory_bridge.config import Settings
+    from tests.unit.test_config import GOOD, MEMORY_URLS_ACCEPTED
+
+    parameters = TEMPLATE["Parameters"]
+    accepted: list[tuple[str, str]] = [
+        *(("AGENT_MESSAGES", v) for v in parameters["AgentMessages"]["AllowedValues"]),
+        *(("AGENT_ATTRIBUTE", v) for v in AGENT_ATTRIBUTES_ACCEPTED),
+        *(("CONVERSATIONS_API_BASE_URL", v) for v in MEMORY_URLS_ACCEPTED),
+        ("AGENT_IDENTITIES", "alice@company.com, *@company.com, agent-?"),
+    ]
+    for variable, value in accepted:
+        Settings.from_env({**GOOD, variable: value})
+    defaults = {v: str(parameters[p]["Default"]) for v, p in SPEAKER_VARIABLES.items()}
+    Settings.from_env({**GOOD, **defaults})
+
+
+def test_every_parameter_is_in_exactly_one_console_group():
+    groups = TEMPLATE["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for group in groups for name in group["Parameters"]]
+    assert sorted(grouped) == sorted(TEMPLATE["Parameters"])
+    [speakers] = [g["Parameters"] for g in groups if g["Label"]["default"] == "Who is speaking"]
+    assert speakers == ["AgentMessages", "AgentIdentities", "AgentAttribute"]
 
 
 def test_redaction_is_on_by_default_and_its_parameters_accept_what_the_code_accepts():
@@ -698,7 +809,7 @@ def test_each_stack_writes_and_reads_only_its_own_metrics():
         assert metric["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}], name
     widgets = [w["properties"] for w in dashboard()["widgets"]]
     shown = [m for w in widgets if w.get("metrics") for m in w["metrics"] if m[0] not in AWS_NAMESPACES]
-    assert len(shown) == 17
+    assert len(shown) == 23
     assert all(m[0] == namespace and m[2:4] == ["service", "<AWS::StackName>"] for m in shown), shown
     [text] = [w["markdown"] for w in widgets if "markdown" in w]
     assert "service <AWS::StackName>" in text
@@ -779,6 +890,9 @@ def test_the_dashboard_shows_the_bridges_health():
         "Dead-letter queue: age of the oldest message (s)",
         "What the scheduled replay did",
         "Failures answered to Twilio",
+        "Messages by speaker",
+        "Profiles created",
+        "Conversations API: participants read, speakers unresolved",
     }
 
     def names(title: str) -> set[str]:
@@ -805,6 +919,16 @@ def test_the_dashboard_shows_the_bridges_health():
         "ReplayFailedAgain",
         "ReplayLeftForPeople",
         "DeadLettersNeedingAttention",
+    }
+    assert names("Messages by speaker") == {
+        "MessagesFromCustomers",
+        "MessagesFromAgents",
+        "MessagesFromBrand",
+    }
+    assert names("Profiles created") == {"ProfilesCreated"}
+    assert names("Conversations API: participants read, speakers unresolved") == {
+        "ParticipantsRead",
+        "SpeakerUnresolved",
     }
     # Every MemoryBridge metric on it is one the code emits, under its service dimension.
     emitted = emitted_metric_names()
@@ -915,3 +1039,17 @@ def test_memory_size_is_the_one_the_bench_table_chose():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("### What a million webhooks cost") :]
     assert f"**{chosen} MB**" in section.split("\n## ")[0]
+
+
+def test_the_readme_names_every_parameter_and_every_variable_the_functions_get():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Template parameters") :].split("\n## What happens")[0]
+    unnamed = [name for name in TEMPLATE["Parameters"] if f"`{name}`" not in readme]
+    assert unnamed == []
+    for name in ("ConversationsApiBaseUrl", "AgentMessages", "AgentIdentities", "AgentAttribute"):
+        assert f"| `{name}` |" in section, name  # a row of its own in the parameters' table
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    internal = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    assert [v for v in variables if v not in internal and f"`{v}`" not in section] == []
+    assert "`PARTICIPANT_CACHE_TTL_SECONDS`" in section
+    assert "### Who is speaking" in readme

@@ -157,3 +157,69 @@ def test_one_failure_exits_1_and_its_fix_is_printed(monkeypatch):
     assert text[4].startswith("\u2013 alarm destination") and text[-1] == "1 passed, 1 failed, 1 skipped"
     monkeypatch.setattr(doctor, "run_checks", lambda _target: checks[:1] + checks[2:])
     assert doctor.command_doctor(None, Console(io.StringIO(), io.StringIO())) == 0  # type: ignore[arg-type]
+
+
+class FakeCloudFormation:
+    def __init__(self, parameters: dict[str, str]) -> None:
+        self.parameters = parameters
+
+    def client(self, _aws: dict[str, Any], service: str) -> Any:
+        assert service == "cloudformation"
+        return self
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        return {
+            "Stacks": [
+                {
+                    "Outputs": [{"OutputKey": "WebhookUrl", "OutputValue": target().webhook_url}],
+                    "Parameters": [
+                        {"ParameterKey": key, "ParameterValue": value}
+                        for key, value in self.parameters.items()
+                    ],
+                }
+            ]
+        }
+
+
+STACK_PARAMETERS = {"MemoryStoreId": "mem_store_01kpttrksqe08rhv122gzq52ax", "TwilioCredentialsSecret": "s"}
+
+
+def stack_args(**overrides: Any) -> Any:
+    import argparse
+
+    values = {
+        "stack_name": "bridge-prod",
+        "region": "eu-west-1",
+        "aws_profile": None,
+        "endpoint_url": None,
+        "memory_api_url": None,
+        "conversations_api_url": None,
+        "conversations_service": None,
+    }
+    return argparse.Namespace(**{**values, **overrides})
+
+
+def test_a_deployed_stack_is_checked_against_its_own_conversations_url(monkeypatch):
+    """The functions read participants at the stack's ConversationsApiBaseUrl: doctor checks that one
+    (a flag still wins; a variable left in this shell does not)."""
+    own = "https://conversations.example.com"
+    fake = FakeCloudFormation({**STACK_PARAMETERS, "ConversationsApiBaseUrl": own})
+    monkeypatch.setattr(doctor, "aws_client", fake.client)
+    monkeypatch.setenv("CONVERSATIONS_API_BASE_URL", "https://elsewhere.example.com")
+    assert doctor.stack_target(stack_args()).conversations_url == own
+    flag = "https://flag.example.com"
+    assert doctor.stack_target(stack_args(conversations_api_url=flag)).conversations_url == flag
+    # A stack deployed before the parameter existed: as before, the variable, else Twilio's.
+    monkeypatch.setattr(doctor, "aws_client", FakeCloudFormation(STACK_PARAMETERS).client)
+    assert doctor.stack_target(stack_args()).conversations_url == "https://elsewhere.example.com"
+    monkeypatch.delenv("CONVERSATIONS_API_BASE_URL")
+    assert doctor.stack_target(stack_args()).conversations_url == "https://conversations.twilio.com"
+
+
+def test_a_stacks_conversations_url_is_held_to_the_credentials_rule(monkeypatch):
+    fake = FakeCloudFormation(
+        {**STACK_PARAMETERS, "ConversationsApiBaseUrl": "http://conversations.example.com"}
+    )
+    monkeypatch.setattr(doctor, "aws_client", fake.client)
+    with pytest.raises(doctor.UsageError, match="ConversationsApiBaseUrl"):
+        doctor.stack_target(stack_args())
