@@ -241,7 +241,7 @@ def test_a_source_memory_would_refuse_is_refused_at_deploy_and_at_init():
             taken = False
         else:
             taken = True
-        assert taken == memory_accepts_source(value), repr(value)
+        assert taken == memory_accepts_every_source_of(value), repr(value)
     assert memory_accepts_every_source_of(TEMPLATE["Parameters"]["ObservationSource"]["Default"])
 
 
@@ -617,6 +617,7 @@ def emitted_metric_names() -> set[str]:
 
     from memory_bridge.replay import ReplayOptions, ReplaySummary, replay_metrics
     from memory_bridge.webhook import REDACTION_METRICS
+    from memory_bridge.webhook.answers import SPEAKER_METRICS, skipped_metric
     from memory_bridge.webhook.delivery import Skipped
 
     source = "\n".join(p.read_text() for p in (ROOT / "layers" / "bridge" / "memory_bridge").rglob("*.py"))
@@ -624,7 +625,9 @@ def emitted_metric_names() -> set[str]:
     for call in re.findall(r"add_metric\((.*?)\"Count\"", source, flags=re.S):
         names.update(re.findall(r'"([A-Z][A-Za-z]+)"', call))
     names.update(REDACTION_METRICS.values())
-    names.update(f"MessagesSkipped{r.capitalize()}" for r in get_args(get_type_hints(Skipped)["reason"]))
+    reasons = [get_args(kind) for kind in get_args(get_type_hints(Skipped)["reason"])]
+    names.update(skipped_metric(r) for group in reasons for r in group)
+    names.update(SPEAKER_METRICS.values())
     names.update(replay_metrics(ReplaySummary(ReplayOptions(max_attempts=4), reached_end=True)))
     return names
 
@@ -809,7 +812,7 @@ def test_each_stack_writes_and_reads_only_its_own_metrics():
         assert metric["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}], name
     widgets = [w["properties"] for w in dashboard()["widgets"]]
     shown = [m for w in widgets if w.get("metrics") for m in w["metrics"] if m[0] not in AWS_NAMESPACES]
-    assert len(shown) == 23
+    assert len(shown) == 25
     assert all(m[0] == namespace and m[2:4] == ["service", "<AWS::StackName>"] for m in shown), shown
     [text] = [w["markdown"] for w in widgets if "markdown" in w]
     assert "service <AWS::StackName>" in text

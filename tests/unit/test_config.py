@@ -20,17 +20,17 @@ def test_defaults():
 
 def test_agents_are_case_insensitive_and_trimmed():
     settings = Settings.from_env({**GOOD, "AGENT_IDENTITIES": " Alice , bob,, *@Company.com"})
-    assert settings.agent_rules.identities == frozenset({"alice", "bob"})
-    assert settings.agent_rules.patterns == ("*@company.com",)
-    assert settings.agent_rules.attribute == ("role", "agent")
+    assert settings.speakers.agent_rules.identities == frozenset({"alice", "bob"})
+    assert settings.speakers.agent_rules.patterns == ("*@company.com",)
+    assert settings.speakers.agent_rules.attribute == ("role", "agent")
 
 
 def test_speaker_settings_default_and_checked():
     settings = Settings.from_env(GOOD)
-    assert settings.agent_messages == "attribute"
-    assert settings.conversations_api_base_url == "https://conversations.twilio.com"
-    assert Settings.from_env({**GOOD, "AGENT_ATTRIBUTE": ""}).agent_rules.attribute is None
-    assert Settings.from_env({**GOOD, "AGENT_MESSAGES": "skip"}).agent_messages == "skip"
+    assert settings.speakers.agent_messages == "attribute"
+    assert settings.speakers.conversations_api_base_url == "https://conversations.twilio.com"
+    assert Settings.from_env({**GOOD, "AGENT_ATTRIBUTE": ""}).speakers.agent_rules.attribute is None
+    assert Settings.from_env({**GOOD, "AGENT_MESSAGES": "skip"}).speakers.agent_messages == "skip"
     for name, value in (
         ("AGENT_MESSAGES", "post"),
         ("AGENT_ATTRIBUTE", "role"),
@@ -65,7 +65,7 @@ def test_bad_values_name_the_variable_and_the_rule(changes, named):
 
 
 # Memory's published rule for an observation's `source`: 1-100 letters, digits, spaces, `.`, `_`, `-`.
-SOURCES_ACCEPTED = ["twilio-conversations", "chat transcript", "a.b_c-d", "x" * 100]
+SOURCES_ACCEPTED = ["twilio-conversations", "chat transcript", "a.b_c-d", "x" * 94]  # 94: room for "-agent"
 SOURCES_REFUSED = [
     "team/bot",  # `/`: not in the published rule
     "conversations/agent-words",
@@ -79,7 +79,7 @@ SOURCES_REFUSED = [
 
 @pytest.mark.parametrize("source", SOURCES_REFUSED)
 def test_a_source_memory_would_refuse_stops_init_naming_the_rule(source):
-    with pytest.raises(ConfigError, match=r"OBSERVATION_SOURCE must be 1-100 characters matching"):
+    with pytest.raises(ConfigError, match=r"OBSERVATION_SOURCE must be 1-94 characters matching"):
         Settings.from_env({**GOOD, "OBSERVATION_SOURCE": source})
 
 

@@ -15,6 +15,13 @@ from memory_bridge.webhook.delivery import DeliveryResult, Parked, Posted, Unpar
 # One metric per kind of sensitive number replaced (memory_bridge.domain.redaction).
 REDACTION_METRICS = {"cards": "RedactedCardNumbers", "iban": "RedactedIbans", "ssn": "RedactedSsns"}
 
+# Messages by who spoke (memory_bridge.domain.speakers), counted by the webhook.
+SPEAKER_METRICS = {
+    "customer": "MessagesFromCustomers",
+    "agent": "MessagesFromAgents",
+    "brand": "MessagesFromBrand",
+}
+
 Answer = dict[str, Any]
 JsonResult = dict[str, Any]
 
@@ -74,9 +81,7 @@ def record_result(metrics: MetricsSink, logger: KeyedLogger, result: JsonResult)
         )
     else:
         reason = result.get("reason", "")
-        # "several customers" → MessagesSkippedSeveralCustomers
-        name = "".join(word.capitalize() for word in str(reason).split())
-        metrics.add_metric(f"MessagesSkipped{name}", "Count", 1)
+        metrics.add_metric(skipped_metric(str(reason)), "Count", 1)
         logger.info("message skipped", extra={"reason": reason})
 
 
@@ -100,3 +105,8 @@ def stdlib_logger(name: str = "memory_bridge") -> KeyedLogger:
             self.extra = {**(self.extra or {}), **keys}
 
     return _Adapter(logging.getLogger(name), {})
+
+
+def skipped_metric(reason: str) -> str:
+    """The metric of a skip reason: "several customers" → MessagesSkippedSeveralCustomers."""
+    return "MessagesSkipped" + "".join(word.capitalize() for word in reason.split())

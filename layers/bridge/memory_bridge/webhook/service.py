@@ -44,6 +44,7 @@ from memory_bridge.ports import (
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.speaking import Said, Speakers
 from memory_bridge.webhook.answers import (
+    SPEAKER_METRICS,
     Answer,
     count_redactions,
     record_result,
@@ -69,11 +70,6 @@ CLAIM_TIMEOUT_SECONDS = 0.8
 # The Conversations API's participants read waits at most this long (all pages together): with the
 # claim's 0.8 s after it, the Memory calls keep at least 1.5 s of a 4 s budget.
 PARTICIPANTS_TIMEOUT_SECONDS = 1.2
-SPEAKER_METRICS = {
-    "customer": "MessagesFromCustomers",
-    "agent": "MessagesFromAgents",
-    "brand": "MessagesFromBrand",
-}
 
 
 @dataclass
