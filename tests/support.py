@@ -59,6 +59,11 @@ def message_added(body: str = "hi", attachments: Sequence[Any] = ()) -> Any:
     )
 
 
+def participant_sid_of(author: str) -> str:
+    """The ParticipantSid an author has in the tests' conversations: one per author."""
+    return "MB" + hashlib.sha256(author.encode()).hexdigest()[:32]
+
+
 def message_params(
     *,
     message_sid: str = "IM00000000000000000000000000000001",
@@ -80,7 +85,8 @@ def message_params(
         ("DateCreated", date_created),
         ("Body", body),
         ("Author", author),
-        ("ParticipantSid", "MB00000000000000000000000000000001"),
+        # Each author is one participant of the conversation, as in Twilio (system messages have none).
+        *([] if author in ("", "system") else [("ParticipantSid", participant_sid_of(author))]),
         ("Attributes", "{}"),
         ("Source", "SDK"),
         ("RetryCount", "0"),

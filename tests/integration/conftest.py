@@ -20,7 +20,9 @@ from memory_bridge_dev.aws_resources import (
     create_idempotency_table,
     put_credentials_secret,
 )
+from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
 from memory_bridge_dev.sandbox import MemorySandbox
+from tests.conversations_seed import seed_event_author
 from tests.support import (
     DEV_ACCOUNT_SID,
     DEV_AUTH_TOKEN,
@@ -36,6 +38,7 @@ class Bridge:
     """The real handler wired to moto's server and the sandbox, with ways to look at both."""
 
     sandbox: MemorySandbox
+    conversations: ConversationsSandbox
     store_id: str
     queue_url: str
     table: str
@@ -44,8 +47,13 @@ class Bridge:
     sqs: Any = field(repr=False)
     dynamodb: Any = field(repr=False)
     secrets: Any = field(repr=False)
+    # Each message's author is made a participant of its conversation first, as Twilio has it; a test
+    # that builds its own roster (speakers) turns this off.
+    seed_authors: bool = True
 
     def invoke(self, event: dict[str, Any], remaining_ms: int = 10_000) -> dict[str, Any]:
+        if self.seed_authors:
+            seed_event_author(self.conversations, event, agents=self.env["AGENT_IDENTITIES"].split(","))
         response: dict[str, Any] = HANDLER.lambda_handler(event, FakeContext(remaining_ms))
         return response
 
@@ -101,7 +109,20 @@ def sandbox() -> Iterator[MemorySandbox]:
 
 
 @pytest.fixture
-def bridge(aws_env: str, sandbox: MemorySandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bridge]:
+def conversations() -> Iterator[ConversationsSandbox]:
+    twilio = ConversationsSandbox(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
+    twilio.serve()
+    yield twilio
+    twilio.close()
+
+
+@pytest.fixture
+def bridge(
+    aws_env: str,
+    sandbox: MemorySandbox,
+    conversations: ConversationsSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Bridge]:
     suffix = uuid.uuid4().hex[:10]
     sqs = boto3.client("sqs")
     dynamodb = boto3.client("dynamodb")
@@ -115,6 +136,7 @@ def bridge(aws_env: str, sandbox: MemorySandbox, monkeypatch: pytest.MonkeyPatch
         "DEAD_LETTER_QUEUE_URL": create_dead_letter_queue(sqs, f"dlq-{suffix}"),
         "IDEMPOTENCY_TABLE": create_idempotency_table(dynamodb, f"idem-{suffix}"),
         "MEMORY_API_BASE_URL": sandbox.base_url,
+        "CONVERSATIONS_API_BASE_URL": conversations.base_url,
         "MEMORY_API_READ_TIMEOUT": "1.0",
         "SECRET_REFRESH_INTERVAL_SECONDS": "0",
         "AGENT_IDENTITIES": "agent-ana",
@@ -125,6 +147,7 @@ def bridge(aws_env: str, sandbox: MemorySandbox, monkeypatch: pytest.MonkeyPatch
     new_container()
     yield Bridge(
         sandbox=sandbox,
+        conversations=conversations,
         store_id=env["MEMORY_STORE_ID"],
         queue_url=env["DEAD_LETTER_QUEUE_URL"],
         table=env["IDEMPOTENCY_TABLE"],
@@ -152,7 +175,16 @@ def oncall(bridge: Bridge, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Br
                     *argv,
                     "--queue-url",
                     bridge.queue_url,
-                    *(["--memory-api-url", bridge.sandbox.base_url] if argv[:2] == ("dlq", "replay") else []),
+                    *(
+                        [
+                            "--memory-api-url",
+                            bridge.sandbox.base_url,
+                            "--conversations-api-url",
+                            bridge.conversations.base_url,
+                        ]
+                        if argv[:2] == ("dlq", "replay")
+                        else []
+                    ),
                 ],
                 out=out,
                 err=err,
