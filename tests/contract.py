@@ -136,3 +136,26 @@ def response_problems(
             continue
         problems += _validate(header_schema, value, f"{operation_id} header {name}")
     return problems
+
+
+def query_problems(operation_id: str, query: list[tuple[str, str]]) -> list[str]:
+    """A Conversations request's query string: every parameter declared (`in: query`), each value of the
+    declared type and within its bounds (PageSize ≤ 100, Order asc|desc, …)."""
+    operation = conversations_operations()[operation_id]
+    declared = {
+        p["name"]: p.get("schema", {}) for p in operation.get("parameters", []) if p.get("in") == "query"
+    }
+    problems = []
+    for name, value in query:
+        schema = declared.get(name)
+        if schema is None:
+            problems.append(f"{operation_id} request: {name} is not a query parameter of this operation")
+            continue
+        instance: Any = value
+        if schema.get("type") == "integer":
+            if not value.lstrip("-").isdigit():
+                problems.append(f"{operation_id} request: {name}={value!r} is not an integer")
+                continue
+            instance = int(value)
+        problems += _validate(schema, instance, f"{operation_id} request {name}")
+    return problems

@@ -17,22 +17,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
-import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlencode
 
 from memory_bridge.config import STORE_ID_PATTERN
 from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
-from memory_bridge.domain.signature import compute_signature
-from memory_bridge_cli import deploy, dlq, doctor
+from memory_bridge_cli import deploy, dlq, doctor, send
 from memory_bridge_cli.common import (
     Console,
     Parser,
@@ -44,7 +36,6 @@ from memory_bridge_cli.common import (
     fail_on,
     failure_hint,
     forget_stale_state,
-    local_stack_state,
     memory_client,
     positive_float,
     positive_int,
@@ -52,185 +43,6 @@ from memory_bridge_cli.common import (
     store_id_for,
     store_tools,
 )
-
-# ---- send -------------------------------------------------------------------------------------
-
-
-def new_sid(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex
-
-
-def webhook_params(args: argparse.Namespace, account_sid: str) -> list[tuple[str, str]]:
-    media = [media_item(spec) for spec in args.media or []]
-    params = [
-        ("EventType", "onMessageAdded"),
-        ("AccountSid", account_sid),
-        ("ConversationSid", args.conversation_sid or new_sid("CH")),
-        ("MessageSid", args.message_sid or new_sid("IM")),
-        ("ChatServiceSid", "IS" + "0" * 32),
-        ("Index", "0"),
-        ("DateCreated", datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")),
-        ("Body", args.body),
-        ("Author", args.from_),
-        ("ParticipantSid", new_sid("MB")),
-        ("Attributes", "{}"),
-        ("Source", "API"),
-        ("RetryCount", "0"),
-    ]
-    if media:
-        params.append(("Media", json.dumps(media)))
-    return params
-
-
-def media_item(spec: str) -> dict[str, str]:
-    content_type, _, filename = spec.partition(":")
-    if "/" not in content_type:
-        raise UsageError(f"--media must be CONTENT_TYPE[:FILENAME], e.g. image/jpeg:photo.jpg (got {spec!r})")
-    item = {"sid": new_sid("ME"), "content_type": content_type}
-    if filename:
-        item["filename"] = filename
-    return item
-
-
-@dataclass(frozen=True)
-class EventFile:
-    """The form fields of an API Gateway event file, and the signature to send with them.
-
-    A file whose own signature verifies (for the URL it was sent to, under the token we sign with)
-    is a good webhook: it is re-signed for the target URL. A file whose signature does not verify
-    is meant to be refused, so its signature is sent as it is and the bridge should answer 403.
-    """
-
-    params: list[tuple[str, str]]
-    kept_signature: str | None
-
-
-def read_event_file(path: Path, token: str) -> EventFile:
-    from memory_bridge.domain.events import MalformedRequest, read_webhook_request
-    from memory_bridge.domain.signature import is_valid_signature
-
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UsageError(f"--event-file {path}: not found (the samples are in events/)") from None
-    except OSError as error:
-        raise UsageError(f"--event-file {path}: cannot be read ({error.strerror})") from None
-    try:
-        event = json.loads(text)
-        request = read_webhook_request(event, public_url=None)
-    except (ValueError, MalformedRequest, AttributeError, TypeError):
-        raise UsageError(f"--event-file {path} is not an API Gateway event with a form body") from None
-    if not request.first("EventType"):
-        raise UsageError(f"--event-file {path} is not a Conversations webhook (it has no EventType field)")
-    signature = request.headers.get("x-twilio-signature")
-    if signature and not is_valid_signature(
-        urls=request.urls,
-        params=request.params,
-        raw_body=request.raw_body,
-        signature=signature,
-        auth_tokens=[token],
-    ):
-        return EventFile(list(request.params), kept_signature=signature)
-    return EventFile(list(request.params), kept_signature=None)
-
-
-def send_token(args: argparse.Namespace, url: str, state: dict[str, Any] | None, console: Console) -> str:
-    """The auth token to sign with: --auth-token (with a warning), the local stack's dev token when it
-    is the target, $TWILIO_AUTH_TOKEN, or a hidden prompt when stdin is a terminal. Never echoed."""
-    if args.auth_token:
-        console.progress(
-            "memory-bridge: warning: --auth-token lands in your shell history (and the process list); "
-            "prefer TWILIO_AUTH_TOKEN, or leave both out to be asked for it"
-        )
-        return str(args.auth_token)
-    if state and state.get("auth_token") and url == state.get("webhook_url"):
-        return str(state["auth_token"])  # the local stack checks signatures with its dev token
-    token = os.environ.get("TWILIO_AUTH_TOKEN")
-    if token:
-        return token
-    if sys.stdin is not None and sys.stdin.isatty():
-        import getpass
-
-        token = getpass.getpass(f"Twilio auth token to sign for {url} (not shown): ")
-        if token:
-            return token
-    raise UsageError(
-        f"no auth token to sign for {url}: set TWILIO_AUTH_TOKEN (run in a terminal to be asked for it "
-        "instead), or start the local stack with `make run` and leave out --url"
-    )
-
-
-def command_send(args: argparse.Namespace, console: Console) -> int:
-    import urllib3
-
-    state = local_stack_state()
-    url = args.url or (state or {}).get("webhook_url")
-    if not url:
-        raise UsageError(
-            "no target: pass --url (with TWILIO_AUTH_TOKEN set) for a deployed stack, "
-            "or start the local stack with `make run`"
-        )
-    if not args.event_file and (args.from_ is None or args.body is None):
-        raise UsageError("--from and --body are required (or pass --event-file events/…)")
-    if not args.event_file:
-        address_rule_violation = e164_violation(args.from_)
-        if address_rule_violation:
-            raise UsageError(f"--from {args.from_!r}: {address_rule_violation}")
-    token = send_token(args, url, state, console)
-    if args.event_file:
-        event_file = read_event_file(Path(args.event_file), token)
-        params = event_file.params
-        if event_file.kept_signature:
-            signature = event_file.kept_signature
-            console.progress(
-                f"• {args.event_file}: its signature does not verify for its own URL, so it is sent as it "
-                "is (expect 403)"
-            )
-        else:
-            signature = compute_signature(url, params, token)
-            console.progress(f"• {args.event_file}: fields sent as they are, re-signed for {url}")
-    else:
-        local = state is not None and url == state.get("webhook_url")
-        # The local stack's URL gets its own dev account, never the real one of this shell.
-        account_sid = (
-            (state or {}).get("account_sid") if local else os.environ.get("TWILIO_ACCOUNT_SID")
-        ) or "AC" + "0" * 32
-        params = webhook_params(args, account_sid)
-        signature = compute_signature(url, params, token)
-    started = time.monotonic()
-    try:
-        response = urllib3.request(
-            "POST",
-            url,
-            body=urlencode(params).encode(),
-            timeout=urllib3.Timeout(connect=5, read=15),
-            retries=False,
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-                "X-Twilio-Signature": signature,
-                "User-Agent": "memory-bridge-cli",
-            },
-        )
-    except urllib3.exceptions.HTTPError as error:
-        raise WorkFailed(f"could not reach {url}: {type(error).__name__}; is the stack running?") from None
-    elapsed_ms = (time.monotonic() - started) * 1000
-    try:
-        answer: Any = json.loads(response.data or b"null")
-    except ValueError:
-        answer = response.data.decode(errors="replace")[:200]
-    message_sid = dict(params).get("MessageSid")
-    document = {
-        "status": response.status,
-        "answer": answer,
-        "messageSid": message_sid,
-        "ms": round(elapsed_ms),
-    }
-    console.result(
-        document,
-        f"HTTP {response.status} in {elapsed_ms:.0f} ms  {json.dumps(answer)}  (MessageSid {message_sid})",
-    )
-    return 0 if 200 <= response.status < 300 else 1
-
 
 # ---- observations -----------------------------------------------------------------------------
 
@@ -412,40 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    send = commands.add_parser(
-        "send",
-        help="sign and POST an onMessageAdded webhook, exactly as Twilio would",
-        description="Build an onMessageAdded webhook, sign it with the auth token as Twilio "
-        "does, and POST it. With no --url it targets the running local stack and its dev token. For "
-        "another URL the token comes from $TWILIO_AUTH_TOKEN, or from a prompt when run in a terminal.",
-    )
-    send.add_argument("--url", help="webhook URL (a deployed stack's WebhookUrl output)")
-    send.add_argument(
-        "--auth-token",
-        help="avoid: it lands in shell history; set TWILIO_AUTH_TOKEN instead (or answer the prompt)",
-    )
-    send.add_argument(
-        "--from",
-        dest="from_",
-        metavar="ADDRESS",
-        help="author: +1555…, whatsapp:+1…, an email or a chat identity",
-    )
-    send.add_argument("--body", help="message text")
-    send.add_argument("--conversation-sid", help="CH… (default: a new one)")
-    send.add_argument("--message-sid", help="IM… (default: a new one; reuse one to see duplicate handling)")
-    send.add_argument(
-        "--media",
-        action="append",
-        metavar="TYPE[:FILENAME]",
-        help="an attachment, e.g. image/jpeg:photo.jpg (repeatable)",
-    )
-    send.add_argument(
-        "--event-file",
-        help="send the form fields of an API Gateway event file from events/: re-signed for --url when "
-        "its own signature verifies, sent with its own (bad) signature when it does not",
-    )
-    send.add_argument("--json", action="store_true", help="print the result as JSON")
-    send.set_defaults(handler=command_send)
+    send.register(commands)
 
     observations = commands.add_parser("observations", help="read observations back from Memory")
     obs_commands = observations.add_subparsers(

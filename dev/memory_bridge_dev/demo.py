@@ -4,8 +4,9 @@
   2. Memory breaks (503) → two more messages are parked on the dead-letter queue
   3. Memory heals → replay
   4. all five messages are in Memory, once each
+  5. Ada writes again and an agent answers her in chat (`send --as agent`): what her profile holds
 
-Exits 0 only when step 4 holds.
+Exits 0 only when step 4 holds and step 5's two messages were taken (2xx).
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
-def send(who: str, body: str) -> dict[str, Any]:
-    code, output = run_cli("send", "--from", CUSTOMERS[who], "--body", body, "--json")
+def send(who: str, body: str, *extra: str, label: str | None = None) -> dict[str, Any]:
+    code, output = run_cli("send", "--from", CUSTOMERS[who], "--body", body, "--json", *extra)
     document: dict[str, Any] = json.loads(output[: output.rindex("}") + 1]) if code in (0, 1) else {}
-    say(f"   {who:<17} “{body}” → HTTP {document.get('status')} {document.get('answer', {}).get('outcome')}")
+    outcome = document.get("answer", {}).get("outcome")
+    say(f"   {label or who:<17} “{body}” → HTTP {document.get('status')} {outcome}")
     return document
 
 
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         _step_messages()
         _step_memory_breaks(sandbox)
         _step_replay(sandbox)
-        return _step_check(sandbox, info["store_id"])
+        checked = _step_check(sandbox, info["store_id"])
+        return _step_agent_reply() or checked
     finally:
         stack.stop()
 
@@ -93,6 +96,7 @@ def _prepare_environment() -> str:
         "TWILIO_API_KEY",
         "TWILIO_API_SECRET",
         "MEMORY_API_BASE_URL",
+        "CONVERSATIONS_API_BASE_URL",
         "MEMORY_STORE_ID",
         "DEAD_LETTER_QUEUE_URL",
     ):
@@ -166,6 +170,31 @@ def _step_check(sandbox: str, store_id: str) -> int:
     )
     say("   " + ("OK: nothing lost, nothing doubled." if ok else "NOT OK: see above."))
     return 0 if ok else 1
+
+
+AGENT_REPLY = "Your parcel arrives tomorrow before noon."
+
+
+def _step_agent_reply() -> int:
+    """Step 5: 0 when both messages were taken. Where the agent's words land is shown, not judged: a
+    bridge that knows the speakers puts them on Ada's profile as "Agent: …" (source
+    twilio-conversations-agent); one that does not files them under the agent's own address."""
+    say("\n5. Ada writes again; an agent answers her from chat (the same conversation)")
+    asked = send("Ada (SMS)", "Any news about my parcel?")
+    answered = send("Ada (SMS)", AGENT_REPLY, "--as", "agent", label="Agent (chat)")
+    code, output = run_cli("observations", "list", "--address", CUSTOMERS["Ada (SMS)"], "--json")
+    held = json.loads(output[: output.rindex("}") + 1]).get("observations", []) if code == 0 else []
+    say(f"   Ada's profile holds {len(held)} observation(s), newest first:")
+    for item in held[:4]:
+        say(f"     {item.get('source', ''):<28} {item.get('content', '')}")
+    on_profile = any(AGENT_REPLY in str(item.get("content", "")) for item in held)
+    say(
+        "   The agent's reply is on Ada's profile."
+        if on_profile
+        else "   The agent's reply is not on Ada's profile (this bridge does not tell agents from customers)."
+    )
+    taken = all(200 <= int(d.get("status") or 0) < 300 for d in (asked, answered))
+    return 0 if taken else 1
 
 
 if __name__ == "__main__":

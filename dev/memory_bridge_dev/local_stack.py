@@ -189,8 +189,12 @@ class LocalStack:
                 "DeadLetterQueue": queue_url,
                 "IdempotencyTable": table,
                 "MemoryApiBaseUrl": sandbox_url,
+                "ConversationsApiBaseUrl": conversations_url,
             },
         )
+        # The functions read each conversation's participants from the Conversations sandbox (set here
+        # too, so that it holds whether or not this template maps the parameter to the variable).
+        environment["CONVERSATIONS_API_BASE_URL"] = conversations_url
         os.environ.update(environment)
         os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "WebhookFunction")
         proxies: dict[str, Any] = {}

@@ -1,5 +1,7 @@
 """Every request the client sends, and every answer the sandbox gives, holds against the contract."""
 
+from collections.abc import Iterator
+
 import pytest
 
 from memory_bridge.adapters.memory_api import MemoryApiClient
@@ -9,11 +11,13 @@ from memory_bridge.domain.outcomes import Accepted
 from memory_bridge.ports import StaticCredentials
 from memory_bridge_cli.conversations import ConversationsClient
 from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
+from memory_bridge_dev.conversations_sandbox import Fault as ConversationsFault
 from memory_bridge_dev.sandbox import Fault, MemorySandbox
 from tests.contract import (
     conversations_operations,
     conversations_spec,
     form_request_problems,
+    query_problems,
     request_problems,
     response_problems,
     spec,
@@ -134,17 +138,146 @@ def test_the_conversations_sandbox_answers_as_the_contract_says():
         assert client.update_webhook(service, [("Target", "flex")]).status == 400  # account-level only
         wrong = ConversationsClient(sandbox.base_url, TwilioCredentials(DEV_ACCOUNT_SID, "not-the-token"))
         assert wrong.fetch_webhook(None).status == 401
-        known = conversations_operations()
-        problems = []
-        for record in sandbox.requests:
-            if record.status is not None and record.status < 300:
-                problems += form_request_problems(record.operation, record.form)
-                problems += response_problems(
-                    record.operation, record.status, record.response_body, {}, known
-                )
-            elif set(record.response_body) != TWILIO_ERROR_KEYS:
-                problems.append(f"{record.method} {record.path}: error body {record.response_body}")
-        assert problems == []
+        assert conversations_contract_problems(sandbox) == []
         assert len(sandbox.requests) == 12
     finally:
         sandbox.close()
+
+
+def conversations_contract_problems(sandbox: ConversationsSandbox) -> list[str]:
+    """Every 2xx answer against its operation's schema, its form and query against the operation's
+    parameters; every error as Twilio's error body."""
+    known = conversations_operations()
+    problems = []
+    for record in sandbox.requests:
+        if record.status is not None and record.status < 300:
+            assert record.operation, f"unrouted request {record.method} {record.path}"
+            problems += form_request_problems(record.operation, record.form)
+            problems += query_problems(record.operation, record.query)
+            problems += response_problems(record.operation, record.status, record.response_body, {}, known)
+        elif record.status is not None and set(record.response_body) != TWILIO_ERROR_KEYS:
+            problems.append(f"{record.method} {record.path}: error body {record.response_body}")
+    return problems
+
+
+def follow(client: ConversationsClient, path: str, key: str) -> list[dict]:
+    """Every item of a list, page after page by meta.next_page_url, as the bridge and backfill read."""
+    items: list[dict] = []
+    while path:
+        page = client.request("GET", path)
+        assert page.status == 200, page
+        items += page.body[key]
+        following = page.body["meta"]["next_page_url"]
+        path = following[len(client.base_url) :] if following else ""
+    return items
+
+
+PEOPLE = [
+    [("MessagingBinding.Address", "+15555550100"), ("MessagingBinding.ProxyAddress", "+15555550000")],
+    [("MessagingBinding.Address", "whatsapp:+15555550101"), ("MessagingBinding.ProxyAddress", "whatsapp:+15555550000")],
+    [("MessagingBinding.Address", "+15555550102"), ("MessagingBinding.ProjectedAddress", "+15555550000")],
+    [("Identity", "agent@example.com"), ("Attributes", '{"role": "agent"}')],
+]  # fmt: skip
+
+
+@pytest.fixture
+def conversations_api() -> Iterator[tuple[ConversationsSandbox, ConversationsClient]]:
+    """A Conversations sandbox and a client that authenticates with an API key (what the secret usually
+    holds: Basic SK…:secret works as the account SID and token do)."""
+    conversations_spec()  # skips, with the reason, when the contract file is absent
+    sandbox = ConversationsSandbox(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
+    sandbox.serve()
+    key_sid, key_secret = sandbox.add_api_key()
+    credentials = TwilioCredentials(DEV_ACCOUNT_SID, "unused", key_sid, key_secret)
+    try:
+        yield sandbox, ConversationsClient(sandbox.base_url, credentials)
+    finally:
+        sandbox.close()
+
+
+def seed(client: ConversationsClient) -> tuple[str, list[dict]]:
+    """A conversation with an SMS, a WhatsApp, a group-MMS customer and a chat agent, and three messages;
+    (its sid, the participants as created)."""
+    sid = client.request("POST", "/v1/Conversations", [("FriendlyName", "web"), ("State", "active")]).body[
+        "sid"
+    ]
+    made = [client.request("POST", f"/v1/Conversations/{sid}/Participants", p).body for p in PEOPLE]
+    for author, body in [("+15555550100", "one"), ("agent@example.com", "two"), ("system", "three")]:
+        client.request("POST", f"/v1/Conversations/{sid}/Messages", [("Author", author), ("Body", body)])
+    return sid, made
+
+
+def test_the_conversations_routes_answer_as_the_contract_says(conversations_api):
+    """Conversations, participants (SMS, WhatsApp, group MMS, chat), messages and ParticipantConversations,
+    account-level and per service, with paging and filters: every request and answer holds."""
+    sandbox, client = conversations_api
+    old = client.request("POST", "/v1/Conversations", [("DateCreated", "2026-01-02T03:04:05Z")]).body
+    sid, made = seed(client)
+    assert client.request("GET", f"/v1/Conversations/{sid}").body["sid"] == sid
+    assert made[0]["messaging_binding"] == {
+        "type": "sms",
+        "address": "+15555550100",
+        "proxy_address": "+15555550000",
+    }
+    assert made[1]["messaging_binding"]["type"] == "whatsapp"
+    assert made[2]["messaging_binding"]["projected_address"] == "+15555550000"
+    assert made[3]["identity"] == "agent@example.com" and made[3]["messaging_binding"] is None
+    listed = follow(client, f"/v1/Conversations/{sid}/Participants?PageSize=3", "participants")
+    assert [p["sid"] for p in listed] == [p["sid"] for p in made]
+    client.request("GET", f"/v1/Conversations/{sid}/Participants/{made[1]['sid']}")
+    newest_first = follow(client, f"/v1/Conversations/{sid}/Messages?Order=desc&PageSize=2", "messages")
+    assert [m["body"] for m in newest_first] == ["three", "two", "one"]
+    assert [m["participant_sid"] for m in newest_first] == [None, made[3]["sid"], made[0]["sid"]]
+    client.request("GET", f"/v1/Conversations/{sid}/Messages/{newest_first[0]['sid']}")
+    # Conversations: oldest first, or newest first once a date filter is given.
+    everything = follow(client, "/v1/Conversations?PageSize=1", "conversations")
+    assert [c["sid"] for c in everything] == [old["sid"], sid]
+    dated = follow(client, "/v1/Conversations?StartDate=2026-01-01T00:00:00Z&State=active", "conversations")
+    assert [c["sid"] for c in dated] == [sid, old["sid"]]
+    assert [c["sid"] for c in follow(client, "/v1/Conversations?EndDate=2026-01-02", "conversations")] == [
+        old["sid"]
+    ]
+    by_address = follow(client, "/v1/ParticipantConversations?Address=%2B15555550100", "conversations")
+    assert [(c["conversation_sid"], c["participant_sid"]) for c in by_address] == [(sid, made[0]["sid"])]
+    by_identity = follow(client, "/v1/ParticipantConversations?Identity=agent%40example.com", "conversations")
+    assert by_identity[0]["participant_identity"] == "agent@example.com"
+    # A service's conversations are reached under it.
+    service = sandbox.create_service()
+    scoped = client.request("POST", f"/v1/Services/{service}/Conversations").body
+    assert scoped["chat_service_sid"] == service
+    under = f"/v1/Services/{service}/Conversations"
+    client.request("GET", f"{under}/{scoped['sid']}")
+    assert [c["sid"] for c in follow(client, under, "conversations")] == [scoped["sid"]]
+    client.request("POST", f"{under}/{scoped['sid']}/Participants", PEOPLE[0])
+    assert len(follow(client, f"{under}/{scoped['sid']}/Participants", "participants")) == 1
+    assert conversations_contract_problems(sandbox) == []
+    assert all(r.status in (200, 201) for r in sandbox.requests)
+
+
+def test_the_conversations_refusals_are_twilio_errors(conversations_api):
+    sandbox, client = conversations_api
+    sid, _ = seed(client)
+    scoped = client.request("POST", f"/v1/Services/{sandbox.create_service()}/Conversations").body["sid"]
+    assert client.request("GET", f"/v1/Conversations/{scoped}").status == 404  # the default service's only
+    assert client.request("GET", f"/v1/Conversations/{sid}/Participants?PageSize=101").status == 400
+    assert client.request("GET", "/v1/ParticipantConversations?Address=x&PageSize=51").status == 400
+    assert client.request("GET", "/v1/ParticipantConversations").status == 400
+    assert client.request("GET", f"/v1/Conversations/{sid}/Messages?Order=up").status == 400
+    assert client.request("GET", "/v1/Conversations?StartDate=yesterday").status == 400
+    assert client.request("POST", f"/v1/Conversations/{sid}/Participants", PEOPLE[3]).status == 409
+    assert client.request("POST", f"/v1/Conversations/{sid}/Participants", PEOPLE[0]).status == 409
+    assert (
+        client.request("POST", f"/v1/Conversations/{sid}/Participants", [("Attributes", "{")]).status == 400
+    )
+    assert client.request("GET", "/v1/Conversations/CH" + "0" * 32 + "/Participants").status == 404
+    sandbox.add_fault(
+        ConversationsFault(operation="ListConversationParticipant", status=429, retry_after=2, times=1)
+    )
+    limited = client.request("GET", f"/v1/Conversations/{sid}/Participants")
+    assert (limited.status, limited.retry_after) == (429, 2)
+    assert client.request("GET", f"/v1/Conversations/{sid}/Participants").status == 200  # times=1: once
+    wrong = ConversationsClient(sandbox.base_url, TwilioCredentials(DEV_ACCOUNT_SID, "nope"))
+    assert wrong.request("GET", "/v1/Conversations").status == 401
+    assert conversations_contract_problems(sandbox) == []
+    # The PageSize 101, the unknown conversation, the 429 and the one after it: each counted once.
+    assert sandbox.calls("ListConversationParticipant") == 4

@@ -18,9 +18,11 @@ import pytest
 
 from memory_bridge.domain.signature import compute_signature
 from memory_bridge_cli import main as cli
+from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
 
 REAL_TOKEN = "real-auth-token-not-for-argv-0123"
 DEV_TOKEN = "dev-auth-token-0123456789abcdef"
+DEV_ACCOUNT = "AC" + "0" * 32
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -129,11 +131,14 @@ def test_an_empty_answer_is_a_usage_error(webhook, monkeypatch):
     assert webhook["received"] == []
 
 
-def local_stack(webhook: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def local_stack(
+    webhook: dict[str, Any], monkeypatch: pytest.MonkeyPatch, conversations_url: str | None = None
+) -> None:
     state = webhook["tmp"] / "local-stack.json"
-    state.write_text(
-        json.dumps({"webhook_url": webhook["url"], "auth_token": DEV_TOKEN, "account_sid": "AC" + "0" * 32})
-    )
+    fields = {"webhook_url": webhook["url"], "auth_token": DEV_TOKEN, "account_sid": DEV_ACCOUNT}
+    if conversations_url:
+        fields["conversations_url"] = conversations_url
+    state.write_text(json.dumps(fields))
     monkeypatch.setenv("MEMORY_BRIDGE_LOCAL_STATE", str(state))
 
 
@@ -296,3 +301,165 @@ def test_a_memory_url_that_is_not_a_url_is_a_usage_error(monkeypatch):
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(["stores", "list", "--memory-api-url", "notaurl"], out=out, err=err)
     assert code == 2 and "--memory-api-url must be an absolute URL, https://" in err.getvalue()
+
+
+# ---- the local stack: a real conversation in its Conversations sandbox ------------------------
+
+
+@pytest.fixture
+def stack(webhook, monkeypatch) -> Iterator[dict[str, Any]]:
+    """The recorder as the local stack's front, with a Conversations sandbox beside it."""
+    sandbox = ConversationsSandbox(DEV_ACCOUNT, DEV_TOKEN)
+    local_stack(webhook, monkeypatch, sandbox.serve())
+    try:
+        yield webhook | {"sandbox": sandbox}
+    finally:
+        sandbox.close()
+
+
+def posted(stack: dict[str, Any], number: int = -1) -> dict[str, str]:
+    fields = dict(parse_qsl(stack["received"][number]["body"], keep_blank_values=True))
+    assert (
+        compute_signature(stack["url"], list(fields.items()), DEV_TOKEN)
+        == stack["received"][number]["signature"]
+    )
+    return fields
+
+
+def run(*argv: str) -> tuple[int, dict[str, Any], str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["send", "--json", *argv], out=out, err=err)
+    return code, json.loads(out.getvalue()) if out.getvalue() else {}, err.getvalue()
+
+
+def test_a_customer_message_is_a_real_message_of_a_real_conversation(stack):
+    code, result, err = run("--from", "+15555550100", "--body", "Where is my order?")
+    assert code == 0, err
+    fields = posted(stack)
+    sandbox = stack["sandbox"]
+    customer, agent = sandbox.participants(fields["ConversationSid"])
+    assert (customer.address, customer.proxy_address, customer.identity) == (
+        "+15555550100",
+        "+15555550000",
+        None,
+    )
+    assert (agent.identity, json.loads(agent.attributes)) == ("agent@example.com", {"role": "agent"})
+    [message] = sandbox.store.conversations[fields["ConversationSid"]].messages
+    assert fields["MessageSid"] == message.sid and fields["ParticipantSid"] == customer.sid
+    assert (fields["Author"], fields["Body"], fields["Source"]) == (
+        "+15555550100",
+        "Where is my order?",
+        "API",
+    )
+    assert "ClientIdentity" not in fields and fields["ChatServiceSid"] == sandbox.store.default_service
+    assert fields["DateCreated"].endswith(".000Z") and fields["Index"] == "0"
+    assert result["conversationSid"] == fields["ConversationSid"] and result["as"] == "customer"
+    assert result["participantSid"] == customer.sid
+
+
+def test_the_agent_answers_in_the_same_conversation_from_chat(stack):
+    run("--from", "+15555550100", "--body", "Where is my order?")
+    code, result, err = run("--from", "+15555550100", "--as", "agent", "--body", "On its way")
+    assert code == 0, err
+    first, reply = posted(stack, 0), posted(stack, 1)
+    assert reply["ConversationSid"] == first["ConversationSid"]
+    agent = stack["sandbox"].participants(reply["ConversationSid"])[1]
+    assert (reply["Author"], reply["Source"], reply["ClientIdentity"]) == (
+        "agent@example.com",
+        "SDK",
+        "agent@example.com",
+    )
+    assert reply["ParticipantSid"] == agent.sid and reply["Index"] == "1"
+    assert len(stack["sandbox"].participants(reply["ConversationSid"])) == 2  # nobody added twice
+    assert result["as"] == "agent"
+
+
+def test_new_conversation_starts_another_and_later_sends_continue_the_newest(stack):
+    run("--from", "+15555550100", "--body", "one")
+    run("--from", "+15555550100", "--body", "two", "--new-conversation")
+    run("--from", "+15555550100", "--body", "three")
+    first, second, third = (posted(stack, n)["ConversationSid"] for n in range(3))
+    assert first != second == third
+    assert stack["sandbox"].calls("ListParticipantConversation") == 2  # --new-conversation looks nothing up
+
+
+def test_whatsapp_and_chat_customers(stack):
+    run("--from", "whatsapp:+15555550101", "--body", "hola")
+    fields = posted(stack)
+    customer = stack["sandbox"].participants(fields["ConversationSid"])[0]
+    assert (customer.address, customer.proxy_address) == ("whatsapp:+15555550101", "whatsapp:+15555550000")
+    code, _, err = run("--from", "dana", "--channel", "chat", "--body", "hi from the web")
+    assert code == 0, err
+    fields = posted(stack)
+    customer = stack["sandbox"].participants(fields["ConversationSid"])[0]
+    assert (customer.identity, customer.address) == ("dana", None)
+    assert (fields["Author"], fields["Source"], fields["ClientIdentity"]) == ("dana", "SDK", "dana")
+
+
+def test_message_sid_sends_the_same_message_again(stack):
+    run("--from", "+15555550100", "--body", "once")
+    first = posted(stack)
+    code, _, err = run("--from", "+15555550100", "--body", "ignored", "--message-sid", first["MessageSid"])
+    assert code == 0, err
+    again = posted(stack)
+    assert {k: v for k, v in again.items() if k != "DateCreated"} == {
+        k: v for k, v in first.items() if k != "DateCreated"
+    }
+    assert stack["sandbox"].calls("CreateConversationMessage") == 1
+
+
+def test_a_conversations_sandbox_that_is_gone_is_named(stack):
+    stack["sandbox"].close()
+    code, _, err = run("--from", "+15555550100", "--body", "hi")
+    assert code == 1 and "Conversations" in err and "make run" in err
+    assert stack["received"] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "rule"),
+    [
+        (["--channel", "sms", "--from", "whatsapp:+15555550100"], "--channel sms needs --from +E.164"),
+        (
+            ["--channel", "whatsapp", "--from", "+15555550100"],
+            "--channel whatsapp needs --from whatsapp:+E.164",
+        ),
+        (["--channel", "chat", "--from", "+15555550100"], "--channel chat needs --from a chat identity"),
+        (["--from", "+15555550100", "--agent", "+15555550199"], "the agent is a chat identity"),
+        (["--from", "+15555550100", "--business-number", "5555550000"], "--business-number"),
+        (["--from", "+15555550100", "--business-number", "+1555"], "must be E.164"),
+        (["--from", "+15555550100", "--new-conversation", "--conversation-sid", "CH1"], "contradict"),
+    ],
+)
+def test_arguments_that_disagree_exit_2_naming_the_rule(stack, argv, rule):
+    code, _, err = run(*argv, "--body", "hi")
+    assert code == 2 and rule in err, err
+    assert stack["received"] == [] and stack["sandbox"].requests == []
+
+
+def test_unknown_choices_are_refused_by_argparse(stack, capsys):
+    for argv in (["--as", "bot"], ["--channel", "fax"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["send", "--from", "+15555550100", "--body", "hi", *argv])
+        assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_help_explains_the_speakers_and_the_deployed_case(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["send", "--help"])
+    text = capsys.readouterr().out
+    for words in ("--as", "--channel", "--new-conversation", "proxy_address", "deployed bridge reads"):
+        assert words in " ".join(text.split()), words
+
+
+def test_a_deployed_stack_gets_the_agent_as_author_and_sdk_as_source(webhook, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", REAL_TOKEN)
+    code, _, err = send("--url", webhook["url"], "--as", "agent", "--conversation-sid", "CH" + "1" * 32)
+    assert code == 0, err
+    fields = dict(parse_qsl(webhook["received"][0]["body"]))
+    assert (fields["Author"], fields["Source"], fields["ClientIdentity"]) == (
+        "agent@example.com",
+        "SDK",
+        "agent@example.com",
+    )
+    assert fields["ConversationSid"] == "CH" + "1" * 32
