@@ -181,7 +181,9 @@ class FakeConversations:
         self.rosters.setdefault(conversation_sid, []).append(participant)
         return participant
 
-    def participants(self, conversation_sid: str, timeout: float | None = None) -> Roster | Failure:
+    def participants(
+        self, conversation_sid: str, timeout: float | None = None, service_sid: str | None = None
+    ) -> Roster | Failure:
         self.calls.append(conversation_sid)
         if self.fail:
             return self.fail.pop(0)

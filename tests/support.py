@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DEV_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
+CHAT_SERVICE_SID = "IS00000000000000000000000000000001"
 WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversations"
 
 
@@ -80,7 +81,7 @@ def message_params(
         ("AccountSid", DEV_ACCOUNT_SID),
         ("ConversationSid", twilio_sid(conversation_sid)),
         ("MessageSid", twilio_sid(message_sid)),
-        ("ChatServiceSid", "IS00000000000000000000000000000001"),
+        ("ChatServiceSid", CHAT_SERVICE_SID),
         ("Index", "3"),
         ("DateCreated", date_created),
         ("Body", body),

@@ -83,7 +83,13 @@ class Recorded:
 class ConversationsSandbox:
     """State, routes and faults; `serve()` puts it on loopback."""
 
-    def __init__(self, account_sid: str, auth_token: str, api_keys: dict[str, str] | None = None):
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        api_keys: dict[str, str] | None = None,
+        default_service: str | None = None,
+    ):
         self.account_sid = account_sid
         # user → password accepted for Basic auth: the account's token and any API key's secret.
         self.credentials = {account_sid: auth_token, **(api_keys or {})}
@@ -93,7 +99,11 @@ class ConversationsSandbox:
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
+        # The account's default service (its conversations are also at the un-scoped paths); tests
+        # name it, so that the webhooks they sign carry it as ChatServiceSid.
         self.store = ConversationsStore(account_sid)
+        if default_service:
+            self.store.default_service = default_service
         self.services[self.store.default_service] = WebhookConfiguration()
         self.api = ConversationsApi(self.store, lambda: self.base_url, lambda sid: sid in self.services)
         self.routes = self._routes()

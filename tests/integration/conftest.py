@@ -24,6 +24,7 @@ from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
 from memory_bridge_dev.sandbox import MemorySandbox
 from tests.conversations_seed import seed_event_author
 from tests.support import (
+    CHAT_SERVICE_SID,
     DEV_ACCOUNT_SID,
     DEV_AUTH_TOKEN,
     FakeContext,
@@ -110,7 +111,8 @@ def sandbox() -> Iterator[MemorySandbox]:
 
 @pytest.fixture
 def conversations() -> Iterator[ConversationsSandbox]:
-    twilio = ConversationsSandbox(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
+    # The default service is the one tests' webhooks name as ChatServiceSid (tests.support.message_params).
+    twilio = ConversationsSandbox(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, default_service=CHAT_SERVICE_SID)
     twilio.serve()
     yield twilio
     twilio.close()

@@ -23,7 +23,8 @@ from tests.support import body_of, message_params, participant_sid_of, twilio_si
 CUSTOMER = "twilio-conversations"
 AGENT = "twilio-conversations-agent"
 BRAND = "twilio-conversations-brand"
-PARTICIPANTS_LIST = "ListConversationParticipant"
+# The webhook carries its ChatServiceSid, so the bridge reads participants under the service.
+PARTICIPANTS_LIST = "ListServiceConversationParticipant"
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ class Case:
 
 
 SMS_CUSTOMER = sms("+15550100001")
-WHATSAPP = Member("whatsapp:+15550100002", address="whatsapp:+15550100002", proxy_address="whatsapp:" + BUSINESS_NUMBER)
+WHATSAPP = Member(
+    "whatsapp:+15550100002", address="whatsapp:+15550100002", proxy_address="whatsapp:" + BUSINESS_NUMBER
+)
 FLEX_AGENT = chat("flex_agent_7", role="agent")
 
 CASES: dict[str, Case] = {
@@ -111,7 +114,12 @@ CASES: dict[str, Case] = {
     "web chat customer, agent by pattern": Case(
         (chat("visitor-42"), chat("bob@company.com")),
         (Line("visitor-42", "My login fails"), Line("bob@company.com", "Reset sent to your inbox")),
-        {("chat_identity", "visitor-42"): [("My login fails", CUSTOMER), ("Agent: Reset sent to your inbox", AGENT)]},
+        {
+            ("chat_identity", "visitor-42"): [
+                ("My login fails", CUSTOMER),
+                ("Agent: Reset sent to your inbox", AGENT),
+            ]
+        },
         env={"AGENT_IDENTITIES": "agent-ana,*@company.com"},
     ),
     "agent whose identity is an email address": Case(
@@ -138,7 +146,12 @@ CASES: dict[str, Case] = {
     "unknown participant, then refreshed": Case(
         (sms("+15550100006"),),
         (Line("+15550100006", "Is anyone there?"), Line("late_agent", "I am, sorry for the wait")),
-        {("phone", "+15550100006"): [("Is anyone there?", CUSTOMER), ("Agent: I am, sorry for the wait", AGENT)]},
+        {
+            ("phone", "+15550100006"): [
+                ("Is anyone there?", CUSTOMER),
+                ("Agent: I am, sorry for the wait", AGENT),
+            ]
+        },
         joins_later=chat("late_agent"),
         participant_reads=2,
     ),
@@ -225,9 +238,15 @@ def test_whose_words_land_where(name: str, oncall: Bridge, monkeypatch: pytest.M
         assert answer["statusCode"] == 200, answer
         if case.fault and number == 0:
             body = body_of(answer)
-            assert (body["outcome"], body["stage"], body["kind"]) == ("parked", "resolve_speaker", "retryable")
+            assert (body["outcome"], body["stage"], body["kind"]) == (
+                "parked",
+                "resolve_speaker",
+                "retryable",
+            )
             envelope = oncall.parked()[0]
-            assert envelope.identifier is None and envelope.speaker is not None and envelope.speaker.kind is None
+            assert (
+                envelope.identifier is None and envelope.speaker is not None and envelope.speaker.kind is None
+            )
 
     if case.fault:
         oncall.conversations.clear_faults()
@@ -260,8 +279,20 @@ def test_a_parked_message_of_an_earlier_release_is_classified_at_replay(oncall: 
         "traitGroup": "Contact",
         "messageSid": twilio_sid("IMlegacy1"),
         "conversationSid": conversation,
-        "observations": [{"content": "Your refund is approved", "source": CUSTOMER, "occurredAt": "2026-12-01T09:00:00.000Z"}],
-        "failure": {"stage": "post_observations", "status": 503, "code": None, "message": "", "ambiguous": False},
+        "observations": [
+            {
+                "content": "Your refund is approved",
+                "source": CUSTOMER,
+                "occurredAt": "2026-12-01T09:00:00.000Z",
+            }
+        ],
+        "failure": {
+            "stage": "post_observations",
+            "status": 503,
+            "code": None,
+            "message": "",
+            "ambiguous": False,
+        },
         "attempts": 1,
         "firstFailedAt": "2026-12-01T09:00:01Z",
         "lastFailedAt": "2026-12-01T09:00:01Z",

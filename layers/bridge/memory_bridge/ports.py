@@ -95,7 +95,9 @@ class ReplayMemory(ObservationWriter, Protocol):
 class ParticipantDirectory(Protocol):
     """Who takes part in a conversation (the Conversations API), to tell customers from agents."""
 
-    def participants(self, conversation_sid: str, timeout: float | None = None) -> Roster | Failure: ...
+    def participants(
+        self, conversation_sid: str, timeout: float | None = None, service_sid: str | None = None
+    ) -> Roster | Failure: ...
 
 
 class CredentialsSource(Protocol):

@@ -66,10 +66,17 @@ class Said:
     author: str | None
     participant_sid: str | None
     client_identity: str | None = None
+    service_sid: str | None = None
 
     @classmethod
     def of(cls, message: MessageAdded) -> Said:
-        return cls(message.conversation_sid, message.author, message.participant_sid, message.client_identity)
+        return cls(
+            message.conversation_sid,
+            message.author,
+            message.participant_sid,
+            message.client_identity,
+            message.chat_service_sid,
+        )
 
 
 @dataclass
@@ -91,7 +98,7 @@ class Speakers:
         if roster is None or (
             said.participant_sid and roster.by_sid(said.participant_sid) is None and not fresh
         ):
-            read = self._read(said.conversation_sid, timeout)
+            read = self._read(said, timeout)
             if not isinstance(read, Roster):
                 return read
             roster = read
@@ -104,9 +111,11 @@ class Speakers:
             chat_id_type=self.rules.chat_id_type,
         )
 
-    def _read(self, conversation_sid: str, timeout: Callable[[], float | None]) -> Roster | Failure:
+    def _read(self, said: Said, timeout: Callable[[], float | None]) -> Roster | Failure:
         self.reads += 1
-        read = self.directory.participants(conversation_sid, timeout=timeout())
+        read = self.directory.participants(
+            said.conversation_sid, timeout=timeout(), service_sid=said.service_sid
+        )
         if isinstance(read, Roster):
-            self.cache.put(conversation_sid, read)
+            self.cache.put(said.conversation_sid, read)
         return read

@@ -18,11 +18,15 @@ MAX_PAGES = 5
 
 
 class ConversationsApiClient(TwilioJsonClient):
-    def participants(self, conversation_sid: str, timeout: float | None = None) -> Roster | Failure:
+    def participants(
+        self, conversation_sid: str, timeout: float | None = None, service_sid: str | None = None
+    ) -> Roster | Failure:
         """Every participant of the conversation (following `meta.next_page_url`), within `timeout`
-        for all pages together; else the failure (429/5xx/timeouts retryable, 4xx permanent)."""
+        for all pages together; else the failure (429/5xx/timeouts retryable, 4xx permanent).
+        Under its service when known: the un-scoped path finds only the default service's."""
         ends = None if timeout is None else time.monotonic() + timeout
-        path = f"/v1/Conversations/{path_segment(conversation_sid)}/Participants"
+        path = f"/Conversations/{path_segment(conversation_sid)}/Participants"
+        path = f"/v1/Services/{path_segment(service_sid)}{path}" if service_sid else f"/v1{path}"
         query: dict[str, str | None] = {"PageSize": str(PAGE_SIZE)}
         found: list[Participant] = []
         for _ in range(MAX_PAGES):

@@ -51,6 +51,7 @@ class SpeakerRecord:
     author: str | None = None
     participant_sid: str | None = None
     client_identity: str | None = None
+    service_sid: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class SpeakerRecord:
             "author": self.author,
             "participantSid": self.participant_sid,
             "clientIdentity": self.client_identity,
+            "chatServiceSid": self.service_sid,
         }
 
 
@@ -69,9 +71,11 @@ def read_speaker(document: Any) -> SpeakerRecord | None:
     kind = document.get("kind")
     if kind is not None and kind not in KINDS:
         raise MalformedEnvelope(f"unknown speaker kind {kind!r}")
-    texts = [document.get(name) for name in ("author", "participantSid", "clientIdentity")]
+    texts = [document.get(name) for name in ("author", "participantSid", "clientIdentity", "chatServiceSid")]
     if not all(value is None or isinstance(value, str) for value in texts):
-        raise MalformedEnvelope("speaker's author, participantSid and clientIdentity must be strings")
+        raise MalformedEnvelope(
+            "speaker's author, participantSid, clientIdentity and chatServiceSid must be strings"
+        )
     return SpeakerRecord(kind, *texts)
 
 

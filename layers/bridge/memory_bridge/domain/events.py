@@ -91,6 +91,9 @@ class MessageAdded:
     # who are no participant), the SDK's identity (SDK events only), and SDK or API.
     participant_sid: str | None = None
     client_identity: str | None = None
+    # The Conversations service: participants are read under it (a conversation of a service other
+    # than the account's default is not found at the un-scoped path).
+    chat_service_sid: str | None = None
 
 
 def _lower_headers(event: Mapping[str, Any]) -> dict[str, str]:
@@ -223,4 +226,5 @@ def parse_message_added(request: WebhookRequest) -> MessageAdded:
         attachments=parse_media(request.first("Media")),
         participant_sid=request.first("ParticipantSid") or None,
         client_identity=client_identity,
+        chat_service_sid=request.first("ChatServiceSid") or None,
     )

@@ -98,7 +98,11 @@ def _said(envelope: Envelope) -> Said | None:
     if envelope.speaker is not None:
         speaker = envelope.speaker
         return Said(
-            envelope.conversation_sid, speaker.author, speaker.participant_sid, speaker.client_identity
+            envelope.conversation_sid,
+            speaker.author,
+            speaker.participant_sid,
+            speaker.client_identity,
+            speaker.service_sid,
         )
     if envelope.identifier is None:
         return None

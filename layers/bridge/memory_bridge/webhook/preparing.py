@@ -54,6 +54,7 @@ def prepare(message: MessageAdded, rules: DeliveryRules, speaker: Speaker | Fail
         message.author,
         message.participant_sid,
         message.client_identity,
+        message.chat_service_sid,
     )
     target: Target | None = None
     if not isinstance(speaker, Retryable | Permanent):
