@@ -17,8 +17,9 @@ from memory_bridge.domain.envelope import Envelope
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.observations import Observation
 from memory_bridge.domain.outcomes import Accepted, Failure, Outcome, Permanent
-from memory_bridge.domain.speakers import Participant, Roster
+from memory_bridge.domain.speakers import AgentMessages, AgentRules, Participant, Roster
 from memory_bridge.ports import QueuedMessage, QueueUnavailable, StaticCredentials
+from memory_bridge.speaking import RosterCache, SpeakerRules, Speakers
 from tests.support import FakeClock, InMemoryLedger, ListSink, RecordingMetrics, ScriptedMemory
 
 
@@ -192,6 +193,39 @@ class FakeConversations:
         return Roster(tuple(self.rosters[conversation_sid]))
 
 
+# The conversation and the participant tests.support.message_params sends: an SMS customer at the
+# message's Author, writing to the business's number.
+CONVERSATION = "CH00000000000000000000000000000001"
+CUSTOMER = Participant(
+    "MB00000000000000000000000000000001", address="+15555550100", proxy_address="+15555550999"
+)
+
+
+def customer_conversations(
+    *participants: Participant, conversation_sid: str = CONVERSATION
+) -> FakeConversations:
+    """A FakeConversations whose one conversation has the SMS customer (and any others given)."""
+    return FakeConversations({conversation_sid: [CUSTOMER, *participants]})
+
+
+def fake_speakers(
+    conversations: FakeConversations | None = None,
+    *,
+    agent_messages: AgentMessages = "attribute",
+    agents: AgentRules | None = None,
+    chat_id_type: str = "chat_identity",
+    ttl: float = 300.0,
+    clock: FakeClock | None = None,
+) -> Speakers:
+    """The webhook's Speakers over FakeConversations (by default: customer_conversations())."""
+    cache = RosterCache(ttl, clock=clock) if clock is not None else RosterCache(ttl)
+    return Speakers(
+        conversations if conversations is not None else customer_conversations(),
+        cache,
+        SpeakerRules(agents or AgentRules(), agent_messages, chat_id_type),
+    )
+
+
 FAKES: dict[str, type] = {
     "ParticipantDirectory": FakeConversations,
     "ProfileDirectory": FakeMemory,
@@ -207,14 +241,19 @@ FAKES: dict[str, type] = {
 }
 
 __all__ = [
+    "CONVERSATION",
+    "CUSTOMER",
     "FAKES",
     "FakeClock",
+    "FakeConversations",
     "FakeLedger",
     "FakeMemory",
     "FakeQueue",
     "ListSink",
     "RecordingMetrics",
     "ScriptedMemory",
+    "customer_conversations",
+    "fake_speakers",
 ]
 
 

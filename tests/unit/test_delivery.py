@@ -9,14 +9,20 @@ from memory_bridge.domain.events import MessageAdded
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.ledger import PartsPlan
 from memory_bridge.domain.outcomes import Accepted, Moved, Permanent, Retryable
+from memory_bridge.domain.speakers import Participant
 from memory_bridge.profiles import ProfileCache
+from memory_bridge.speaking import Said
 from memory_bridge.webhook.delivery import DeliveryRules, Parked, Posted, Skipped, Unparked, deliver, prepare
+from tests.fakes import CUSTOMER, customer_conversations, fake_speakers
 from tests.support import FakeClock, ListSink, ScriptedMemory
 
 STORE = "mem_store_01kpttrksqe08rhv122gzq52ax"
 PROFILE = "mem_profile_01kpttrksqe08rhv122gzq52ax"
 CANONICAL = "mem_profile_02kpttrksqe08rhv122gzq52ax"
-RULES = DeliveryRules(STORE, "twilio-conversations", "Contact", "chat_identity", frozenset({"agent"}))
+RULES = DeliveryRules(STORE, "twilio-conversations", "Contact", "chat_identity")
+SKIP_AGENTS = DeliveryRules(STORE, "twilio-conversations", "Contact", "chat_identity", agent_messages="skip")
+# The conversation of message(): the SMS customer at +15555550100 and a chat agent, "Agent".
+AGENT = Participant("MB00000000000000000000000000000002", identity="Agent")
 FOUND = Accepted(200, {"profiles": [PROFILE]})
 OK = Accepted(202, {"message": "ok"})
 
@@ -25,15 +31,26 @@ def message(body="hello", author="+15555550100"):
     return MessageAdded("IM1", "CH1", "AC1", author, body, datetime(2026, 11, 21, tzinfo=UTC), 1)
 
 
-def run(memory, *, body="hello", author="+15555550100", sink=None, budget=4.0, cache=None, clock=None):
+def prepared_message(body="hello", author="+15555550100", rules=RULES):
+    """prepare() with the speaker the webhook would find in the conversation's participants."""
+    speakers = fake_speakers(
+        customer_conversations(AGENT, conversation_sid="CH1"), agent_messages=rules.agent_messages
+    )
+    said = message(body, author)
+    return prepare(said, rules, speakers.identify(Said.of(said), timeout=lambda: 1.0))
+
+
+def run(
+    memory, *, body="hello", author="+15555550100", sink=None, budget=4.0, cache=None, clock=None, rules=RULES
+):
     clock = clock or FakeClock()
     sink = sink if sink is not None else ListSink()
-    prepared = prepare(message(body, author), RULES)
+    prepared = prepared_message(body, author, rules)
     if isinstance(prepared, Skipped):
         return prepared, sink, clock
     result = deliver(
         prepared,
-        rules=RULES,
+        rules=rules,
         memory=memory,
         profiles=cache if cache is not None else ProfileCache(ttl=60),
         dead_letters=sink,
@@ -72,11 +89,33 @@ def test_cached_profile_means_one_call():
     assert [c[0] for c in memory.calls] == ["post"]
 
 
-@pytest.mark.parametrize(("author", "reason"), [("system", "system"), ("Agent", "agent")])
+# Changed on purpose (issue 19): agents' and system messages are skipped only with AGENT_MESSAGES=skip,
+# and a system message's reason is now "brand" (it was "system").
+@pytest.mark.parametrize(("author", "reason"), [("system", "brand"), ("Agent", "agent")])
 def test_not_a_customer_is_skipped_without_calls(author, reason):
     memory = ScriptedMemory()
-    assert run(memory, author=author)[0] == Skipped(reason)
+    assert run(memory, author=author, rules=SKIP_AGENTS)[0] == Skipped(reason)
     assert memory.calls == []
+
+
+@pytest.mark.parametrize(
+    ("author", "label", "source"),
+    [
+        ("system", "Business: ", "twilio-conversations-brand"),
+        ("Agent", "Agent: ", "twilio-conversations-agent"),
+    ],
+)
+def test_not_a_customer_is_posted_on_the_customers_profile_marked_by_default(author, label, source):
+    memory = ScriptedMemory(lookups=[FOUND], posts=[OK])
+    result, sink, _ = run(memory, author=author)
+    assert result == Posted(observations=1, requests=2)
+    # The customer's identifier is looked up, never the agent's identity or the business's number.
+    assert memory.calls[0] == ("lookup", Identifier("phone", CUSTOMER.address))
+    assert memory.calls[1] == (
+        "post",
+        (PROFILE, [{"content": label + "hello", "source": source, "occurredAt": "2026-11-21T00:00:00.000Z"}]),
+    )
+    assert sink.parked == []
 
 
 def test_empty_message_is_skipped():
@@ -177,7 +216,7 @@ def deliver_with(plan, posts, body="x" * 9000, sink=None):
     cache = ProfileCache(ttl=60)
     cache.put(Identifier("phone", "+15555550100"), PROFILE)
     clock = FakeClock()
-    prepared = prepare(message(body), RULES)
+    prepared = prepared_message(body)
     return (
         deliver(
             prepared,

@@ -26,8 +26,11 @@ from memory_bridge.domain.redaction import (
     redact,
     redact_observations,
 )
-from memory_bridge.webhook.delivery import DeliveryRules, Prepared, Skipped, prepare
+from memory_bridge.speaking import Said
+from memory_bridge.webhook.delivery import DeliveryRules, Prepared, Skipped
+from memory_bridge.webhook.delivery import prepare as prepare_for
 from memory_bridge_dev.redaction_bench import ADVERSARIAL
+from tests.fakes import customer_conversations, fake_speakers
 from tests.support import message_added
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "300"))
@@ -506,11 +509,17 @@ def test_ssns_outside_the_valid_ranges_survive(text):
 # ---- configuration and modes ----------------------------------------------------------------------
 
 RULES = DeliveryRules(
-    "mem_store_00000000000000000000000000", "twilio-conversations", "Contact", "chat_identity", frozenset()
+    "mem_store_00000000000000000000000000", "twilio-conversations", "Contact", "chat_identity"
 )
 
 
 message = message_added
+
+
+def prepare(said, rules):
+    """prepare() with the speaker found in the message's conversation: its SMS customer."""
+    speakers = fake_speakers(customer_conversations(conversation_sid=said.conversation_sid))
+    return prepare_for(said, rules, speakers.identify(Said.of(said), timeout=lambda: 1.0))
 
 
 def test_mask_mode_posts_the_message_with_markers_and_counts_by_kind():

@@ -29,6 +29,7 @@ from memory_bridge.ports import StaticCredentials
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook import WebhookService, stdlib_logger
 from memory_bridge.webhook.delivery import DeliveryRules
+from tests.fakes import fake_speakers
 from tests.support import (
     DEV_ACCOUNT_SID,
     DEV_AUTH_TOKEN,
@@ -93,9 +94,7 @@ class Unreadable:
 def service(credentials) -> tuple[WebhookService, ScriptedMemory, RecordingMetrics]:
     memory, metrics = ScriptedMemory(), RecordingMetrics()
     webhook = WebhookService(
-        rules=DeliveryRules(
-            "mem_store_01kpttrksqe08rhv122gzq52ax", "s", "Contact", "chat_identity", frozenset()
-        ),
+        rules=DeliveryRules("mem_store_01kpttrksqe08rhv122gzq52ax", "s", "Contact", "chat_identity"),
         public_webhook_url=None,
         budget_seconds=4.0,
         credentials=credentials,
@@ -105,6 +104,7 @@ def service(credentials) -> tuple[WebhookService, ScriptedMemory, RecordingMetri
         ledger=InMemoryLedger(),
         metrics=metrics,
         logger=stdlib_logger(),
+        speakers=fake_speakers(),
     )
     return webhook, memory, metrics
 
@@ -114,7 +114,7 @@ def test_the_webhook_answers_413_without_reading_the_secret(caplog):
     answer = webhook.handle(event_with_body("Body=" + "x" * MAX_BODY_BYTES))
     assert answer["statusCode"] == 413
     assert metrics.counts == {"WebhooksTooLarge": 1}
-    assert memory.calls == []
+    assert memory.calls == [] and webhook.speakers.directory.calls == []
     assert "xxxx" not in caplog.text  # the reason names the limit, never what was sent
 
 
@@ -176,7 +176,7 @@ def test_a_signed_webhook_for_another_account_is_403_and_goes_nowhere():
     assert answer["statusCode"] == 403
     # Not counted as received: the signature alarm pages when rejections outnumber accepted webhooks.
     assert metrics.counts == {"SignatureRejected": 1}
-    assert memory.calls == []
+    assert memory.calls == [] and webhook.speakers.directory.calls == []
     # The same webhook for the secret's own account (written in capitals there) goes through.
     webhook, memory, _ = service(
         StaticCredentials(TwilioCredentials(DEV_ACCOUNT_SID.upper(), DEV_AUTH_TOKEN))

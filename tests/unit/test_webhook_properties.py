@@ -17,6 +17,7 @@ from memory_bridge.domain.signature import compute_signature
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook import WebhookService, stdlib_logger
 from memory_bridge.webhook.delivery import DeliveryRules
+from tests.fakes import fake_speakers
 from tests.support import (
     DEV_ACCOUNT_SID,
     DEV_AUTH_TOKEN,
@@ -55,9 +56,7 @@ def service() -> tuple[WebhookService, CountingMemory, ListSink, InMemoryLedger]
     credentials = CachedCredentials(lambda: TwilioCredentials(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN))
     return (
         WebhookService(
-            rules=DeliveryRules(
-                "mem_store_01kpttrksqe08rhv122gzq52ax", "s", "Contact", "chat_identity", frozenset()
-            ),
+            rules=DeliveryRules("mem_store_01kpttrksqe08rhv122gzq52ax", "s", "Contact", "chat_identity"),
             public_webhook_url=None,
             budget_seconds=4.0,
             credentials=credentials,
@@ -67,6 +66,7 @@ def service() -> tuple[WebhookService, CountingMemory, ListSink, InMemoryLedger]
             ledger=idempotency,
             metrics=RecordingMetrics(),
             logger=stdlib_logger(),
+            speakers=fake_speakers(),
         ),
         memory,
         sink,
@@ -111,6 +111,7 @@ def test_arbitrary_events_never_5xx_and_never_reach_memory_or_the_queue(event):
     assert response["statusCode"] in (200, 400, 403, 409)
     assert response["statusCode"] == 403  # none of these carries a valid signature
     assert memory.calls == [] and sink.parked == [] and idempotency.records == {}
+    assert webhook.speakers.directory.calls == []  # nor the Conversations API
 
 
 form_values = st.lists(
@@ -143,6 +144,7 @@ def test_wrong_signatures_always_403(params, signature, version):
     response = webhook.handle(signed_event(params, signature=signature, version=version))
     assert response["statusCode"] == 403
     assert memory.calls == [] and sink.parked == [] and idempotency.records == {}
+    assert webhook.speakers.directory.calls == []
 
 
 @PROPERTY_SETTINGS
@@ -173,4 +175,4 @@ def test_base64_garbage_with_a_signature_header_is_403():
     event["isBase64Encoded"] = True
     event["body"] = base64.b64encode(b"\xff\xfe" + urlencode(message_params()).encode()).decode()
     assert webhook.handle(event)["statusCode"] == 403
-    assert memory.calls == []
+    assert memory.calls == [] and webhook.speakers.directory.calls == []

@@ -147,7 +147,7 @@ def classify(
     )
     sid = participant.sid if participant else participant_sid
     business = roster.business_addresses()
-    if not who or who.lower() == SYSTEM_AUTHOR or participant is None or _same(who) in business:
+    if not who or who.lower() == SYSTEM_AUTHOR or participant is None or _same(_bare(who)) in business:
         return Speaker("brand", sid, customers)
     identifier = _customer_identifier(participant, roster, rules, chat_id_type)
     if identifier is None:
@@ -168,12 +168,16 @@ def _customer_identifier(
     participant: Participant, roster: Roster, rules: AgentRules, chat_id_type: str
 ) -> Identifier | None:
     """The participant's identifier when it is a customer; None for an agent or a business address."""
+    # Compared bare: the business's number is the same number with or without `whatsapp:`.
+    business = roster.business_addresses()
     if participant.address:
-        if _same(participant.address) in roster.business_addresses():
+        if _same(_bare(participant.address)) in business:
             return None
         return _identifier(participant.address, chat_id_type)
     identity = participant.identity or ""
     if not identity or roster.has_messaging_customer or rules.match(participant, identity):
+        return None
+    if _same(_bare(identity)) in business:  # a chat identity written as the business's own number
         return None
     return _identifier(identity, chat_id_type)
 
