@@ -42,8 +42,10 @@ def test_rest_and_http_api_payloads_both_work(bridge, version):
 
 
 def test_authors_pick_their_id_type(bridge):
+    # Each in a conversation of their own: beside a WhatsApp customer, a chat identity is an agent.
     for sid, author in [("IM1", "whatsapp:+15555550101"), ("IM2", "dana@example.com"), ("IM3", "dave")]:
-        assert outcome(bridge.send(message_params(message_sid=sid, author=author))) == "posted"
+        params = message_params(message_sid=sid, author=author, conversation_sid="CH" + sid)
+        assert outcome(bridge.send(params)) == "posted"
     sandbox = bridge.sandbox
     assert sandbox.profile_for(bridge.store_id, "whatsapp", "+15555550101")
     assert sandbox.profile_for(bridge.store_id, "email", "dana@example.com")
@@ -72,6 +74,9 @@ def test_media_and_a_long_body_are_carried_whole(bridge):
 
 
 def test_system_agent_and_empty_messages_are_acknowledged_and_skipped(bridge):
+    """In a conversation with no customer, the brand's and an agent's words go nowhere; an empty
+    message says nothing. (tests/integration/test_speakers.py has where they go beside a customer.)"""
+    bridge.conversations.add_conversation(message_params()[2][1])
     for sid, author, body in [
         ("IM1", "system", "joined"),
         ("IM2", "agent-ana", "Hi!"),
