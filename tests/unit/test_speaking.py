@@ -31,7 +31,14 @@ from tests.fakes import (
     customer_conversations,
     fake_speakers,
 )
-from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, body_of, message_params, signed_event
+from tests.support import (
+    CHAT_SERVICE_SID,
+    DEV_ACCOUNT_SID,
+    DEV_AUTH_TOKEN,
+    body_of,
+    message_params,
+    signed_event,
+)
 
 OTHER = "CH00000000000000000000000000000002"
 AGENT = Participant("MB00000000000000000000000000000002", identity="agent.smith")
@@ -115,6 +122,21 @@ def test_a_participant_sid_missing_from_a_fresh_read_is_not_read_twice():
     found = speakers.identify(said(participant_sid="MB000000000000000000000000000000ff"), SOON)
     assert found.kind == "customer" and found.identifier == Identifier("phone", "+15555550100")
     assert len(conversations.calls) == 1
+
+
+def test_a_participant_who_left_costs_one_read_not_one_per_message():
+    """Their SID was missing from a fresh read: later messages (Twilio's retries, a replay of many)
+    read no more, since a SID is never reused; another unknown SID still reads again."""
+    conversations = customer_conversations()
+    speakers = fake_speakers(conversations)
+    speakers.identify(said(), SOON)
+    left = said("agent.gone", "MB000000000000000000000000000000ee")
+    for _ in range(5):
+        assert speakers.identify(left, SOON).kind == "brand"
+    assert len(conversations.calls) == 2
+    conversations.add(CONVERSATION, NEWCOMER)
+    assert speakers.identify(said("agent.jones", NEWCOMER.sid), SOON).kind == "agent"
+    assert len(conversations.calls) == 3
 
 
 @pytest.mark.parametrize("author", ["system", "System", "", None])
@@ -218,7 +240,7 @@ def test_participants_that_cannot_be_read_park_the_message_for_the_replay_to_cla
     assert sum(service.memory.calls.values()) == 0  # never posted to a guessed profile
     (envelope,) = [parse_envelope(body) for body in service.dead_letters.bodies()]
     assert envelope.failure.stage == "resolve_speaker" and envelope.kind == "retryable"
-    assert envelope.speaker == SpeakerRecord(None, "+15555550100", CUSTOMER.sid, None)
+    assert envelope.speaker == SpeakerRecord(None, "+15555550100", CUSTOMER.sid, None, CHAT_SERVICE_SID)
     assert envelope.identifier is None and envelope.profile_id is None and envelope.speaker_unknown
     # Unlabelled, with room for the label the replay may add.
     assert "".join(o["content"] for o in envelope.observations) == "x" * 5000
@@ -298,7 +320,7 @@ def test_a_known_speaker_parked_by_memory_carries_its_kind():
     answer = post(service, author="agent.smith", participant=AGENT.sid)
     assert (answer["outcome"], answer["stage"]) == ("parked", "post_observations")
     (envelope,) = [parse_envelope(body) for body in service.dead_letters.bodies()]
-    assert envelope.speaker == SpeakerRecord("agent", "agent.smith", AGENT.sid, None)
+    assert envelope.speaker == SpeakerRecord("agent", "agent.smith", AGENT.sid, None, CHAT_SERVICE_SID)
     assert envelope.identifier == Identifier("phone", "+15555550100")  # the customer's, never the agent's
     assert envelope.observations[0]["content"] == "Agent: Hello"
     assert not envelope.speaker_unknown

@@ -30,6 +30,7 @@ class RosterCache:
         self._max = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, tuple[Roster, float]] = OrderedDict()
+        self._gone: OrderedDict[tuple[str, str], float] = OrderedDict()  # (conversation, participant)
 
     def get(self, conversation_sid: str) -> Roster | None:
         entry = self._entries.get(conversation_sid)
@@ -41,6 +42,18 @@ class RosterCache:
             return None
         self._entries.move_to_end(conversation_sid)
         return roster
+
+    def gone(self, conversation_sid: str, participant_sid: str) -> bool:
+        """A fresh read lacked this participant within the TTL: they left the conversation."""
+        expires = self._gone.get((conversation_sid, participant_sid))
+        return expires is not None and self._clock() < expires
+
+    def note_gone(self, conversation_sid: str, participant_sid: str) -> None:
+        if self._ttl <= 0:
+            return
+        self._gone[(conversation_sid, participant_sid)] = self._clock() + self._ttl
+        while len(self._gone) > self._max:
+            self._gone.popitem(last=False)
 
     def put(self, conversation_sid: str, roster: Roster) -> None:
         if self._ttl <= 0:
@@ -94,14 +107,18 @@ class Speakers:
         if self.rules.agent_messages == "skip" and (not author or author.lower() == SYSTEM_AUTHOR):
             return Speaker("brand", said.participant_sid, ())  # goes nowhere: no need to ask who else
         roster = self.cache.get(said.conversation_sid)
-        fresh = roster is None
+        sid = said.participant_sid
+        # A ParticipantSid the cached list lacks: someone joined since, so read again, once. One that a
+        # fresh read also lacked has left (a SID is never reused): no read for it again.
         if roster is None or (
-            said.participant_sid and roster.by_sid(said.participant_sid) is None and not fresh
+            sid and roster.by_sid(sid) is None and not self.cache.gone(said.conversation_sid, sid)
         ):
             read = self._read(said, timeout)
             if not isinstance(read, Roster):
                 return read
             roster = read
+            if sid and roster.by_sid(sid) is None:
+                self.cache.note_gone(said.conversation_sid, sid)
         return classify(
             roster,
             author=said.author,
