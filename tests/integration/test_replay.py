@@ -25,7 +25,11 @@ REPLAY_HANDLER = load_handler_module("functions/replay/app.py", "replay_app")
 
 
 def park_via_webhook(bridge, sid: str, author: str = "+15555550100", body: str | None = None):
-    response = bridge.send(message_params(message_sid=sid, author=author, body=body or f"message {sid}"))
+    # One conversation per customer, as in a contact centre.
+    params = message_params(
+        message_sid=sid, author=author, body=body or f"message {sid}", conversation_sid="CH" + author
+    )
+    response = bridge.send(params)
     assert outcome(response) == "parked", response
     return response
 
