@@ -122,6 +122,7 @@ def test_a_speaker_not_yet_known_round_trips_with_no_identifier_for_the_replay_t
         "author": "+15555550100",
         "participantSid": "MB00000000000000000000000000000001",
         "clientIdentity": "sdk-user",
+        "chatServiceSid": None,
     }
     assert document["identifier"] is None and document["profileId"] is None
     parsed = parse_envelope(parked.to_json())
