@@ -37,9 +37,12 @@ class ConversationsApiClient(TwilioJsonClient):
             if not isinstance(outcome, Accepted):  # a redirect: not an answer this API gives
                 return Permanent(status=outcome.status, message="unexpected redirect")
             body: dict[str, Any] = outcome.body if isinstance(outcome.body, dict) else {}
-            found.extend(
-                Participant.from_json(p) for p in body.get("participants") or () if isinstance(p, dict)
-            )
+            listed = body.get("participants")
+            if not isinstance(listed, list):
+                # Not an answer that names anyone (a proxy's error page, a body cut short): an empty
+                # roster would make every speaker the brand of a conversation with no customer.
+                return Retryable(status=outcome.status, message="answer without a participants list")
+            found.extend(Participant.from_json(p) for p in listed if isinstance(p, dict))
             following = _next_page(body)
             if following is None:
                 return Roster(tuple(found))

@@ -215,7 +215,7 @@ def _attributes(raw: object) -> tuple[tuple[str, str], ...]:
     """Top-level string (and number/boolean) values of the attributes JSON; anything else is ignored."""
     try:
         document = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python's parser goes
         return ()
     if not isinstance(document, dict):
         return ()
