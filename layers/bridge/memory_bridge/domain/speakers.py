@@ -15,6 +15,7 @@ address as the brand. Nothing here ever turns an agent's or a business's address
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 from dataclasses import dataclass
 from typing import Literal
@@ -73,7 +74,10 @@ class Roster:
                 return participant
         return None
 
-    def business_addresses(self) -> frozenset[str]:
+    # Computed once per roster (the cached roster serves every message of the conversation): each
+    # participant's check asks for both, so recomputing them made classify quadratic in the roster.
+    @functools.cached_property
+    def _business(self) -> frozenset[str]:
         found = set()
         for participant in self.participants:
             for address in (participant.proxy_address, participant.projected_address):
@@ -81,7 +85,10 @@ class Roster:
                     found.update({_same(address), _same(_bare(address))})
         return frozenset(found)
 
-    @property
+    def business_addresses(self) -> frozenset[str]:
+        return self._business
+
+    @functools.cached_property
     def has_messaging_customer(self) -> bool:
         return any(p.has_binding for p in self.participants)
 
