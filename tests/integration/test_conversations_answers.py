@@ -134,3 +134,42 @@ def test_a_customers_message_is_parked_not_skipped_when_the_api_answers_200_with
         "resolve_speaker",
         "retryable",
     ), answer
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 19: a version-1 envelope whose conversation the replay cannot read (404: deleted, or "
+    "in a service other than the default, since v1 kept no ChatServiceSid) is posted to the "
+    "identifier it was parked with, even when that author is an agent by today's AGENT_IDENTITIES: "
+    "a Lookup and a profile creation carry the agent's email.",
+)
+def test_a_version_1_envelope_of_a_named_agent_never_looks_up_the_agent(
+    oncall: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENT_IDENTITIES", "*@company.com")
+    oncall.env["AGENT_IDENTITIES"] = "*@company.com"
+    new_container()
+    legacy = {
+        "version": 1,
+        "kind": "retryable",
+        "storeId": oncall.store_id,
+        "profileId": None,
+        "identifier": {"idType": "email", "value": "alice@company.com"},
+        "traitGroup": "Contact",
+        "messageSid": twilio_sid("IMlegacyagent"),
+        "conversationSid": twilio_sid("CHgone"),  # never seeded: the Conversations API answers 404
+        "observations": [
+            {"content": "Refund approved", "source": "twilio-conversations", "occurredAt": "2026-12-01T09:00:00.000Z"}
+        ],
+        "failure": {"stage": "post_observations", "status": 503, "code": None, "message": "", "ambiguous": False},
+        "attempts": 1,
+        "firstFailedAt": "2026-12-01T09:00:01Z",
+        "lastFailedAt": "2026-12-01T09:00:01Z",
+        "history": [],
+        "parts": [0],
+    }
+    oncall.sqs.send_message(QueueUrl=oncall.queue_url, MessageBody=json.dumps(legacy))
+    code, out, err = oncall.run("dlq", "replay", "--json")
+    assert code == 0, (out, err)
+    sent = {(r.body["idType"], r.body["value"]) for r in oncall.sandbox.requests_to("CreateProfilesLookup")}
+    assert ("email", "alice@company.com") not in sent
