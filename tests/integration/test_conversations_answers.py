@@ -47,7 +47,7 @@ def scripted() -> Iterator[tuple[Scripted, str]]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002 - quiet
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def do_GET(self) -> None:
@@ -69,7 +69,9 @@ def scripted() -> Iterator[tuple[Scripted, str]]:
 
 
 def client(base_url: str) -> ConversationsApiClient:
-    return ConversationsApiClient(base_url, StaticCredentials(TwilioCredentials(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)))
+    return ConversationsApiClient(
+        base_url, StaticCredentials(TwilioCredentials(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN))
+    )
 
 
 @pytest.mark.parametrize(
@@ -102,7 +104,9 @@ def test_paging_that_never_ends_is_no_roster(scripted):
 
     script.answer = page
     found = client(base_url).participants(CONVERSATION, timeout=1.0)
-    assert not isinstance(found, Roster), f"a partial roster of {len(found.participants)} after {len(script.paths)} pages"
+    assert not isinstance(found, Roster), (
+        f"a partial roster of {len(found.participants)} after {len(script.paths)} pages"
+    )
 
 
 def test_attributes_nested_too_deep_for_python_are_ignored_not_raised(scripted):
@@ -126,7 +130,9 @@ def test_a_customers_message_is_parked_not_skipped_when_the_api_answers_200_with
     new_container()
     answer = body_of(
         bridge.send(
-            message_params(message_sid=twilio_sid("IModd1"), author="+15555550100", conversation_sid=CONVERSATION)
+            message_params(
+                message_sid=twilio_sid("IModd1"), author="+15555550100", conversation_sid=CONVERSATION
+            )
         )
     )
     assert (answer["outcome"], answer.get("stage"), answer.get("kind")) == (
@@ -159,9 +165,19 @@ def test_a_version_1_envelope_of_a_named_agent_never_looks_up_the_agent(
         "messageSid": twilio_sid("IMlegacyagent"),
         "conversationSid": twilio_sid("CHgone"),  # never seeded: the Conversations API answers 404
         "observations": [
-            {"content": "Refund approved", "source": "twilio-conversations", "occurredAt": "2026-12-01T09:00:00.000Z"}
+            {
+                "content": "Refund approved",
+                "source": "twilio-conversations",
+                "occurredAt": "2026-12-01T09:00:00.000Z",
+            }
         ],
-        "failure": {"stage": "post_observations", "status": 503, "code": None, "message": "", "ambiguous": False},
+        "failure": {
+            "stage": "post_observations",
+            "status": 503,
+            "code": None,
+            "message": "",
+            "ambiguous": False,
+        },
         "attempts": 1,
         "firstFailedAt": "2026-12-01T09:00:01Z",
         "lastFailedAt": "2026-12-01T09:00:01Z",

@@ -52,11 +52,11 @@ def cpu_per_classify(roster: Roster, times: int) -> float:
 def test_classify_costs_cpu_in_proportion_to_the_roster_not_its_square():
     """The warm path classifies every message against the cached roster. Each participant's check
     rebuilt the business numbers and re-scanned for a messaging customer over the whole roster:
-    500 participants (MAX_PAGES pages) cost ~34 ms of CPU per message here, 100 × what 50 cost."""
+    500 participants (MAX_PAGES pages) cost ~34 ms of CPU per message here, 100 x what 50 cost."""
     small, big = roster_of(50), roster_of(500)
     cpu_per_classify(small, 20)  # warm the regex and fnmatch caches
     ratio = cpu_per_classify(big, 20) / cpu_per_classify(small, 200)
-    assert ratio < 30, f"10× the participants cost {ratio:.0f}× the CPU"  # linear: ~10, square: ~100
+    assert ratio < 30, f"10x the participants cost {ratio:.0f}x the CPU"  # linear: ~10, square: ~100
 
 
 @pytest.mark.xfail(
