@@ -88,12 +88,6 @@ def test_a_200_without_a_list_of_participants_is_no_roster(scripted, body):
     assert isinstance(found, Retryable), found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: after MAX_PAGES pages the participants read so far are returned as the roster "
-    "(a guess: the customer may be on a later page); the contract says endless paging parks the "
-    "message retryable. Which limit and what a genuinely huge room does is the owner's call.",
-)
 def test_paging_that_never_ends_is_no_roster(scripted):
     script, base_url = scripted
 
@@ -142,13 +136,6 @@ def test_a_customers_message_is_parked_not_skipped_when_the_api_answers_200_with
     ), answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: a version-1 envelope whose conversation the replay cannot read (404: deleted, or "
-    "in a service other than the default, since v1 kept no ChatServiceSid) is posted to the "
-    "identifier it was parked with, even when that author is an agent by today's AGENT_IDENTITIES: "
-    "a Lookup and a profile creation carry the agent's email.",
-)
 def test_a_version_1_envelope_of_a_named_agent_never_looks_up_the_agent(
     oncall: Bridge, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,9 +12,10 @@ from memory_bridge.domain.outcomes import Accepted, Failure, Permanent, Retryabl
 from memory_bridge.domain.speakers import Participant, Roster
 
 # Twilio's largest page. A conversation rarely has more than a few participants (a group MMS at most
-# ten), so one page is the rule; the cap bounds what a huge chat room could cost a webhook.
+# ten), so one page is the rule. Twilio allows 1,000 participants in a conversation: ten pages hold
+# them all, and a list that goes on past that is no answer to trust (a guess could miss the customer).
 PAGE_SIZE = 100
-MAX_PAGES = 5
+MAX_PAGES = 10
 
 
 class ConversationsApiClient(TwilioJsonClient):
@@ -47,7 +48,9 @@ class ConversationsApiClient(TwilioJsonClient):
             if following is None:
                 return Roster(tuple(found))
             query = following
-        return Roster(tuple(found))
+        return Permanent(
+            status=0, message=f"more than {MAX_PAGES * PAGE_SIZE} participants: the list is not read whole"
+        )
 
 
 def _next_page(body: dict[str, Any]) -> dict[str, str | None] | None:

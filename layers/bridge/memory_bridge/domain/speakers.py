@@ -178,9 +178,16 @@ def _customer_identifier(
     # Compared bare: the business's number is the same number with or without `whatsapp:`.
     business = roster.business_addresses()
     if participant.address:
-        if _same(_bare(participant.address)) in business:
+        address = participant.address
+        # The agent rules name agents wherever they write: a number listed in AGENT_IDENTITIES (an
+        # agent's own phone in a group MMS) or a participant with the agent attribute is no customer.
+        if (
+            _same(_bare(address)) in business
+            or rules.match(participant, address)
+            or rules.match(participant, _bare(address))
+        ):
             return None
-        return _identifier(participant.address, chat_id_type)
+        return _identifier(address, chat_id_type)
     identity = participant.identity or ""
     if not identity or roster.has_messaging_customer or rules.match(participant, identity):
         return None
