@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from memory_bridge.config import STORE_ID_PATTERN
 from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
-from memory_bridge_cli import deploy, dlq, doctor, send
+from memory_bridge_cli import backfill, deploy, dlq, doctor, send
 from memory_bridge_cli.common import (
     Console,
     Parser,
@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     op_show.set_defaults(handler=command_operations_show)
 
     dlq.register(commands, Parser)
+    backfill.register(commands, Parser)
     deploy.register(commands)
     doctor.register(commands)
     return parser

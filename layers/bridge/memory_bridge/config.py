@@ -135,6 +135,9 @@ class ReplaySettings:
     """
 
     redaction_kinds: frozenset[str] = frozenset(KINDS)
+    # The whole rule (kinds and mode), for the backfill, which prepares messages as the webhook does.
+    redaction: RedactionRules = field(default_factory=RedactionRules)
+    profile_trait_group: str = "Contact"
     idempotency_ttl_seconds: int = DEFAULT_LEDGER_TTL_SECONDS
     # Envelopes parked against another store are replayed to this one (the function's own store).
     target_store: str | None = None
@@ -153,6 +156,8 @@ class ReplaySettings:
             observation_source=settings.observation_source,
             chat_id_type=settings.chat_id_type,
             redaction_kinds=settings.redaction.kinds,
+            redaction=settings.redaction,
+            profile_trait_group=settings.profile_trait_group,
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
             target_store=settings.memory_store_id,
             dead_letter_queue_url=settings.dead_letter_queue_url,
@@ -166,8 +171,11 @@ class ReplaySettings:
         """The CLI's: the stack's REDACT_SENSITIVE_NUMBERS and IDEMPOTENCY_TTL_SECONDS (from `env`,
         which the CLI fills from the stack, the local stack or its own environment); no target store."""
         read = _Reader(env)
+        redaction = _redaction(read)
         return cls(
-            redaction_kinds=_redaction(read).kinds,
+            redaction_kinds=redaction.kinds,
+            redaction=redaction,
+            profile_trait_group=read.matching("PROFILE_TRAIT_GROUP", "Contact", TRAIT_GROUP_PATTERN),
             idempotency_ttl_seconds=_ledger_ttl(read),
             speakers=SpeakerSettings.read(read),
             observation_source=_observation_source(read),

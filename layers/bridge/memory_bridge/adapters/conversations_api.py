@@ -4,6 +4,7 @@ reads of a conversation, over memory_bridge.adapters.twilio_http (pooled urllib3
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -18,7 +19,34 @@ PAGE_SIZE = 100
 MAX_PAGES = 10
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: its items, and the query of the next page (None: the last page)."""
+
+    items: tuple[dict[str, Any], ...]
+    next_query: dict[str, str | None] | None
+
+
+def scoped(path: str, service_sid: str | None) -> str:
+    """`/v1{path}`, or under the service when known (the un-scoped path finds only the default's)."""
+    return f"/v1/Services/{path_segment(service_sid)}{path}" if service_sid else f"/v1{path}"
+
+
 class ConversationsApiClient(TwilioJsonClient):
+    def list_page(
+        self, path: str, query: dict[str, str | None], key: str, timeout: float | None = None
+    ) -> Page | Failure:
+        """One page of a list (`key`: the answer's list field); the next page's query is taken from
+        `meta.next_page_url` and sent to this client's own base URL only."""
+        outcome = self.request("GET", path, query=query, timeout=timeout)
+        if isinstance(outcome, Retryable | Permanent):
+            return outcome
+        if not isinstance(outcome, Accepted):
+            return Permanent(status=outcome.status, message="unexpected redirect")
+        body: dict[str, Any] = outcome.body if isinstance(outcome.body, dict) else {}
+        items = tuple(item for item in body.get(key) or () if isinstance(item, dict))
+        return Page(items, _next_page(body))
+
     def participants(
         self, conversation_sid: str, timeout: float | None = None, service_sid: str | None = None
     ) -> Roster | Failure:
@@ -26,8 +54,7 @@ class ConversationsApiClient(TwilioJsonClient):
         for all pages together; else the failure (429/5xx/timeouts retryable, 4xx permanent).
         Under its service when known: the un-scoped path finds only the default service's."""
         ends = None if timeout is None else time.monotonic() + timeout
-        path = f"/Conversations/{path_segment(conversation_sid)}/Participants"
-        path = f"/v1/Services/{path_segment(service_sid)}{path}" if service_sid else f"/v1{path}"
+        path = scoped(f"/Conversations/{path_segment(conversation_sid)}/Participants", service_sid)
         query: dict[str, str | None] = {"PageSize": str(PAGE_SIZE)}
         found: list[Participant] = []
         for _ in range(MAX_PAGES):
