@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from memory_bridge.domain.credentials import TwilioCredentials
 from memory_bridge.domain.outcomes import Retryable
 from memory_bridge.domain.speakers import AgentRules, Participant, Roster, classify
