@@ -75,6 +75,11 @@ def conversations_target(
     explicit = conversations_url(args)
     own = operator_credentials(args)
     if explicit is not None or not state or not state.get("conversations_url"):
+        if own is None and explicit is not None and state:
+            # As Memory's rule (common.memory_target): a URL named with no credentials of the operator's
+            # gets the local stack's dev ones. A process that runs the stack itself (make demo) has
+            # CONVERSATIONS_API_BASE_URL set by it, for its functions, and holds no other credentials.
+            own = local_credentials(state)
         if own is None:
             raise UsageError(
                 "no Twilio credentials for Conversations: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "

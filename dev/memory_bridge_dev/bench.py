@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ import urllib3
 
 from memory_bridge_dev import redaction_bench
 from memory_bridge_dev.aws_resources import load_template
+from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
+from memory_bridge_dev.conversations_sandbox import Fault as ConversationsFault
+from memory_bridge_dev.customer_chats import Chat, InProcessSeeder, Seeder, message_params
 from memory_bridge_dev.lambda_model import (
     MEMORY_SIZES,
     PRICE_DATE,
@@ -153,35 +157,47 @@ class Environment:
 
 
 class WebhookEvents:
-    """Signed API Gateway events for onMessageAdded, each MessageSid new, from a fixed set of customers."""
+    """Signed API Gateway events for onMessageAdded, each MessageSid new, from a fixed set of customers,
+    each writing in an SMS conversation of their own in the Conversations sandbox (as Twilio has it: the
+    webhook carries the conversation's ChatServiceSid and the author's ParticipantSid, and the bridge
+    reads the participants to know who spoke). `next(n, new_conversation=True)`: each message the first
+    of a new conversation of one of those customers (known to Memory, a conversation not yet read)."""
 
     def __init__(self, customers: int) -> None:
         self.customers = customers
         self.sequence = 0
+        self.seeder: Seeder | None = None
+        self.chats: list[Chat] = []
 
     def authors(self) -> list[str]:
         return [f"+1555100{c:04d}" for c in range(self.customers)]
 
-    def next(self, count: int) -> list[dict[str, Any]]:
+    def seed(self, seeder: Seeder) -> None:
+        """Each customer's conversation, made through `seeder`."""
+        self.seeder = seeder
+        self.chats = [seeder.sms_conversation(author) for author in self.authors()]
+
+    def next(self, count: int, new_conversation: bool = False) -> list[dict[str, Any]]:
         from memory_bridge.domain.signature import compute_signature
         from memory_bridge_dev.apigw import rest_api_event
 
+        if self.seeder is None:
+            raise RuntimeError("seed the customers' conversations first")
         events = []
         for _ in range(count):
             self.sequence += 1
             index = self.sequence
-            params = [
-                ("EventType", "onMessageAdded"),
-                ("AccountSid", DEV_ACCOUNT_SID),
-                ("ConversationSid", "CH" + "0" * 31 + "1"),
+            chat = self.chats[index % self.customers]
+            if new_conversation:
+                chat = self.seeder.sms_conversation(chat.customer)
+            params = message_params(
+                chat,
+                account_sid=DEV_ACCOUNT_SID,
                 # Twilio's SID format (the webhook refuses any other): the process id, then the index.
-                ("MessageSid", f"IM{os.getpid():08x}{index:024x}"),
-                ("Index", str(index)),
-                ("DateCreated", "2026-11-21T10:00:00.000Z"),
-                ("Body", f"bench message {index}"),
-                ("Author", f"+1555100{index % self.customers:04d}"),
-                ("Source", "SDK"),
-            ]
+                message_sid=f"IM{os.getpid():08x}{index:024x}",
+                body=f"bench message {index}",
+                index=index,
+            )
             headers = {
                 "Content-Type": "application/x-www-form-urlencoded",
                 "X-Twilio-Signature": compute_signature(WEBHOOK_URL, params, DEV_AUTH_TOKEN),
@@ -198,9 +214,10 @@ class WebhookEvents:
 
 
 @contextmanager
-def lambda_stack(memory_latency_ms: float, customers: int) -> Iterator[dict[str, str]]:
-    """moto and the Memory sandbox, the stack's resources on them, the customers' profiles made, and
-    the environment each function process gets (the template's, resolved)."""
+def lambda_stack(memory_latency_ms: float, events: WebhookEvents) -> Iterator[dict[str, str]]:
+    """moto and the Memory sandbox, the stack's resources on them, the customers' profiles made, a
+    Conversations sandbox (in this process) with each customer's conversation, and the environment each
+    function process gets (the template's, resolved)."""
     import boto3
 
     from memory_bridge_dev.aws_resources import (
@@ -226,7 +243,7 @@ def lambda_stack(memory_latency_ms: float, customers: int) -> Iterator[dict[str,
             "POST", urls["sandbox"] + "/__sandbox/stores", json={"displayName": "bench"}
         ).json()["id"]
         auth = urllib3.make_headers(basic_auth=f"{DEV_ACCOUNT_SID}:{DEV_AUTH_TOKEN}")
-        for author in WebhookEvents(customers).authors():  # conversations in progress: profiles exist
+        for author in events.authors():  # conversations in progress: profiles exist
             urllib3.request(
                 "POST",
                 f"{urls['sandbox']}/v1/Stores/{store_id}/Profiles",
@@ -244,6 +261,13 @@ def lambda_stack(memory_latency_ms: float, customers: int) -> Iterator[dict[str,
         # here. A keep-alive front (the fault proxy, no fault set) stands before it, for both apps.
         front = FaultProxy(urls["moto"])
         aws_front = front.serve()
+        # The participants' reads: Twilio's Conversations API, across the internet as Memory is (the
+        # same modelled latency). In this process: the function processes' CPU is measured, not ours.
+        conversations = ConversationsSandbox(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
+        conversations_url = conversations.serve()
+        if memory_latency_ms:
+            conversations.add_fault(ConversationsFault(latency=memory_latency_ms / 1000))
+        events.seed(InProcessSeeder(conversations))
         env = {
             **os.environ,
             "AWS_ENDPOINT_URL": aws_front,
@@ -255,15 +279,18 @@ def lambda_stack(memory_latency_ms: float, customers: int) -> Iterator[dict[str,
                     "DeadLetterQueue": queue_url,
                     "IdempotencyTable": table,
                     "MemoryApiBaseUrl": urls["sandbox"],
+                    "ConversationsApiBaseUrl": conversations_url,
                 },
             ),
+            "CONVERSATIONS_API_BASE_URL": conversations_url,
             "AWS_LAMBDA_FUNCTION_NAME": "WebhookFunction",
         }
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         try:
-            yield {**urls, "store_id": store_id, "env": json.dumps(env)}
+            yield {**urls, "store_id": store_id, "env": json.dumps(env), "conversations": conversations_url}
         finally:
             front.close()
+            conversations.close()
 
 
 def _invocations(samples: dict[str, Any]) -> list[Invocation]:
@@ -280,6 +307,27 @@ def _invocations(samples: dict[str, Any]) -> list[Invocation]:
     ]
 
 
+@dataclass
+class WarmSamples:
+    """What one app's warm invocations measured: each invocation, its participants reads, the rest."""
+
+    invocations: list[Invocation] = field(default_factory=list)
+    conversations_wall_ms: list[float] = field(default_factory=list)
+    conversations_calls: list[int] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    calls: Counter[str] = field(default_factory=Counter)
+    rss: list[int] = field(default_factory=list)
+
+    def add(self, answer: dict[str, Any]) -> None:
+        self.invocations += _invocations(answer)
+        count = len(answer["cpu_ms"])
+        self.conversations_wall_ms += answer.get("conversations_wall_ms", [0.0] * count)
+        self.conversations_calls += answer.get("conversations_calls", [0] * count)
+        self.outcomes.update(answer["outcomes"])
+        self.calls.update(answer["calls"])
+        self.rss.append(answer["rss_kb"])
+
+
 def lambda_bench(  # noqa: C901 - one measurement harness, read top-down; split when it next grows
     *,
     cold_runs: int,
@@ -290,18 +338,18 @@ def lambda_bench(  # noqa: C901 - one measurement harness, read top-down; split 
     customers: int = 50,
     profile_webhooks: int = 0,
 ) -> dict[str, Any]:
-    """Cold first answers and warm webhooks of memory-bridge and the peer, interleaved, modelled."""
+    """Cold first answers and warm webhooks of memory-bridge and the peer, interleaved, modelled. Warm
+    twice: in conversations whose participants the container has read (no Conversations call), and
+    each the first message of a new conversation (one participants read)."""
     memory_mb = template_memory_size(load_template())
     events = WebhookEvents(customers)
     cold: dict[str, list[ColdStart]] = {app: [] for app in APPS}
     first_outcomes: dict[str, Counter[str]] = {app: Counter() for app in APPS}
-    warm: dict[str, list[Invocation]] = {app: [] for app in APPS}
-    warm_outcomes: dict[str, Counter[str]] = {app: Counter() for app in APPS}
-    calls: dict[str, Counter[str]] = {app: Counter() for app in APPS}
-    rss: dict[str, list[int]] = {app: [] for app in APPS}
+    warm = {app: WarmSamples() for app in APPS}
+    new = {app: WarmSamples() for app in APPS}
     finals: dict[str, dict[str, Any]] = {}
     profile_text = ""
-    with lambda_stack(memory_latency_ms, customers) as stack:
+    with lambda_stack(memory_latency_ms, events) as stack:
         env = json.loads(stack["env"])
         for app in APPS:  # the file cache and byte-code, as a deployed image has them; not counted
             Environment(app, env, memory_mb).close()
@@ -320,16 +368,16 @@ def lambda_bench(  # noqa: C901 - one measurement harness, read top-down; split 
                 first_outcomes[app].update(first["outcomes"])
         if webhooks:
             environments = {app: Environment(app, env, memory_mb, count_calls=True) for app in APPS}
-            for app in APPS:  # every customer's profile cached, as in a conversation in progress
+            for app in APPS:  # every customer's profile and conversation cached, as in conversations going on
                 environments[app].run(events.next(customers * 2))
             rounds = max(webhooks // batch, 1)
             for round_ in range(rounds):
                 for app in APPS if round_ % 2 == 0 else APPS[::-1]:
-                    answer = environments[app].run(events.next(batch))
-                    warm[app] += _invocations(answer)
-                    warm_outcomes[app].update(answer["outcomes"])
-                    calls[app].update(answer["calls"])
-                    rss[app].append(answer["rss_kb"])
+                    warm[app].add(environments[app].run(events.next(batch)))
+                # A quarter as many first messages of new conversations, interleaved with the rest.
+                if round_ % 4 == 0:
+                    for app in APPS if round_ % 8 == 0 else APPS[::-1]:
+                        new[app].add(environments[app].run(events.next(batch, new_conversation=True)))
             if profile_webhooks:
                 profile_text = environments["bridge"].send(
                     {"profile": events.next(profile_webhooks), "top": 25}
@@ -342,78 +390,92 @@ def lambda_bench(  # noqa: C901 - one measurement harness, read top-down; split 
         "memory_latency_ms": memory_latency_ms,
         "dynamodb_latency_ms": dynamodb_latency_ms,
         "cold_runs": cold_runs,
-        "webhooks": len(warm["bridge"]),
+        "webhooks": len(warm["bridge"].invocations),
+        "new_conversation_webhooks": len(new["bridge"].invocations),
         "customers": customers,
         "apps": {},
     }
     for app in APPS:
         figures: dict[str, Any] = {}
         if cold[app]:
-            firsts = [c.first for c in cold[app]]
-            figures["cold"] = {
-                "init_wall_ms": round(statistics.median(c.init_wall_ms for c in cold[app]), 1),
-                "init_cpu_ms": round(statistics.median(c.init_cpu_ms for c in cold[app]), 1),
-                "first_cpu_ms": round(statistics.median(i.cpu_ms for i in firsts), 2),
-                "first_io_wait_ms": round(statistics.median(max(i.wall_ms - i.cpu_ms, 0) for i in firsts), 2),
-                "init_plus_first_here_ms": round(
-                    statistics.median(c.init_wall_ms + c.first.wall_ms for c in cold[app]), 1
-                ),
-                "modelled_ms": round(
-                    statistics.median(
-                        cold_first_answer_ms(c.init_wall_ms, c.first.cpu_ms, c.first.wall_ms, memory_mb)
-                        for c in cold[app]
-                    ),
-                    1,
-                ),
-                "outcomes": dict(first_outcomes[app]),
-            }
-        if warm[app]:
-            invocations = warm[app]
-            modelled = [modelled_ms(i.cpu_ms, i.wall_ms, memory_mb) for i in invocations]
-            adjusted = [
-                modelled_ms(a.cpu_ms, a.wall_ms, memory_mb)
-                for a in (i.with_dynamodb_latency(dynamodb_latency_ms) for i in invocations)
-            ]
-            samples = rss[app]
-            half = samples[len(samples) // 2 - 1] if len(samples) > 1 else samples[0]
-            figures["warm"] = {
-                "wall_here_ms": {
-                    "p50": round(percentile([i.wall_ms for i in invocations], 0.5), 2),
-                    "p99": round(percentile([i.wall_ms for i in invocations], 0.99), 2),
-                },
-                "cpu_ms": {
-                    "p50": round(percentile([i.cpu_ms for i in invocations], 0.5), 3),
-                    "p99": round(percentile([i.cpu_ms for i in invocations], 0.99), 3),
-                },
-                "modelled_ms": {
-                    "p50": round(percentile(modelled, 0.5), 1),
-                    "p99": round(percentile(modelled, 0.99), 1),
-                },
-                "dynamodb_wall_per_call_ms": round(
-                    sum(i.dynamodb_wall_ms for i in invocations)
-                    / max(sum(i.dynamodb_calls for i in invocations), 1),
-                    2,
-                ),
-                "modelled_with_dynamodb_latency_ms": {
-                    "p50": round(percentile(adjusted, 0.5), 1),
-                    "p99": round(percentile(adjusted, 0.99), 1),
-                },
-                "outcomes": dict(warm_outcomes[app]),
-                "calls_per_message": {
-                    service: round(calls[app].get(service, 0) / len(invocations), 3)
-                    for service in ("memory", "dynamodb", "secretsmanager", "sqs")
-                },
-                "peak_rss_mb": round(finals[app]["peak_rss_mb"], 1),
-                "rss_growth_pct_between_halves": round((samples[-1] - half) / half * 100, 2),
-            }
-        if cold[app] and warm[app]:
-            figures["sizes"] = [size_row(warm[app], cold[app], size) for size in MEMORY_SIZES]
+            figures["cold"] = cold_figures(cold[app], first_outcomes[app], memory_mb)
+        if warm[app].invocations:
+            figures["warm"] = warm_figures(warm[app], memory_mb, dynamodb_latency_ms)
+            figures["warm"]["peak_rss_mb"] = round(finals[app]["peak_rss_mb"], 1)
+        if new[app].invocations:
+            figures["new_conversation"] = warm_figures(new[app], memory_mb, dynamodb_latency_ms)
+        if cold[app] and warm[app].invocations:
+            figures["sizes"] = [size_row(warm[app].invocations, cold[app], size) for size in MEMORY_SIZES]
         result["apps"][app] = figures
     result["ratios"] = ratios(result["apps"])
     result.update({"vs_baseline": baseline_ratios(result["apps"])} if "baseline" in result["apps"] else {})
     if profile_text:
         result["profile"] = profile_text
     return result
+
+
+def cold_figures(runs: list[ColdStart], outcomes: Counter[str], memory_mb: int) -> dict[str, Any]:
+    firsts = [c.first for c in runs]
+    return {
+        "init_wall_ms": round(statistics.median(c.init_wall_ms for c in runs), 1),
+        "init_cpu_ms": round(statistics.median(c.init_cpu_ms for c in runs), 1),
+        "first_cpu_ms": round(statistics.median(i.cpu_ms for i in firsts), 2),
+        "first_io_wait_ms": round(statistics.median(max(i.wall_ms - i.cpu_ms, 0) for i in firsts), 2),
+        "init_plus_first_here_ms": round(
+            statistics.median(c.init_wall_ms + c.first.wall_ms for c in runs), 1
+        ),
+        "modelled_ms": round(
+            statistics.median(
+                cold_first_answer_ms(c.init_wall_ms, c.first.cpu_ms, c.first.wall_ms, memory_mb) for c in runs
+            ),
+            1,
+        ),
+        "outcomes": dict(outcomes),
+    }
+
+
+def warm_figures(samples: WarmSamples, memory_mb: int, dynamodb_latency_ms: float) -> dict[str, Any]:
+    """Percentiles, modelled durations, calls per message and the participants reads of warm invocations."""
+    invocations = samples.invocations
+    modelled = [modelled_ms(i.cpu_ms, i.wall_ms, memory_mb) for i in invocations]
+    adjusted = [
+        modelled_ms(a.cpu_ms, a.wall_ms, memory_mb)
+        for a in (i.with_dynamodb_latency(dynamodb_latency_ms) for i in invocations)
+    ]
+    rss = samples.rss
+    half = rss[len(rss) // 2 - 1] if len(rss) > 1 else rss[0]
+    reads = sum(samples.conversations_calls)
+    return {
+        "wall_here_ms": {
+            "p50": round(percentile([i.wall_ms for i in invocations], 0.5), 2),
+            "p99": round(percentile([i.wall_ms for i in invocations], 0.99), 2),
+        },
+        "cpu_ms": {
+            "p50": round(percentile([i.cpu_ms for i in invocations], 0.5), 3),
+            "p99": round(percentile([i.cpu_ms for i in invocations], 0.99), 3),
+        },
+        "modelled_ms": {
+            "p50": round(percentile(modelled, 0.5), 1),
+            "p99": round(percentile(modelled, 0.99), 1),
+        },
+        "dynamodb_wall_per_call_ms": round(
+            sum(i.dynamodb_wall_ms for i in invocations) / max(sum(i.dynamodb_calls for i in invocations), 1),
+            2,
+        ),
+        # The participants read (GET …/Participants) on its own: wall time per call, here, with Twilio's
+        # round trip modelled; 0 calls where the conversation's participants were cached.
+        "participants_read_wall_per_call_ms": round(sum(samples.conversations_wall_ms) / max(reads, 1), 2),
+        "modelled_with_dynamodb_latency_ms": {
+            "p50": round(percentile(adjusted, 0.5), 1),
+            "p99": round(percentile(adjusted, 0.99), 1),
+        },
+        "outcomes": dict(samples.outcomes),
+        "calls_per_message": {
+            service: round(samples.calls.get(service, 0) / len(invocations), 3)
+            for service in ("memory", "dynamodb", "secretsmanager", "sqs", "conversations")
+        },
+        "rss_growth_pct_between_halves": round((rss[-1] - half) / half * 100, 2),
+    }
 
 
 def baseline_ratios(apps: dict[str, Any]) -> dict[str, float]:
@@ -427,6 +489,10 @@ def baseline_ratios(apps: dict[str, Any]) -> dict[str, float]:
         pairs["warm_cpu_p50"] = (now["warm"]["cpu_ms"]["p50"], then["warm"]["cpu_ms"]["p50"])
         pairs["warm_cpu_p99"] = (now["warm"]["cpu_ms"]["p99"], then["warm"]["cpu_ms"]["p99"])
         pairs["warm_modelled_p50"] = (now["warm"]["modelled_ms"]["p50"], then["warm"]["modelled_ms"]["p50"])
+    if "new_conversation" in now and "new_conversation" in then:
+        a, b = now["new_conversation"], then["new_conversation"]
+        pairs["new_conversation_cpu_p50"] = (a["cpu_ms"]["p50"], b["cpu_ms"]["p50"])
+        pairs["new_conversation_modelled_p50"] = (a["modelled_ms"]["p50"], b["modelled_ms"]["p50"])
     return {name: round(a / b, 3) if b else float("inf") for name, (a, b) in pairs.items()}
 
 
@@ -471,6 +537,10 @@ def ratios(apps: dict[str, Any]) -> dict[str, float]:
             bridge["warm"]["modelled_with_dynamodb_latency_ms"]["p50"],
             peer["warm"]["modelled_with_dynamodb_latency_ms"]["p50"],
         )
+    if "new_conversation" in bridge and "new_conversation" in peer:
+        a, b = bridge["new_conversation"], peer["new_conversation"]
+        pairs["new_conversation_cpu_p50"] = (a["cpu_ms"]["p50"], b["cpu_ms"]["p50"])
+        pairs["new_conversation_modelled_p50"] = (a["modelled_ms"]["p50"], b["modelled_ms"]["p50"])
     if "sizes" in bridge and "sizes" in peer:
         for mine, theirs in zip(bridge["sizes"], peer["sizes"], strict=True):
             mb = mine["memory_mb"]
@@ -747,6 +817,11 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
                     calls["secretsmanager"] == 0,
                 ),
                 ("SQS calls per message = 0", f"{calls['sqs']}", calls["sqs"] == 0),
+                (
+                    "participants reads per message, conversation cached = 0",
+                    f"{calls['conversations']}",
+                    calls["conversations"] == 0,
+                ),
                 ("peak RSS ≤ 128 MB", f"{warm['peak_rss_mb']} MB", warm["peak_rss_mb"] <= 128),
                 (
                     "RSS growth, first half → end ≤ 2 %",
@@ -754,6 +829,10 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
                     warm["rss_growth_pct_between_halves"] <= 2,
                 ),
             ]
+    new = (webhook or {}).get("apps", {}).get("bridge", {}).get("new_conversation")
+    if new:
+        reads = new["calls_per_message"]["conversations"]
+        checks.append(("participants reads per message, new conversation = 1", f"{reads}", reads == 1.0))
     replay = result.get("replay")
     if replay:
         checks += [
@@ -955,20 +1034,33 @@ def render_extras(result: dict[str, Any]) -> list[str]:
     webhook = result.get("webhook") or {}
     if "vs_baseline" in webhook:
         now, then = webhook["apps"]["bridge"], webhook["apps"]["baseline"]
-        lines += ["", f"memory-bridge now beside itself at {result.get('baseline')} (same run, interleaved)"]
+        peer = webhook["apps"]["peer"]
+        mb = webhook["memory_mb"]
+        lines += [
+            "",
+            f"memory-bridge now beside itself at {result.get('baseline')} and the peer "
+            "(same run, interleaved)",
+            f"  {'':<44} {'now':>9} {'before':>9} {'now/before':>11} {'peer':>9}",
+        ]
         rows = [
-            ("init CPU, ms", "cold", "init_cpu_ms", None),
-            ("init wall, ms", "cold", "init_wall_ms", None),
-            ("cold first answer at 256 MB, ms", "cold", "modelled_ms", None),
-            ("warm CPU p50, ms", "warm", "cpu_ms", "p50"),
-            ("warm CPU p99, ms", "warm", "cpu_ms", "p99"),
-            ("warm p50 at 256 MB, ms", "warm", "modelled_ms", "p50"),
+            ("cold: init CPU, ms", "cold", "init_cpu_ms", None),
+            ("cold: init wall, ms", "cold", "init_wall_ms", None),
+            ("cold: first invocation CPU, ms", "cold", "first_cpu_ms", None),
+            ("cold: first invocation I/O wait, ms", "cold", "first_io_wait_ms", None),
+            (f"cold: first answer at {mb} MB, ms", "cold", "modelled_ms", None),
+            ("warm, conversation cached: CPU p50, ms", "warm", "cpu_ms", "p50"),
+            ("warm, conversation cached: CPU p99, ms", "warm", "cpu_ms", "p99"),
+            (f"warm, conversation cached: p50 at {mb} MB, ms", "warm", "modelled_ms", "p50"),
+            ("warm, new conversation: CPU p50, ms", "new_conversation", "cpu_ms", "p50"),
+            (f"warm, new conversation: p50 at {mb} MB, ms", "new_conversation", "modelled_ms", "p50"),
+            (f"warm, new conversation: p99 at {mb} MB, ms", "new_conversation", "modelled_ms", "p99"),
         ]
         for label, section, key, sub in rows:
             if section in now and section in then:
                 a, b = now[section][key], then[section][key]
-                a, b = (a[sub], b[sub]) if sub else (a, b)
-                lines.append(f"  {label:<36} {a:>9} {b:>9}   {a / b if b else 0:.3f}x")
+                c = (peer.get(section) or {}).get(key, "-")
+                a, b, c = (a[sub], b[sub], c[sub] if isinstance(c, dict) else c) if sub else (a, b, c)
+                lines.append(f"  {label:<44} {a:>9} {b:>9} {f'{a / b:.3f}x' if b else '-':>11} {c:>9}")
     for row in result.get("replay_at_scale") or []:
         if not lines or not lines[-1].startswith("  scale"):
             lines += [
@@ -994,7 +1086,8 @@ def render_webhook(webhook: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"The webhook as Lambda runs it, beside the simple peer (MemorySize {mb} MB from template.yaml: "
-        f"CPU x {webhook['cpu_factor']}; Memory answers each call in {webhook['memory_latency_ms']:g} ms)",
+        f"CPU x {webhook['cpu_factor']}; Memory and Conversations answer each call in "
+        f"{webhook['memory_latency_ms']:g} ms)",
         row("", "memory-bridge", "peer", "ratio"),
     ]
     if "cold" in bridge:
@@ -1060,6 +1153,11 @@ def render_webhook(webhook: dict[str, Any]) -> list[str]:
                 f"{r['warm_modelled_with_dynamodb_latency_p50']}x",
             ),
             row(
+                "participants reads per message (conversation cached)",
+                f"{b['calls_per_message']['conversations']:g}",
+                f"{p['calls_per_message']['conversations']:g}",
+            ),
+            row(
                 "calls per message: Memory / DynamoDB / Secrets / SQS",
                 _calls(b["calls_per_message"]),
                 _calls(p["calls_per_message"]),
@@ -1070,6 +1168,36 @@ def render_webhook(webhook: dict[str, Any]) -> list[str]:
                 f"{b['peak_rss_mb']} MB; {b['rss_growth_pct_between_halves']} %",
                 f"{p['peak_rss_mb']} MB; {p['rss_growth_pct_between_halves']} %",
             ),
+        ]
+    if "new_conversation" in bridge:
+        b, p = bridge["new_conversation"], peer["new_conversation"]
+        lines += [
+            f"  warm, each the first message of a new conversation (the bridge reads its participants once): "
+            f"{webhook['new_conversation_webhooks']} webhooks each, interleaved with the above",
+            row(
+                "CPU p50 / p99",
+                _p50_p99(b["cpu_ms"]),
+                _p50_p99(p["cpu_ms"]),
+                f"{r['new_conversation_cpu_p50']}x",
+            ),
+            row("wall here p50 / p99", _p50_p99(b["wall_here_ms"]), _p50_p99(p["wall_here_ms"])),
+            row(
+                f"modelled at {mb} MB p50 / p99",
+                _p50_p99(b["modelled_ms"]),
+                _p50_p99(p["modelled_ms"]),
+                f"{r['new_conversation_modelled_p50']}x",
+            ),
+            row(
+                "participants read (GET …/Participants), wall per call",
+                f"{b['participants_read_wall_per_call_ms']} ms",
+                "-",
+            ),
+            row(
+                "participants reads per message",
+                f"{b['calls_per_message']['conversations']:g}",
+                f"{p['calls_per_message']['conversations']:g}",
+            ),
+            row("answers", _outcomes(b["outcomes"]), _outcomes(p["outcomes"])),
         ]
     if "sizes" in bridge:
         lines += [

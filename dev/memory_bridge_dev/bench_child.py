@@ -7,11 +7,11 @@ of every invocation. CPU is `time.process_time()` (every thread of the process, 
 share covers them all); the wall time less the CPU time is what the invocation waited on I/O.
 
 Protocol (JSON lines): it writes {"init": …} once imported; then for each {"events": […]} it writes
-{"wall_ms": […], "cpu_ms": […], "dynamodb_wall_ms": […] (only with --count-calls), "outcomes": {…},
-"rss_kb": …}; {"profile": […], "top": N} runs the
-events under cProfile and writes {"profile": text}; {"exit": true} writes the call counts and the
-peak RSS, and ends. stdout itself goes to /dev/null (the functions' log lines), the protocol to a
-copy of it taken first.
+{"wall_ms": […], "cpu_ms": […], "dynamodb_wall_ms": […], "conversations_wall_ms": […] and
+"conversations_calls": […] (the participants reads; these three only with --count-calls), "outcomes":
+{…}, "rss_kb": …}; {"profile": […], "top": N} runs the events under cProfile and writes {"profile":
+text}; {"exit": true} writes the call counts and the peak RSS, and ends. stdout itself goes to
+/dev/null (the functions' log lines), the protocol to a copy of it taken first.
 """
 
 from __future__ import annotations
@@ -51,12 +51,14 @@ TARGETS = {"DynamoDB_20120810": "dynamodb", "secretsmanager": "secretsmanager", 
 
 
 class CallCounts:
-    """Requests by service: at urllib3 (boto3, requests and memory-bridge's Memory client use it),
-    Memory by its port and AWS by X-Amz-Target; and at memory-bridge's own AWS client."""
+    """Requests by service: at urllib3 (boto3, requests and memory-bridge's Twilio clients use it),
+    Memory and Conversations by their ports and AWS by X-Amz-Target; and at memory-bridge's own AWS
+    client."""
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
         self.dynamodb_wall_ms = 0.0  # time spent in DynamoDB requests (moto, here)
+        self.conversations_wall_ms = 0.0  # time spent reading participants (the Conversations sandbox)
 
     def install(self) -> None:
         from urllib.parse import urlsplit
@@ -64,6 +66,7 @@ class CallCounts:
         from urllib3.connectionpool import HTTPConnectionPool
 
         memory_port = urlsplit(os.environ["MEMORY_API_BASE_URL"]).port
+        conversations_port = urlsplit(os.environ.get("CONVERSATIONS_API_BASE_URL", "")).port
         pool: Any = HTTPConnectionPool
         urlopen = pool.urlopen
         counts = self.counts
@@ -73,6 +76,13 @@ class CallCounts:
             if self.port == memory_port:
                 counts["memory"] += 1
                 return urlopen(self, method, url, *args, **kwargs)
+            if conversations_port and self.port == conversations_port:
+                counts["conversations"] += 1
+                started = time.perf_counter()
+                try:
+                    return urlopen(self, method, url, *args, **kwargs)
+                finally:
+                    outer.conversations_wall_ms += (time.perf_counter() - started) * 1000
             target = str((kwargs.get("headers") or {}).get("X-Amz-Target", ""))
             service = TARGETS.get(target.split(".")[0], target or "other")
             counts[service] += 1
@@ -161,39 +171,32 @@ def main() -> int:
                 json.dumps({"profile": profile(handler, command["profile"], command["top"])}) + "\n"
             )
             continue
-        wall: list[float] = []
-        cpu: list[float] = []
-        outcomes: collections.Counter[str] = collections.Counter()
-        dynamodb: list[float] = []
-        dynamodb_calls: list[int] = []
-        counts.counts.clear()
-        for event in command["events"]:
-            context = LocalLambdaContext(memory_mb=args.memory_mb)
-            counts.dynamodb_wall_ms = 0.0
-            calls_before = counts.counts["dynamodb"]
-            w0, c0 = time.perf_counter(), time.process_time()
-            answer = handler(event, context)
-            c1, w1 = time.process_time(), time.perf_counter()
-            cpu.append((c1 - c0) * 1000)
-            wall.append((w1 - w0) * 1000)
-            dynamodb.append(counts.dynamodb_wall_ms)
-            dynamodb_calls.append(counts.counts["dynamodb"] - calls_before)
-            outcomes[f"{answer['statusCode']} {json.loads(answer['body']).get('outcome')}"] += 1
-        protocol.write(
-            json.dumps(
-                {
-                    "wall_ms": wall,
-                    "cpu_ms": cpu,
-                    "dynamodb_wall_ms": dynamodb,
-                    "dynamodb_calls": dynamodb_calls,
-                    "outcomes": dict(outcomes),
-                    "calls": dict(counts.counts),
-                    "rss_kb": rss_kb(),
-                }
-            )
-            + "\n"
-        )
+        protocol.write(json.dumps(run_batch(handler, command["events"], counts, args.memory_mb)) + "\n")
     return 0
+
+
+def run_batch(
+    handler: Any, events: list[dict[str, Any]], counts: CallCounts, memory_mb: int
+) -> dict[str, Any]:
+    """Invoke the handler with each event; the wall and CPU time of each, and what it called."""
+    samples: dict[str, list[Any]] = collections.defaultdict(list)
+    outcomes: collections.Counter[str] = collections.Counter()
+    counts.counts.clear()
+    for event in events:
+        context = LocalLambdaContext(memory_mb=memory_mb)
+        counts.dynamodb_wall_ms = counts.conversations_wall_ms = 0.0
+        calls_before, reads_before = counts.counts["dynamodb"], counts.counts["conversations"]
+        w0, c0 = time.perf_counter(), time.process_time()
+        answer = handler(event, context)
+        c1, w1 = time.process_time(), time.perf_counter()
+        samples["cpu_ms"].append((c1 - c0) * 1000)
+        samples["wall_ms"].append((w1 - w0) * 1000)
+        samples["dynamodb_wall_ms"].append(counts.dynamodb_wall_ms)
+        samples["dynamodb_calls"].append(counts.counts["dynamodb"] - calls_before)
+        samples["conversations_wall_ms"].append(counts.conversations_wall_ms)
+        samples["conversations_calls"].append(counts.counts["conversations"] - reads_before)
+        outcomes[f"{answer['statusCode']} {json.loads(answer['body']).get('outcome')}"] += 1
+    return {**samples, "outcomes": dict(outcomes), "calls": dict(counts.counts), "rss_kb": rss_kb()}
 
 
 def profile(handler: Any, events: list[dict[str, Any]], top: int) -> str:

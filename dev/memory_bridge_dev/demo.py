@@ -6,7 +6,8 @@
   4. all five messages are in Memory, once each
   5. Ada writes again and an agent answers her in chat (`send --as agent`): what her profile holds
 
-Exits 0 only when step 4 holds and step 5's two messages were taken (2xx).
+Exits 0 only when step 4 holds and, in step 5, both messages were taken (2xx) and the agent's reply is
+on Ada's profile once, as "Agent: …" with source twilio-conversations-agent.
 """
 
 from __future__ import annotations
@@ -173,12 +174,13 @@ def _step_check(sandbox: str, store_id: str) -> int:
 
 
 AGENT_REPLY = "Your parcel arrives tomorrow before noon."
+AGENT_SOURCE = "twilio-conversations-agent"  # OBSERVATION_SOURCE's default + "-agent"
 
 
 def _step_agent_reply() -> int:
-    """Step 5: 0 when both messages were taken. Where the agent's words land is shown, not judged: a
-    bridge that knows the speakers puts them on Ada's profile as "Agent: …" (source
-    twilio-conversations-agent); one that does not files them under the agent's own address."""
+    """Step 5: 0 when both messages were taken and the agent's reply is on Ada's profile once, as
+    "Agent: …" with the agents' own source: the bridge reads the conversation's participants, so the
+    agent never gets a profile of its own and its words land on the customer it answered."""
     say("\n5. Ada writes again; an agent answers her from chat (the same conversation)")
     asked = send("Ada (SMS)", "Any news about my parcel?")
     answered = send("Ada (SMS)", AGENT_REPLY, "--as", "agent", label="Agent (chat)")
@@ -187,14 +189,20 @@ def _step_agent_reply() -> int:
     say(f"   Ada's profile holds {len(held)} observation(s), newest first:")
     for item in held[:4]:
         say(f"     {item.get('source', ''):<28} {item.get('content', '')}")
-    on_profile = any(AGENT_REPLY in str(item.get("content", "")) for item in held)
-    say(
-        "   The agent's reply is on Ada's profile."
-        if on_profile
-        else "   The agent's reply is not on Ada's profile (this bridge does not tell agents from customers)."
-    )
+    labelled = [
+        item
+        for item in held
+        if item.get("content") == f"Agent: {AGENT_REPLY}" and item.get("source") == AGENT_SOURCE
+    ]
     taken = all(200 <= int(d.get("status") or 0) < 300 for d in (asked, answered))
-    return 0 if taken else 1
+    if len(labelled) == 1 and taken:
+        say(f"   OK: the agent's reply is on Ada's profile once, as “Agent: …” ({AGENT_SOURCE}).")
+        return 0
+    say(
+        f"   NOT OK: the agent's reply should be on Ada's profile once as “Agent: {AGENT_REPLY}” "
+        f"with source {AGENT_SOURCE}; found {len(labelled)} (both messages taken: {taken})."
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """`make soak`: fault injection that ends with an accounting, not an impression.
 
-  • 5,000 distinct messages from 500 customers go to the local front over HTTP from 8 senders;
+  • 5,000 distinct messages from 500 customers go to the local front over HTTP from 8 senders; each
+    customer has an SMS conversation of their own in the stack's Conversations sandbox (the business's
+    number as proxy), and 10 % of the messages are an agent's replies there (an agent in chat, role
+    agent), so the bridge reads real participants to know who spoke;
   • 10 % are delivered twice, half of those at the same moment;
   • the sandbox fails 30 % of requests: 429 with Retry-After, 500, 503, 3 s latency, a connection dropped
     before the request is read, and one dropped after it was accepted (5 % each);
+  • 5 % of the bridge's participants reads answer 429 (Retry-After) or 503: those messages are parked
+    with stage resolve_speaker, and the replay finds the speaker later;
   • the webhook's AWS calls fail too, through a fault proxy in front of moto: every 8 s, by turns, a
     1.5 s DynamoDB outage (the ledger table answers 500) or a 2.5 s hang of SQS SendMessage;
   • senders behave like Twilio: a non-2xx answer or no answer within 5 s is retried (at most 5 tries,
@@ -14,8 +19,11 @@
     after each kill, time passes (moto's SQS clock jumps past the hold, the killed run's leases end);
   • then Memory heals and `memory-bridge dlq replay` runs until the queue is empty.
 
-Per message id it counts: posted once, posted more than once, never posted, still parked; and the
-slowest answer any sender got (Twilio waits 5 s).
+Per message id it counts: posted once, posted more than once, never posted, still parked; whether it
+landed where its speaker says (a customer's words on their own profile as they were written, an
+agent's on that customer's profile as "Agent: …" with the agents' source); any Lookup or profile
+creation that carried an agent's or the business's identifier; and the slowest answer any sender got
+(Twilio waits 5 s).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ import urllib3
 
 from memory_bridge.domain.signature import compute_signature
 from memory_bridge_dev import crash_points
+from memory_bridge_dev.customer_chats import BUSINESS_NUMBER, Chat, RestSeeder, message_params
 from memory_bridge_dev.parking import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +67,12 @@ FAULT_KINDS: list[dict[str, Any]] = [
     {"drop": "before"},
     {"drop": "after"},
 ]
+# The bridge's participants reads (GET …/Participants, in a service or not): what Twilio answers when busy.
+CONVERSATIONS_FAULT_KINDS: list[dict[str, Any]] = [
+    {"status": 429, "retry_after": 1, "match": "/Participants", "method": "GET"},
+    {"status": 503, "match": "/Participants", "method": "GET"},
+]
+AGENTS = [f"agent{n}@example.com" for n in range(5)]  # chat identities, each in many conversations
 
 
 def start_stack(state: Path, log: Path | None) -> subprocess.Popen[str]:
@@ -92,19 +107,28 @@ def start_stack(state: Path, log: Path | None) -> subprocess.Popen[str]:
     return process
 
 
-def sequential_faults(rate: float) -> list[dict[str, Any]]:
+def sequential_faults(rate: float, kinds: list[dict[str, Any]] = FAULT_KINDS) -> list[dict[str, Any]]:
     """Faults tried in order, each with the chance that makes every kind equally likely, summing to `rate`."""
-    share = rate / len(FAULT_KINDS)
+    share = rate / len(kinds)
     faults, left = [], 1.0
-    for kind in FAULT_KINDS:
+    for kind in kinds:
         faults.append({**kind, "probability": share / left})
         left -= share
     return faults
 
 
 class Senders:
-    def __init__(self, url: str, token: str, account_sid: str, concurrency: int):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        account_sid: str,
+        concurrency: int,
+        chats: dict[int, Chat],
+        by_agent: set[str],
+    ):
         self.url, self.token, self.account_sid = url, token, account_sid
+        self.chats, self.by_agent = chats, by_agent
         self.pool = urllib3.PoolManager(maxsize=concurrency * 2, retries=False)
         self.answers: Counter[str] = Counter()
         self.twilio_timeouts = 0
@@ -113,17 +137,15 @@ class Senders:
         self.lock = threading.Lock()
 
     def params(self, sid: str, customer: int) -> list[tuple[str, str]]:
-        return [
-            ("EventType", "onMessageAdded"),
-            ("AccountSid", self.account_sid),
-            ("ConversationSid", "CH" + "0" * 31 + "5"),
-            ("MessageSid", sid),
-            ("Index", "0"),
-            ("DateCreated", "2026-11-21T10:00:00.000Z"),
-            ("Body", f"soak {sid}"),
-            ("Author", f"+1555300{customer:04d}"),
-            ("Source", "SDK"),
-        ]
+        """The customer's own message, or their agent's reply, in the customer's conversation."""
+        return message_params(
+            self.chats[customer],
+            account_sid=self.account_sid,
+            message_sid=sid,
+            body=f"soak {sid}",
+            index=int(sid[2:], 16),
+            by_agent=sid in self.by_agent,
+        )
 
     def deliver(self, sid: str, customer: int) -> None:
         params = self.params(sid, customer)
@@ -295,6 +317,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--duplicate-rate", type=float, default=0.10)
     parser.add_argument("--fault-rate", type=float, default=0.30)
+    parser.add_argument(
+        "--agent-replies", type=float, default=0.10, help="the share of messages that are an agent's replies"
+    )
+    parser.add_argument(
+        "--conversations-fault-rate",
+        type=float,
+        default=0.05,
+        help="the share of participants reads answering 429 or 503 while sending",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--no-aws-faults", dest="aws_faults", action="store_false", help="no table outages or queue hangs"
@@ -313,27 +344,41 @@ def soak(
     """Every phase against the running stack; the result document and the senders' tallies."""
     info = json.loads(state.read_text())
     sandbox = info["sandbox_url"]
+    plan = plan_sending(args, rng)
+    chats = seed_conversations(info, plan)
     for fault in sequential_faults(args.fault_rate):
         urllib3.request("POST", f"{sandbox}/__sandbox/faults", json=fault)
-    senders = Senders(info["webhook_url"], info["auth_token"], info["account_sid"], args.senders)
-    plan = plan_sending(args, rng)
+    for fault in sequential_faults(args.conversations_fault_rate, CONVERSATIONS_FAULT_KINDS):
+        urllib3.request("POST", f"{info['conversations_url']}/__sandbox/faults", json=fault)
+    senders = Senders(
+        info["webhook_url"], info["auth_token"], info["account_sid"], args.senders, chats, plan.by_agent
+    )
     outages = send_all(plan, senders, args, info["control_url"])
+    reads_while_sending = participants_reads(info)
     sending_seconds = time.monotonic() - started
     _, stats_out = run_cli(state, "dlq", "stats", "--json")
     parked_before = json.loads(stats_out)
+    _, peek_out = run_cli(state, "dlq", "peek", "-n", "100000", "--json")
+    parked_by_stage = Counter(str(row.get("stage")) for row in json.loads(peek_out)["messages"])
     print(
         f"• sent in {sending_seconds:.0f} s; AWS fault windows {dict(outages)}; "
-        f"parked {parked_before['visible']} ({parked_before['byKind']})",
+        f"parked {parked_before['visible']} ({parked_before['byKind']}; by stage {dict(parked_by_stage)})",
         flush=True,
     )
     duplicated, kills = duplicate_and_kill(args, rng, info, state)
     rounds = heal_and_replay(state, sandbox)
-    accounting, doubled, trail = account(state, info, plan.sids)
+    accounting, doubled, trail = account(state, info, plan, chats)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "messages": args.messages,
         "customers": args.customers,
         "senders": args.senders,
+        "agent_replies": len(plan.by_agent),
+        "conversations_with_an_agent": sum(1 for chat in chats.values() if chat.agent),
+        "conversations_fault_rate": args.conversations_fault_rate,
+        "conversations": len(chats),
+        "participants_reads_while_sending": reads_while_sending,
+        "participants_reads_in_all": participants_reads(info),
         "delivered_twice": len(plan.twice),
         "at_the_same_moment": len(plan.simultaneous),
         "fault_rate": args.fault_rate,
@@ -346,6 +391,7 @@ def soak(
         "senders_gave_up": len(senders.gave_up),
         "parked_after_sending": parked_before["visible"],
         "parked_by_kind": parked_before["byKind"],
+        "parked_by_stage": dict(parked_by_stage),
         "replay_rounds": rounds,
         "accounting": accounting,
         "doubled_examples": doubled[:10],
@@ -364,6 +410,11 @@ class SendPlan:
     twice: list[str]  # delivered twice...
     simultaneous: set[str]  # ...and of those, these at the same moment
     order: list[tuple[str, bool]]  # (message id, its twin sent at the same moment)
+    by_agent: set[str]  # an agent's replies, in the conversation of the customer they were planned for
+
+
+def customer_number(customer: int) -> str:
+    return f"+1555300{customer:04d}"
 
 
 def plan_sending(args: argparse.Namespace, rng: random.Random) -> SendPlan:
@@ -375,7 +426,38 @@ def plan_sending(args: argparse.Namespace, rng: random.Random) -> SendPlan:
         (sid, False) for sid in twice if sid not in simultaneous
     ]
     rng.shuffle(order)
-    return SendPlan(sids, customer_of, twice, simultaneous, order)
+    by_agent = set(rng.sample(sids, int(args.messages * args.agent_replies)))
+    return SendPlan(sids, customer_of, twice, simultaneous, order, by_agent)
+
+
+def seed_conversations(info: dict[str, Any], plan: SendPlan) -> dict[int, Chat]:
+    """Each customer's SMS conversation in the stack's Conversations sandbox, over its REST API; an
+    agent in those where the plan has an agent reply."""
+    answered = {plan.customer_of[sid] for sid in plan.by_agent}
+    seeder = RestSeeder(info["conversations_url"], info["account_sid"], info["auth_token"])
+    chats = {
+        customer: seeder.sms_conversation(
+            customer_number(customer), AGENTS[customer % len(AGENTS)] if customer in answered else None
+        )
+        for customer in sorted(set(plan.customer_of.values()))
+    }
+    print(
+        f"• {len(chats)} SMS conversations in the Conversations sandbox, one per customer "
+        f"({len(answered)} with an agent in chat; {len(plan.by_agent)} agent replies planned)",
+        flush=True,
+    )
+    return chats
+
+
+def participants_reads(info: dict[str, Any]) -> int:
+    """How many times the bridge has read a conversation's participants (GET …/Participants, in a service
+    or not; the ones answered with an injected fault included)."""
+    calls = urllib3.request("GET", f"{info['conversations_url']}/__sandbox/calls").json()["calls"]
+    return sum(
+        n
+        for operation, n in calls.items()
+        if operation.startswith("List") and operation.endswith("ConversationParticipant")
+    )
 
 
 class SendProgress:
@@ -459,6 +541,8 @@ def duplicate_and_kill(
     duplicated = put_twice(sqs, info["queue_url"], args.dlq_duplicates)
     print(f"• {duplicated} parked envelopes put on the queue a second time", flush=True)
     urllib3.request("DELETE", f"{sandbox}/__sandbox/faults")
+    # The replays read the participants of messages parked at resolve_speaker: Conversations answers.
+    urllib3.request("DELETE", f"{info['conversations_url']}/__sandbox/faults")
     for fault in ({"drop": "after", "probability": 0.1}, {"latency": 0.05}):
         urllib3.request("POST", f"{sandbox}/__sandbox/faults", json={**fault, "match": "/Observations"})
     print(f"• {args.replay_kills} replays killed at random points (Memory drops 10 % of answers)")
@@ -483,24 +567,37 @@ def heal_and_replay(state: Path, sandbox: str) -> list[dict[str, Any]]:
 
 
 def account(
-    state: Path, info: dict[str, Any], sids: list[str]
+    state: Path, info: dict[str, Any], plan: SendPlan, chats: dict[int, Chat]
 ) -> tuple[dict[str, int], list[str], dict[str, list[str]]]:
-    """Per message id: posted once, more than once, never, still parked; the doubled ids; and for the
-    first ten of those, every Memory request that carried it, in order, with its answer."""
-    sandbox = info["sandbox_url"]
+    """Per message id: posted once, more than once, never, still parked, and landed where its speaker
+    says; the doubled ids; and for the first ten of those, every Memory request that carried it, in
+    order, with its answer."""
+    sandbox, sids = info["sandbox_url"], plan.sids
     _, out = run_cli(state, "dlq", "peek", "-n", "100000", "--json")
     still_parked = Counter(row.get("messageSid") for row in json.loads(out)["messages"])
     held = urllib3.request("GET", f"{sandbox}/__sandbox/observations?storeId={info['store_id']}").json()
-    posted = Counter(o["content"].removeprefix("soak ") for o in held["observations"])
+    posted: Counter[str] = Counter()
+    landed: dict[str, list[dict[str, Any]]] = {}
+    for observation in held["observations"]:
+        sid = observation["content"].removeprefix("Agent: ").removeprefix("soak ")
+        posted[sid] += 1
+        landed.setdefault(sid, []).append(observation)
+    log = urllib3.request("GET", f"{sandbox}/__sandbox/requests?bodies=1").json()["requests"]
+    source = info.get("replay_environment", {}).get("OBSERVATION_SOURCE") or "twilio-conversations"
+    misplaced = misplaced_messages(plan, landed, customer_profiles(info, chats), source)
     accounting = {
         "posted_once": sum(1 for sid in sids if posted[sid] == 1),
         "posted_more_than_once": sum(1 for sid in sids if posted[sid] > 1),
         "never_posted": sum(1 for sid in sids if posted[sid] == 0 and not still_parked[sid]),
         "still_parked": sum(1 for sid in sids if still_parked[sid]),
+        "agent_replies_on_the_customer": sum(
+            1 for sid in plan.by_agent if posted[sid] == 1 and sid not in misplaced
+        ),
+        "landed_elsewhere": len(misplaced),
+        "non_customer_identifiers_sent": non_customer_identifiers(log),
     }
     doubled = [sid for sid in sids if posted[sid] > 1]
     # For a doubled message: every Memory request that carried it, in order, and its answer.
-    log = urllib3.request("GET", f"{sandbox}/__sandbox/requests?bodies=1").json()["requests"]
     trail = {
         sid: [
             f"{r.get('receivedAt'):.3f} {r.get('method')} {r.get('operation')} → {r.get('status')}"
@@ -512,6 +609,56 @@ def account(
     return accounting, doubled, trail
 
 
+def misplaced_messages(
+    plan: SendPlan, landed: dict[str, list[dict[str, Any]]], profiles: dict[int, str], source: str
+) -> set[str]:
+    """The message ids with an observation that is not where its speaker says: the customer's own words,
+    unchanged, with the bridge's source; an agent's as "Agent: …" with the agents' source; both on the
+    customer's profile (`profiles`: customer → what Memory's Lookup of their number finds)."""
+    wrong = set()
+    for sid, observations in landed.items():
+        if sid not in plan.customer_of:
+            continue
+        agent = sid in plan.by_agent
+        expected = {
+            "content": ("Agent: " if agent else "") + f"soak {sid}",
+            "source": source + ("-agent" if agent else ""),
+            "profileId": profiles.get(plan.customer_of[sid]),
+        }
+        if any({key: o.get(key) for key in expected} != expected for o in observations):
+            wrong.add(sid)
+    return wrong
+
+
+def customer_profiles(info: dict[str, Any], chats: dict[int, Chat]) -> dict[int, str]:
+    """customer → the profile Memory's Lookup finds for their number (the accounting's, after the heal)."""
+    from memory_bridge.domain.identifiers import Identifier
+
+    url = f"{info['sandbox_url']}/v1/Stores/{info['store_id']}/Profiles/Lookup"
+    headers = urllib3.make_headers(basic_auth=f"{info['account_sid']}:{info['auth_token']}")
+    found = {}
+    for customer, chat in chats.items():
+        answer = urllib3.request(
+            "POST", url, json=Identifier("phone", chat.customer).to_json(), headers=headers
+        ).json()
+        if answer.get("profiles"):
+            found[customer] = str(answer["profiles"][0])
+    return found
+
+
+def non_customer_identifiers(log: list[dict[str, Any]]) -> int:
+    """Memory requests (a Lookup or a profile creation) that carried an agent's identity or the
+    business's number: there must be none."""
+    others = [*AGENTS, BUSINESS_NUMBER]
+    return sum(
+        1
+        for r in log
+        if "Profiles" in str(r.get("path"))
+        and "Observations" not in str(r.get("path"))
+        and any(other in json.dumps(r.get("body")) for other in others)
+    )
+
+
 def write_and_report(result: dict[str, Any], senders: Senders, messages: int) -> int:
     """Write the result to bench/results and print the accounting: 0 when every message was posted
     exactly once and every answer came inside 5 s, else 1."""
@@ -519,9 +666,13 @@ def write_and_report(result: dict[str, Any], senders: Senders, messages: int) ->
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"soak-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    per_message = ("posted_once", "posted_more_than_once", "never_posted", "still_parked")
     ok = (
         accounting["posted_once"] == messages
-        and sum(accounting.values()) == messages
+        and sum(accounting[key] for key in per_message) == messages
+        and accounting["agent_replies_on_the_customer"] == result["agent_replies"]
+        and accounting["landed_elsewhere"] == 0
+        and accounting["non_customer_identifiers_sent"] == 0
         and senders.twilio_timeouts == 0
     )
     print("\nmemory-bridge soak — accounting per message id")
@@ -529,6 +680,21 @@ def write_and_report(result: dict[str, Any], senders: Senders, messages: int) ->
     print(f"  posted more than once   {accounting['posted_more_than_once']:>6}")
     print(f"  never posted            {accounting['never_posted']:>6}")
     print(f"  still parked            {accounting['still_parked']:>6}")
+    print(
+        f"  agents' replies on the customer's profile as \"Agent: …\"  "
+        f"{accounting['agent_replies_on_the_customer']} of {result['agent_replies']}"
+    )
+    print(f"  landed elsewhere (wrong profile, label or source)   {accounting['landed_elsewhere']}")
+    print(
+        "  Lookups or profile creations carrying an agent's or the business's identifier   "
+        f"{accounting['non_customer_identifiers_sent']}"
+    )
+    print(
+        f"  participants reads: {result['participants_reads_while_sending']} by the webhook for "
+        f"{result['conversations']} conversations (a read answered 429/503 is not cached: "
+        f"{result['conversations_fault_rate']:.0%} were), {result['participants_reads_in_all']} with the "
+        f"replays'; parked after sending by stage {result['parked_by_stage']}"
+    )
     print(
         f"  HTTP answers to the senders: {dict(senders.answers)}; Twilio-side timeouts (>5 s): "
         f"{senders.twilio_timeouts}; slowest answer {senders.slowest:.2f} s; "
@@ -543,7 +709,7 @@ def write_and_report(result: dict[str, Any], senders: Senders, messages: int) ->
     print(
         "  "
         + (
-            "OK: every message posted exactly once, every answer inside 5 s."
+            "OK: every message posted exactly once, on its customer's profile, every answer inside 5 s."
             if ok
             else "TARGET MISSED: see the counts above."
         )

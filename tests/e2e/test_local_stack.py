@@ -271,4 +271,7 @@ def test_make_demo_walks_through_and_ends_with_everything_once(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "messages sent 5 · in Memory once each 5 · duplicates 0 · left on the queue 0" in result.stdout
+    # Step 5: the agent's reply is labelled on the customer's profile, never on a profile of its own.
+    assert "twilio-conversations-agent   Agent: Your parcel arrives tomorrow before noon." in result.stdout
+    assert "OK: the agent's reply is on Ada's profile once" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

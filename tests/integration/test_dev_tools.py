@@ -588,3 +588,46 @@ def test_front_aws_fault_controls_drive_the_proxies_and_name_the_services(aws_en
             assert proxy.fault is None
         finally:
             api.stop()
+
+
+# ---- the customers' conversations that make soak and make bench send (memory_bridge_dev.customer_chats)
+
+
+@pytest.mark.parametrize("over", ["rest", "in process"])
+def test_a_customer_chat_seeded_for_the_dev_tools_is_read_by_the_bridge_as_twilio_s(bridge, over):
+    """make soak seeds over the sandbox's REST API, make bench in process: either way, the webhooks the
+    tools send for a customer and their agent land on the customer's profile, the agent's labelled, and
+    the participants are read once for both (the second message finds them cached)."""
+    from memory_bridge_dev.customer_chats import InProcessSeeder, RestSeeder, message_params
+    from tests.support import signed_event
+
+    bridge.seed_authors = False  # the tools make the participants themselves
+    seeder = (
+        RestSeeder(bridge.conversations.base_url, DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
+        if over == "rest"
+        else InProcessSeeder(bridge.conversations)
+    )
+    chat = seeder.sms_conversation("+15555550142", agent="agent3@example.com")
+    roster = bridge.conversations.participants(chat.conversation_sid)
+    assert {(p.sid, p.address, p.proxy_address) for p in roster if p.address} == {
+        (chat.customer_participant, "+15555550142", "+15555550000")
+    }
+    assert chat.service_sid == bridge.conversations.store.default_service
+
+    for index, (sid, by_agent) in enumerate([("IM" + "a" * 32, False), ("IM" + "b" * 32, True)]):
+        params = message_params(
+            chat,
+            account_sid=DEV_ACCOUNT_SID,
+            message_sid=sid,
+            body=f"said {index}",
+            index=index,
+            by_agent=by_agent,
+        )
+        answer = bridge.invoke(signed_event(params))
+        assert json.loads(answer["body"])["outcome"] == "posted", answer
+
+    landed = {(o["content"], o["source"]) for o in bridge.observations()}
+    assert landed == {("said 0", "twilio-conversations"), ("Agent: said 1", "twilio-conversations-agent")}
+    assert len({o["profileId"] for o in bridge.observations()}) == 1
+    assert bridge.conversations.calls("ListServiceConversationParticipant") == 1
+    assert "agent3@example.com" not in json.dumps([r.body for r in bridge.sandbox.requests])
