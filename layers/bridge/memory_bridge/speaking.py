@@ -13,13 +13,16 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from memory_bridge.domain.events import MessageAdded
 from memory_bridge.domain.identifiers import SYSTEM_AUTHOR
 from memory_bridge.domain.outcomes import Failure
 from memory_bridge.domain.speakers import AgentMessages, AgentRules, Roster, Speaker, classify
 from memory_bridge.ports import ParticipantDirectory
+
+MAX_CLASSIFIED_CONVERSATIONS = 5_000
+MAX_CLASSIFIED_PER_CONVERSATION = 64
 
 
 class RosterCache:
@@ -100,6 +103,11 @@ class Speakers:
     cache: RosterCache
     rules: SpeakerRules
     reads: int = 0
+    # The speakers classified in each conversation's current list: a conversation's messages come from
+    # a few participants, so the rules run once per (participant, author) and list (bounded).
+    _classified: OrderedDict[str, tuple[Roster, dict[tuple[str | None, ...], Speaker]]] = field(
+        default_factory=OrderedDict
+    )
 
     def identify(self, said: Said, timeout: Callable[[], float | None]) -> Speaker | Failure:
         """The speaker; the failure when the participants could not be read (never a guess)."""
@@ -119,14 +127,28 @@ class Speakers:
             roster = read
             if sid and roster.by_sid(sid) is None:
                 self.cache.note_gone(said.conversation_sid, sid)
-        return classify(
-            roster,
-            author=said.author,
-            participant_sid=said.participant_sid,
-            client_identity=said.client_identity,
-            rules=self.rules.agents,
-            chat_id_type=self.rules.chat_id_type,
-        )
+        return self._classify(said, roster)
+
+    def _classify(self, said: Said, roster: Roster) -> Speaker:
+        held = self._classified.get(said.conversation_sid)
+        if held is None or held[0] is not roster:  # a new list: what was classified on the old one goes
+            held = self._classified[said.conversation_sid] = (roster, {})
+            while len(self._classified) > MAX_CLASSIFIED_CONVERSATIONS:
+                self._classified.popitem(last=False)
+        key = (said.participant_sid, said.author, said.client_identity)
+        speaker = held[1].get(key)
+        if speaker is None:
+            speaker = classify(
+                roster,
+                author=said.author,
+                participant_sid=said.participant_sid,
+                client_identity=said.client_identity,
+                rules=self.rules.agents,
+                chat_id_type=self.rules.chat_id_type,
+            )
+            if len(held[1]) < MAX_CLASSIFIED_PER_CONVERSATION:
+                held[1][key] = speaker
+        return speaker
 
     def _read(self, said: Said, timeout: Callable[[], float | None]) -> Roster | Failure:
         self.reads += 1
