@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import time
 from dataclasses import replace
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
