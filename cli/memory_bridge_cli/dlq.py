@@ -159,7 +159,7 @@ def stack_output(session: Any, endpoint: str | None, stack: str, key: str) -> st
     raise UsageError(f"stack {stack!r} has no {key} output; is it a memory-bridge stack?")
 
 
-def parse_since(text: str | None) -> datetime | None:
+def parse_since(text: str | None, option: str = "--since") -> datetime | None:
     if text is None:
         return None
     match = DURATION.match(text)
@@ -171,7 +171,7 @@ def parse_since(text: str | None) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(
-            f"--since takes an ISO 8601 time or a duration like 30m, 2h, 1d; got {text!r}"
+            f"{option} takes an ISO 8601 time or a duration like 30m, 2h, 1d; got {text!r}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

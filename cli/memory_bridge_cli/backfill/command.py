@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from memory_bridge_cli.backfill.feed import Feed
@@ -37,6 +38,7 @@ from memory_bridge_cli.dlq import (
     who_am_i,
 )
 
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # What one slice of the engine holds at most: bounds the run's memory (~3 KB an envelope).
 SLICE = 2_000
 # The engine's hold of what it received, and so the ledger lease of a request in flight: a run
@@ -48,7 +50,11 @@ def selection_from(args: argparse.Namespace) -> Selection:
     if args.conversation and args.address:
         raise UsageError("pass --conversation or --address, not both")
     since = parse_since(args.since)
-    until = parse_since(args.until)
+    until = parse_since(args.until, "--until")
+    if until is not None and DATE_ONLY.fullmatch(args.until):
+        # `--until 2025-06-30` means through that day, as the Conversations API's EndDate reads a date
+        # (its midnight would leave out the day's conversations and messages, and say complete).
+        until += timedelta(days=1, microseconds=-1)
     if since and until and since > until:
         raise UsageError("--since is after --until")
     return Selection(since, until, tuple(dict.fromkeys(args.conversation or ())), args.address, args.service)
