@@ -154,12 +154,17 @@ class History:
         if selection.since is None:
             return
         # Messages since `since` in conversations opened before it (an outage hits those too): the
-        # ones still active. Closed ones take no new messages.
-        active: dict[str, str | None] = {"PageSize": str(PAGE_SIZE), "State": "active"}
-        for item in self.items("the active conversations", path, active, "conversations"):
-            ref = _ref(item, service)
-            if ref is not None and ref.date_created is not None and ref.date_created < selection.since:
-                yield ref
+        # active ones, and the inactive ones (Twilio's inactivity timer moved them after the window;
+        # whether a new message changes a conversation's date_updated is not published, so each is
+        # read, and only its messages in the window are posted). Closed ones are not listed: an account
+        # holds every closed conversation it ever had (README, Backfill: name them with --conversation
+        # or --address).
+        for state in ("active", "inactive"):
+            query = {"PageSize": str(PAGE_SIZE), "State": state}
+            for item in self.items(f"the {state} conversations", path, query, "conversations"):
+                ref = _ref(item, service)
+                if ref is not None and ref.date_created is not None and ref.date_created < selection.since:
+                    yield ref
 
     def messages(self, ref: ConversationRef) -> Iterator[dict[str, Any]]:
         path = scoped(f"/Conversations/{path_segment(ref.sid)}/Messages", ref.service_sid)

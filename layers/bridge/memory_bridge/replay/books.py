@@ -142,6 +142,8 @@ class Books:
         if not items:
             return
         run = self.run
+        for item in items:
+            run.seen.discard(item.message.message_id)
         try:
             self.queue.delete([i.message for i in items])
         except QueueUnavailable as error:

@@ -45,6 +45,9 @@ class RunContext:
         self.held: list[QueuedMessage] = []  # released at the end: filtered, malformed, dry-run
         # Let go mid-run, whole, because their hold ran short: a later slice may receive them again.
         self.returned: set[str] = set()
+        # Received and not deleted yet: one that comes back after a release is not counted twice. A
+        # deleted one leaves it, so that what a run keeps does not grow with the queue (or a history).
+        self.seen: set[str] = set()
         self.consecutive_failures = 0
         # Wall time the posting step spent per request so far (claims, posts, settles, deletes):
         # how long the next slice's requests will take.

@@ -27,9 +27,13 @@ RECEIVE_BATCH = 10  # SQS's most per ReceiveMessage
 class Intake:
     def __init__(self, run: RunContext, queue: ReplayQueue, books: Books, resolver: Resolver):
         self.run, self.queue, self.books, self.resolver = run, queue, books, resolver
-        self.seen: set[str] = set()
         self.queue_empty = False
         self.scan_limit_reached = False
+
+    @property
+    def seen(self) -> set[str]:
+        """The messages received so far and not yet deleted (the run's, shared with its books)."""
+        return self.run.seen
 
     def collect(self, limit: int | None, budget: SliceBudget | None = None) -> list[Pending]:
         """Receive up to `limit` envelopes that match the options (None: all there are), and no more

@@ -38,6 +38,11 @@ def sort_parts(item: Pending, record: LedgerRecord | None) -> None:
     """Set the parts still to post, and which of them to look for in Memory first."""
     envelope = item.envelope
     item.version = record.version if record else None
+    if record is not None and (record.outcome or {}).get("outcome") == "posted":
+        # The webhook posted the whole message: nothing of it is to post again, whatever this copy
+        # holds (a backfill reads the message as it is now: edited longer, it splits into more parts).
+        item.parts, item.check = [], set()
+        return
     if record is not None and envelope.parts is None:
         # Parked before the ledger: its parts cannot be matched by number, so look for them all.
         plan = PartsPlan(check=envelope.part_numbers)
