@@ -17,8 +17,9 @@ have: the same speakers and labels, redaction and split, occurredAt = the messag
 
 Selectors (combine a date window with any one of the others):
   --since/--until   dates (2025-01-31, 2025-01-31T08:00Z) or spans back from now (30m, 6h, 30d);
-                    conversations created in the window, and with --since the active ones created
-                    before it too (an outage hits long conversations); only messages in the window
+                    conversations created in the window, and with --since the active and inactive
+                    ones created before it too (an outage hits long conversations; name closed
+                    ones with --conversation); only messages in the window
   --conversation    CH…, repeatable
   --address         one customer: +1555…, whatsapp:+1…, an email or chat identity
   --service         IS…: that Conversations service's conversations (default: the account's default)
