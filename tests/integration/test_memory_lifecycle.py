@@ -168,7 +168,7 @@ def timezone_plus_two():
 
 
 @pytest.mark.parametrize("how", ["constructor", "admin"])
-def test_refuse_past_the_limit_answers_400_and_keeps_what_was_there(client, how):
+def test_refuse_past_the_limit_answers_400_and_keeps_what_was_there(how):
     memory = MemorySandbox(
         credentials={DEV_ACCOUNT_SID: DEV_AUTH_TOKEN}, profile_full="refuse", observation_limit=5
     )
