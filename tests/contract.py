@@ -138,10 +138,13 @@ def response_problems(
     return problems
 
 
-def query_problems(operation_id: str, query: list[tuple[str, str]]) -> list[str]:
-    """A Conversations request's query string: every parameter declared (`in: query`), each value of the
-    declared type and within its bounds (PageSize ≤ 100, Order asc|desc, …)."""
-    operation = conversations_operations()[operation_id]
+def query_problems(
+    operation_id: str, query: list[tuple[str, str]], known: dict[str, dict[str, Any]] | None = None
+) -> list[str]:
+    """A request's query string: every parameter declared (`in: query`), each value of the declared type
+    and within its bounds (PageSize ≤ 100, Order asc|desc, …). `known`: the operations of the contract
+    the request belongs to (default: Conversations')."""
+    operation = (conversations_operations() if known is None else known)[operation_id]
     declared = {
         p["name"]: p.get("schema", {}) for p in operation.get("parameters", []) if p.get("in") == "query"
     }

@@ -9,32 +9,42 @@ as the integration tests do against the sandbox.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from memory_bridge.domain.envelope import Envelope
 from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.observations import Observation
-from memory_bridge.domain.outcomes import Accepted, Failure, Outcome, Permanent
+from memory_bridge.domain.outcomes import OBSERVATION_NOT_FOUND, Accepted, Failure, Outcome, Permanent
 from memory_bridge.domain.speakers import AgentMessages, AgentRules, Participant, Roster
 from memory_bridge.ports import QueuedMessage, QueueUnavailable, StaticCredentials
 from memory_bridge.speaking import RosterCache, SpeakerRules, Speakers
 from tests.support import FakeClock, InMemoryLedger, ListSink, RecordingMetrics, ScriptedMemory
 
 
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass
 class FakeMemory:
     """Memory's profile and observation calls over dicts. `script` answers the next posts instead
-    (one outcome each, e.g. a 503), and every call is counted by kind."""
+    (one outcome each, e.g. a 503), and every call is counted by kind. Each observation held gets an
+    id and createdAt/updatedAt (from `created_at`), as Memory gives them, so that the edits
+    (ObservationEditor) can find it."""
 
     profiles: dict[Identifier, str] = field(default_factory=dict)
     observations: dict[str, list[Observation]] = field(default_factory=dict)
     script: list[Outcome] = field(default_factory=list)
+    # The edits' counts ("update", "delete", "erase") appear once made: a test that holds the
+    # webhook's and the replay's calls to exactly these four keeps holding.
     calls: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(("lookup", "create", "post", "list"), 0)
     )
     page_size_cap: int = 50
+    created_at: Callable[[], str] = _now_iso
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def lookup_profiles(self, store_id: str, identifier: Identifier, timeout: float | None = None) -> Outcome:
@@ -59,7 +69,11 @@ class FakeMemory:
         self.calls["post"] += 1
         if self.script:
             return self.script.pop(0)
-        self.observations.setdefault(profile_id, []).extend(dict(o) for o in observations)
+        now = self.created_at()
+        self.observations.setdefault(profile_id, []).extend(
+            {**o, "id": f"mem_observation_{next(self._ids):026d}", "createdAt": now, "updatedAt": now}
+            for o in observations
+        )
         return Accepted(202)
 
     def list_observations(
@@ -69,18 +83,80 @@ class FakeMemory:
         *,
         page_size: int = 50,
         page_token: str | None = None,
+        source: str | None = None,
         created_after: str | None = None,
+        created_before: str | None = None,
+        order_by: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
+        """As Memory lists: filtered (createdAfter inclusive, createdBefore exclusive), newest first
+        unless `order_by` is ASC."""
         self.calls["list"] += 1
-        held = self.observations.get(profile_id, [])
+        held = [
+            o
+            for o in self.observations.get(profile_id, [])
+            if (source is None or o.get("source") == source)
+            and (created_after is None or _at(o) >= _parse(created_after))
+            and (created_before is None or _at(o) < _parse(created_before))
+        ]
+        if order_by != "ASC":
+            held.reverse()
         start = int(page_token or 0)
         size = min(page_size, self.page_size_cap)
         end = start + size
         token = str(end) if end < len(held) else None
         return Accepted(200, {"observations": held[start:end], "meta": {"nextToken": token}})
 
+    def update_observation(
+        self,
+        store_id: str,
+        profile_id: str,
+        observation_id: str,
+        fields: Mapping[str, object],
+        timeout: float | None = None,
+    ) -> Outcome:
+        self.calls["update"] = self.calls.get("update", 0) + 1
+        held = self.observations.get(profile_id, [])
+        for index, observation in enumerate(held):
+            if observation.get("id") == observation_id:
+                held[index] = {**observation, **fields, "updatedAt": self.created_at()}
+                return Accepted(202, {"message": "Observation update accepted"})
+        return _observation_not_found()
+
+    def delete_observation(
+        self, store_id: str, profile_id: str, observation_id: str, timeout: float | None = None
+    ) -> Outcome:
+        self.calls["delete"] = self.calls.get("delete", 0) + 1
+        held = self.observations.get(profile_id, [])
+        kept = [o for o in held if o.get("id") != observation_id]
+        if len(kept) == len(held):
+            return _observation_not_found()
+        self.observations[profile_id] = kept
+        return Accepted(202, {"message": "Observation deletion accepted"})
+
+    def delete_profile(self, store_id: str, profile_id: str, timeout: float | None = None) -> Outcome:
+        self.calls["erase"] = self.calls.get("erase", 0) + 1
+        if profile_id not in self.profiles.values():
+            return Permanent(status=404, code=20404, message="Not Found")
+        self.profiles = {who: held for who, held in self.profiles.items() if held != profile_id}
+        self.observations.pop(profile_id, None)
+        return Accepted(202, {"message": "Profile accepted for deletion."})
+
     def contents(self) -> list[str]:
         return [str(o["content"]) for held in self.observations.values() for o in held]
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _at(observation: Observation) -> datetime:
+    created = observation.get("createdAt")
+    return _parse(created) if isinstance(created, str) else datetime.min.replace(tzinfo=UTC)
+
+
+def _observation_not_found() -> Permanent:
+    return Permanent(status=404, code=OBSERVATION_NOT_FOUND, message="Observation not found")
 
 
 @dataclass
@@ -231,6 +307,7 @@ FAKES: dict[str, type] = {
     "ProfileDirectory": FakeMemory,
     "ObservationWriter": FakeMemory,
     "ReplayMemory": FakeMemory,
+    "ObservationEditor": FakeMemory,
     "CredentialsSource": StaticCredentials,
     "DeadLetterSink": FakeQueue,
     "ReplayQueue": FakeQueue,

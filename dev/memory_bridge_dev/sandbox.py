@@ -2,7 +2,9 @@
 
 It implements the endpoints the bridge uses as `twilio-memory-v1.yaml` describes them: request
 validation with TwilioError bodies, Basic auth, profiles with identity resolution (lookup,
-resolve-or-create, merges answered with 308), observations (create, list with paging), stores
+resolve-or-create, merges answered with 308), observations (create, list with paging and filters;
+fetch, change with revisions, delete, and profile deletion in memory_bridge_dev.sandbox_lifecycle,
+with the per-profile limit and the list lag chosen at run time: `/__sandbox/observation-rules`), stores
 with their asynchronous operation (QUEUED → PROVISIONING → ACTIVE over a configurable time), and each
 store's identity-resolution settings (read, and changed by an asynchronous operation). A new store
 knows only the contract's example idTypes (email, whatsapp, phone; memory_bridge_dev.identity_settings):
@@ -31,7 +33,6 @@ import threading
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,61 +45,24 @@ from memory_bridge_dev.identity_settings import (
     parse_settings,
 )
 from memory_bridge_dev.quiet_server import QuietHTTPServer
+from memory_bridge_dev.sandbox_common import (
+    ApiError,
+    check_observation,
+    now_iso,
+    paging,
+    schema_error,
+    ttid,
+)
+from memory_bridge_dev.sandbox_lifecycle import Lifecycle, ObservationRules, operation_for
 
-TTID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-# What Memory accepts as an observation's `source` today (twilio 9.13.0): letters, digits, spaces, `.`,
-# `_`, `-` and `/`. The published YAML says `^[a-zA-Z0-9 _.-]+$`; the bridge sends only what both allow
-# (memory_bridge.config.SOURCE_PATTERN), the sandbox answers as Memory does.
-SOURCE_PATTERN = re.compile(r"^[a-zA-Z0-9 _./-]+$")
-CONVERSATION_ID = re.compile(r"^conv_conversation_[0-7][0-9a-z]{25}$")
 STORE_ID = re.compile(r"^mem_(store|service)_[0-7][0-9a-z]{25}$")
 PROFILE_ID = re.compile(r"^mem_profile_[0-7][0-9a-z]{25}$")
 DISPLAY_NAME = re.compile(r"^[a-zA-Z0-9-]+$")
-OBSERVATION_KEYS = {"content", "source", "occurredAt", "conversationIds"}
 ADMIN_PREFIX = "/__sandbox"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # larger request bodies are answered 413 without being read
 HANG_CAP_SECONDS = 120.0  # a hung request is let go after this long even if nobody clears it
 # What MemorySandbox.dispatch answers: (operation name, status, JSON body, headers).
 Routed = tuple[str, int, Any, dict[str, str]]
-
-
-def ttid(prefix: str) -> str:
-    return prefix + random.choice("01234567") + "".join(random.choices(TTID_ALPHABET, k=25))
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message": self.message,
-            "more_info": f"https://www.twilio.com/docs/api/errors/{self.code}",
-            "status": self.status,
-        }
-
-
-def _schema_error(message: str) -> ApiError:
-    return ApiError(400, 520046, f"Schema validation failed: {message}")
-
-
-def is_rfc3339(value: Any) -> bool:
-    if not isinstance(value, str) or not re.match(
-        r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", value
-    ):
-        return False
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return False
-    return True
 
 
 # ---- HTTP framing, shared with the local API front and the fault proxy --------------------
@@ -327,6 +291,11 @@ class MemorySandbox:
         store_limit: int = 5,
         retry_after_seconds: int = 1,
         identity_seconds: float = 0.3,  # how long a settings change's operation runs
+        # Unpublished behaviours (memory_bridge_dev.sandbox_lifecycle): past `observation_limit` per
+        # profile, "refuse" or "evict" (None: no limit); seconds before a write is listed.
+        profile_full: str | None = None,
+        observation_limit: int = 500,
+        list_lag: float = 0.0,
     ):
         # user → password accepted for Basic auth; None accepts any Basic credentials.
         self.credentials = credentials
@@ -343,6 +312,7 @@ class MemorySandbox:
         self.identifiers: dict[tuple[str, str, str], str] = {}  # (store, idType, value) → profile
         self.merged: dict[str, str] = {}  # merged profile → canonical
         self.observations: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.life = Lifecycle(self, ObservationRules(profile_full, observation_limit, list_lag))
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
         self.fail_next_store: dict[str, Any] | None = None
@@ -458,6 +428,7 @@ class MemorySandbox:
             self.identifiers.clear()
             self.merged.clear()
             self.observations.clear()
+            self.life.reset()
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -553,7 +524,7 @@ class MemorySandbox:
         try:
             settings = parse_settings(body)
         except ValueError as error:
-            raise _schema_error(str(error)) from None
+            raise schema_error(str(error)) from None
         current = store.identity_at(time.monotonic())
         if_match = headers.get("if-match")
         if if_match is not None and if_match.strip('"') != current.etag():
@@ -585,7 +556,10 @@ class MemorySandbox:
                 return ("CreateProfileObservation", *self.create_observations(store, parts[4], body))
             if method == "GET":
                 return ("ListProfileObservations", *self.list_observations(store, parts[4], query))
-        return None
+        # Edits, removals, erasure: memory_bridge_dev.sandbox_lifecycle.
+        return self.life.route(
+            method, parts, query, body, lambda write: self._profile(store, parts[4], write)
+        )
 
     def _store(self, store_id: str) -> Store:
         if not STORE_ID.match(store_id):
@@ -603,13 +577,13 @@ class MemorySandbox:
 
     def create_store(self, body: Any) -> tuple[int, Any, dict[str, str]]:
         if not isinstance(body, dict) or set(body) - {"displayName", "description"}:
-            raise _schema_error("body must be an object with displayName and optional description")
+            raise schema_error("body must be an object with displayName and optional description")
         name = body.get("displayName")
         if not isinstance(name, str) or not name or len(name) > 64 or not DISPLAY_NAME.match(name):
-            raise _schema_error("displayName must match ^[a-zA-Z0-9-]+$ and be at most 64 characters")
+            raise schema_error("displayName must match ^[a-zA-Z0-9-]+$ and be at most 64 characters")
         description = body.get("description")
         if description is not None and (not isinstance(description, str) or not 1 <= len(description) <= 128):
-            raise _schema_error("description must be 1..128 characters")
+            raise schema_error("description must be 1..128 characters")
         if len(self.stores) >= self.store_limit:
             raise ApiError(400, 520044, "Memory store limit exceeded")
         store = Store(ttid("mem_store_"), name, description, time.monotonic(), self.provisioning_seconds)
@@ -633,7 +607,7 @@ class MemorySandbox:
         )
 
     def list_stores(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        size, start = _paging(query, maximum=100)  # the spec's ControlPlanePageSize: 1..100
+        size, start = paging(query, maximum=100)  # the spec's ControlPlanePageSize: 1..100
         ids = sorted(self.stores)
         page = ids[start : start + size]
         meta: dict[str, Any] = {"key": "stores", "pageSize": size}
@@ -654,14 +628,14 @@ class MemorySandbox:
 
     def lookup(self, store: Store, body: Any) -> tuple[int, Any, dict[str, str]]:
         if not isinstance(body, dict) or set(body) != {"idType", "value"}:
-            raise _schema_error("Identifier needs exactly idType and value")
+            raise schema_error("Identifier needs exactly idType and value")
         id_type, value = body["idType"], body["value"]
         if not isinstance(id_type, str) or not 2 <= len(id_type) <= 30:
-            raise _schema_error("idType must be 2..30 characters")
+            raise schema_error("idType must be 2..30 characters")
         if not isinstance(value, str) or len(value) > 255:
-            raise _schema_error("value must be a string of at most 255 characters")
+            raise schema_error("value must be a string of at most 255 characters")
         if not store.identity_at(time.monotonic()).knows(id_type):
-            raise _schema_error(f"idType {id_type!r} is not configured in identity resolution settings")
+            raise schema_error(f"idType {id_type!r} is not configured in identity resolution settings")
         normalized = store.normalized(id_type, value, time.monotonic())
         found = self.identifiers.get((store.id, id_type, normalized))
         if found is None and self.lookup_miss == "404":
@@ -671,18 +645,18 @@ class MemorySandbox:
 
     def create_profile(self, store: Store, body: Any) -> tuple[int, Any, dict[str, str]]:
         if not isinstance(body, dict) or set(body) - {"traits"} or not isinstance(body.get("traits"), dict):
-            raise _schema_error("ProfileData needs traits")
+            raise schema_error("ProfileData needs traits")
         identifiers = []
         settings = store.identity_at(time.monotonic())
         for group, traits in body["traits"].items():
             if not isinstance(traits, dict) or len(traits) > 99:
-                raise _schema_error(f"trait group {group!r} must be an object")
+                raise schema_error(f"trait group {group!r} must be an object")
             for name, value in traits.items():
                 # Only traits of a configured idType become identifiers (as in Memory).
                 if settings.knows(name) and isinstance(value, str):
                     identifiers.append((name, normalize(settings.normalization(name), value)))
         if not identifiers:
-            raise _schema_error("at least one trait must be promoted to an identifier")
+            raise schema_error("at least one trait must be promoted to an identifier")
         existing = next(
             (self.identifiers[(store.id, *i)] for i in identifiers if (store.id, *i) in self.identifiers),
             None,
@@ -715,51 +689,31 @@ class MemorySandbox:
     ) -> tuple[int, Any, dict[str, str]]:
         profile_id = self._profile(store, profile_id, write=True)
         if not isinstance(body, dict) or set(body) != {"observations"}:
-            raise _schema_error("CreateObservationsRequest needs exactly 'observations'")
+            raise schema_error("CreateObservationsRequest needs exactly 'observations'")
         items = body["observations"]
         if not isinstance(items, list) or not 1 <= len(items) <= 10:
-            raise _schema_error("observations must hold 1..10 items")
+            raise schema_error("observations must hold 1..10 items")
         for item in items:
-            if not isinstance(item, dict) or set(item) - OBSERVATION_KEYS:
-                raise _schema_error("observation has unknown properties")
-            content = item.get("content")
-            if not isinstance(content, str) or not 1 <= len(content) <= 4096:
-                raise _schema_error("content must be 1..4096 characters")
-            source = item.get("source")
-            if not isinstance(source, str) or not 1 <= len(source) <= 100 or not SOURCE_PATTERN.match(source):
-                raise _schema_error("source must match ^[a-zA-Z0-9 _./-]+$ (1..100)")
-            if not is_rfc3339(item.get("occurredAt")):
-                raise _schema_error("occurredAt must be an RFC 3339 date-time")
-            ids = item.get("conversationIds")
-            if ids is not None and (
-                not isinstance(ids, list)
-                or len(ids) > 10
-                or not all(isinstance(i, str) and CONVERSATION_ID.match(i) for i in ids)
-            ):
-                raise _schema_error("conversationIds must be up to 10 conv_conversation_ ids")
-        stored = self.observations.setdefault((store.id, profile_id), [])
+            check_observation(item, whole=True)
+        key = (store.id, profile_id)
+        stored = self.observations.setdefault(key, [])
+        self.life.make_room(stored, len(items))
         created = now_iso()
-        for item in items:
-            stored.append(
-                {"id": ttid("mem_observation_"), **item, "createdAt": created, "updatedAt": created}
-            )
+        new = [
+            {"id": ttid("mem_observation_"), **item, "createdAt": created, "updatedAt": created}
+            for item in items
+        ]
+        stored.extend(new)
+        self.life.created(key, stored, new)
         return 202, {"message": "Observations accepted for processing."}, {}
 
     def list_observations(
         self, store: Store, profile_id: str, query: dict[str, list[str]]
     ) -> tuple[int, Any, dict[str, str]]:
         profile_id = self._profile(store, profile_id, write=False)
-        size, start = _paging(query, maximum=1000)
+        size, start = paging(query, maximum=1000)
         size = min(size, 50)
-        items = list(self.observations.get((store.id, profile_id), []))
-        source = query.get("source", [None])[0]
-        if source:
-            items = [o for o in items if o["source"] == source]
-        after = query.get("createdAfter", [None])[0]
-        if after:
-            items = [o for o in items if o["createdAt"] >= after]
-        if query.get("orderBy", ["DESC"])[0] != "ASC":
-            items.reverse()
+        items = self.life.listed((store.id, profile_id), query)
         page = items[start : start + size]
         meta: dict[str, Any] = {"key": "observations", "pageSize": size}
         if start + size < len(items):
@@ -767,18 +721,6 @@ class MemorySandbox:
         if start > 0:
             meta["previousToken"] = str(max(start - size, 0))
         return 200, {"observations": page, "meta": meta}, {}
-
-
-def _paging(query: dict[str, list[str]], maximum: int) -> tuple[int, int]:
-    """pageSize (1..maximum, default 50) and the sandbox's numeric pageToken (default 0)."""
-    size_text = query.get("pageSize", ["50"])[0]
-    token_text = query.get("pageToken", ["0"])[0] or "0"
-    if not re.fullmatch(r"-?[0-9]{1,9}", size_text) or not re.fullmatch(r"[0-9]{1,9}", token_text):
-        raise _schema_error("pageSize and pageToken must be numbers here")
-    size = int(size_text)
-    if not 1 <= size <= maximum:
-        raise _schema_error(f"pageSize must be 1..{maximum}")
-    return size, int(token_text)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -922,11 +864,11 @@ class _Handler(BaseHTTPRequestHandler):
         except BodyError as error:
             raise ApiError(error.status, _body_error_code(error.status), error.message) from None
         except UnicodeDecodeError:
-            raise _schema_error("body is not UTF-8") from None
+            raise schema_error("body is not UTF-8") from None
         try:
             return json.loads(text)
         except ValueError:
-            raise _schema_error("body is not JSON") from None
+            raise schema_error("body is not JSON") from None
 
     def _deliver(
         self,
@@ -985,6 +927,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._admin_read(path, query)
         elif command == "POST" and path in ("/merge", "/stores", "/fail-next-store"):
             self._admin_change(path, body)
+        elif path == "/observation-rules":
+            self._admin_rules(body)
         elif path == "/health":
             self._answer(200, {"ok": True})
         else:
@@ -1012,6 +956,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, {"faults": faults})
         else:
             self._admin_unknown()
+
+    def _admin_rules(self, body: dict[str, Any]) -> None:
+        """/observation-rules: GET shows, POST changes, DELETE resets the limit and the list lag."""
+        with self.sandbox.lock:
+            try:
+                answer = self.sandbox.life.admin(self.command, body)
+            except (TypeError, ValueError) as error:
+                raise _AdminError(f"not observation rules: {error}") from None
+        if answer is None:
+            self._admin_unknown()
+        else:
+            self._answer(*answer)
 
     def _admin_read(self, path: str, query: dict[str, list[str]]) -> None:
         """GET /observations or /requests."""
@@ -1093,6 +1049,9 @@ def _inflate(raw: bytes, wbits: int, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def _operation_for(method: str, path: str) -> str:
+    lifecycle = operation_for(method, [p for p in path.split("/") if p])
+    if lifecycle:
+        return lifecycle
     if path.endswith("/Observations"):
         return "CreateProfileObservation" if method == "POST" else "ListProfileObservations"
     if path.endswith("/Lookup"):
@@ -1117,9 +1076,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--user", help="accepted Basic-auth user (default: any)")
     parser.add_argument("--password", help="accepted Basic-auth password")
+    parser.add_argument("--profile-full", choices=["refuse", "evict"], help="past --observation-limit")
+    parser.add_argument("--observation-limit", type=int, default=500)
+    parser.add_argument("--list-lag", type=float, default=0.0, help="seconds before a write is listed")
     args = parser.parse_args(argv)
     credentials = {args.user: args.password or ""} if args.user else None
-    sandbox = MemorySandbox(credentials=credentials)
+    sandbox = MemorySandbox(
+        credentials=credentials,
+        profile_full=args.profile_full,
+        observation_limit=args.observation_limit,
+        list_lag=args.list_lag,
+    )
     url = sandbox.serve(port=args.port)
     print(f"Memory sandbox on {url} (Ctrl-C stops it)", flush=True)
     stopped = threading.Event()

@@ -7,7 +7,7 @@ import pytest
 from memory_bridge.adapters.memory_api import MemoryApiClient
 from memory_bridge.domain.credentials import TwilioCredentials
 from memory_bridge.domain.identifiers import Identifier
-from memory_bridge.domain.outcomes import Accepted
+from memory_bridge.domain.outcomes import Accepted, Permanent, observation_gone
 from memory_bridge.ports import StaticCredentials
 from memory_bridge_cli.conversations import ConversationsClient
 from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
@@ -17,6 +17,7 @@ from tests.contract import (
     conversations_operations,
     conversations_spec,
     form_request_problems,
+    operations,
     query_problems,
     request_problems,
     response_problems,
@@ -33,6 +34,8 @@ def check_everything(sandbox: MemorySandbox) -> list[str]:
     for record in sandbox.requests:
         assert record.operation, f"unrouted request {record.method} {record.path}"
         problems += request_problems(record.operation, record.body)
+        pairs = [(name, value) for name, values in record.query.items() for value in values]
+        problems += query_problems(record.operation, pairs, operations())
         problems += response_problems(
             record.operation, record.status, record.response_body, record.response_headers
         )
@@ -94,6 +97,66 @@ def test_client_requests_and_sandbox_answers_match_the_contract():
         # The deliberately bad observation is the only request that may break the contract.
         assert [p for p in problems if "request" not in p] == []
         assert len([p for p in problems if "request" in p]) >= 1
+    finally:
+        sandbox.close()
+
+
+def test_the_lifecycle_routes_answer_as_the_contract_says():
+    """Issue 22's routes (change, revisions, fetch, delete an observation; delete a profile; List
+    Observations' filters) and the sandbox's refusal past the per-profile limit: every request, query
+    and answer holds against the YAML, the deliberately bad ones' answers included."""
+    spec()
+    sandbox = MemorySandbox(
+        credentials={DEV_ACCOUNT_SID: DEV_AUTH_TOKEN}, profile_full="refuse", observation_limit=3
+    )
+    sandbox.serve()
+    try:
+        client = MemoryApiClient(
+            sandbox.base_url, StaticCredentials(TwilioCredentials(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN))
+        )
+        store = sandbox.seed_store()
+        profile = client.create_profile(store, "Contact", Identifier("phone", "+15555550100")).body["id"]
+        item = {"content": "hi", "source": "twilio-conversations", "occurredAt": "2026-12-01T10:00:00.000Z"}
+        client.create_observations(store, profile, [item, {**item, "content": "there"}])
+        listed = client.list_observations(
+            store,
+            profile,
+            page_size=1,
+            source="twilio-conversations",
+            created_after="2026-01-01T00:00:00Z",
+            created_before="2030-01-01T00:00:00+02:00",
+            order_by="ASC",
+        )
+        first = listed.body["observations"][0]["id"]
+        client.list_observations(store, profile, page_size=1, page_token=listed.body["meta"]["nextToken"])
+        base = f"/v1/Stores/{store}/Profiles/{profile}/Observations"
+        assert isinstance(client.update_observation(store, profile, first, {"content": "hello"}), Accepted)
+        client.update_observation(store, profile, first, {})
+        assert client.request("GET", f"{base}/{first}").body["content"] == "hello"
+        revisions = client.request("GET", f"{base}/{first}/Revisions", query={"pageSize": "2"})
+        assert len(revisions.body["revisions"]) == 2 and revisions.body["meta"]["nextToken"]
+        # Refusals: past the limit, a bad field, an unknown observation (code 520003), a malformed id.
+        client.create_observations(store, profile, [item])
+        full = client.create_observations(store, profile, [item])
+        assert isinstance(full, Permanent) and full.status == 400
+        client.update_observation(store, profile, first, {"content": ""})
+        assert isinstance(client.delete_observation(store, profile, first), Accepted)
+        assert observation_gone(client.delete_observation(store, profile, first))
+        assert client.request("GET", f"{base}/{first}/Revisions").status == 404
+        assert client.delete_observation(store, profile, "mem_observation_x").status == 400
+        assert isinstance(client.delete_profile(store, profile), Accepted)
+        assert client.delete_profile(store, profile).status == 404
+        problems = check_everything(sandbox)
+        # The empty content is the only request that may break the contract.
+        assert [p for p in problems if "request" not in p] == []
+        assert len([p for p in problems if "request" in p]) == 1
+        assert {r.operation for r in sandbox.requests} >= {
+            "PatchProfileObservation",
+            "FetchProfileObservation",
+            "ListObservationRevisions",
+            "DeleteProfileObservation",
+            "DeleteProfile",
+        }
     finally:
         sandbox.close()
 

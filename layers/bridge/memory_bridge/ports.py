@@ -8,6 +8,7 @@ in-memory fake of each, so that a flow's unit tests need no socket.
   ProfileDirectory      memory_api.MemoryApiClient             FakeMemory
   ObservationWriter     memory_api.MemoryApiClient             FakeMemory
   ReplayMemory          memory_api.MemoryApiClient             FakeMemory
+  ObservationEditor     memory_api.MemoryApiClient             FakeMemory
   ParticipantDirectory  conversations_api.ConversationsApiClient  FakeConversations
   CredentialsSource     secrets.CachedCredentials              StaticCredentials (here: no I/O)
   DeadLetterSink        dead_letters.SqsDeadLetterQueue        FakeQueue
@@ -21,7 +22,7 @@ in-memory fake of each, so that a flow's unit tests need no socket.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -87,6 +88,41 @@ class ReplayMemory(ObservationWriter, Protocol):
         page_token: str | None = None,
         created_after: str | None = None,
     ) -> Outcome: ...
+
+
+class ObservationEditor(Protocol):
+    """After posting (issue 22): find an observation by List Observations' filters (creating one
+    returns no id), change or remove it, erase a profile. Each answers 202 when accepted;
+    domain.outcomes.observation_gone tells an observation Memory no longer holds."""
+
+    def list_observations(
+        self,
+        store_id: str,
+        profile_id: str,
+        *,
+        page_size: int = 50,
+        page_token: str | None = None,
+        source: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        order_by: str | None = None,
+        timeout: float | None = None,
+    ) -> Outcome: ...
+
+    def update_observation(
+        self,
+        store_id: str,
+        profile_id: str,
+        observation_id: str,
+        fields: Mapping[str, object],
+        timeout: float | None = None,
+    ) -> Outcome: ...
+
+    def delete_observation(
+        self, store_id: str, profile_id: str, observation_id: str, timeout: float | None = None
+    ) -> Outcome: ...
+
+    def delete_profile(self, store_id: str, profile_id: str, timeout: float | None = None) -> Outcome: ...
 
 
 # ---- Conversations ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@ memory_bridge.adapters.twilio_http (pooled urllib3, deadlines, outcomes as value
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memory_bridge.adapters.twilio_http import TwilioJsonClient, outcome_from_response, path_segment
@@ -45,7 +45,7 @@ class MemoryApiClient(TwilioJsonClient):
     ) -> Outcome:
         return self.request(
             "POST",
-            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/Observations",
+            _observations(store_id, profile_id),
             json_body={"observations": list(observations)},
             timeout=timeout,
             compressible=True,
@@ -60,22 +60,48 @@ class MemoryApiClient(TwilioJsonClient):
         page_token: str | None = None,
         source: str | None = None,
         created_after: str | None = None,
+        created_before: str | None = None,
         order_by: str | None = None,
         timeout: float | None = None,
     ) -> Outcome:
+        """One page; `created_after` is inclusive, `created_before` exclusive, `order_by` ASC or DESC
+        (Memory's default) by creation time. Memory lists a write only after a while."""
         query = {
             "pageSize": str(page_size),
             "pageToken": page_token,
             "source": source,
             "createdAfter": created_after,
+            "createdBefore": created_before,
             "orderBy": order_by,
         }
-        return self.request(
-            "GET",
-            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/Observations",
-            query=query,
-            timeout=timeout,
-        )
+        return self.request("GET", _observations(store_id, profile_id), query=query, timeout=timeout)
+
+    # ---- after posting: edits, removals, erasure (issue 22) ----------------------------------
+    # Each answers 202 when accepted. A 404 with code 520003 (domain.outcomes.observation_gone) is an
+    # observation Memory no longer holds: deleted, or removed or reconciled on Twilio's side.
+
+    def update_observation(
+        self,
+        store_id: str,
+        profile_id: str,
+        observation_id: str,
+        fields: Mapping[str, object],
+        timeout: float | None = None,
+    ) -> Outcome:
+        """PATCH the fields given (content, source, occurredAt, conversationIds; none is required)."""
+        path = f"{_observations(store_id, profile_id)}/{path_segment(observation_id)}"
+        return self.request("PATCH", path, json_body=dict(fields), timeout=timeout)
+
+    def delete_observation(
+        self, store_id: str, profile_id: str, observation_id: str, timeout: float | None = None
+    ) -> Outcome:
+        path = f"{_observations(store_id, profile_id)}/{path_segment(observation_id)}"
+        return self.request("DELETE", path, timeout=timeout)
+
+    def delete_profile(self, store_id: str, profile_id: str, timeout: float | None = None) -> Outcome:
+        """The profile with its identifiers, traits and observations; Memory deletes asynchronously."""
+        path = f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}"
+        return self.request("DELETE", path, timeout=timeout)
 
     # ---- stores and operations (control plane) ------------------------------------------
 
@@ -105,3 +131,7 @@ class MemoryApiClient(TwilioJsonClient):
         """Asynchronous (202 with an operation); `etag` (If-Match) makes a concurrent change a 412."""
         path = f"/v1/ControlPlane/Stores/{path_segment(store_id)}/IdentityResolutionSettings"
         return self.request("PUT", path, json_body=settings, headers={"If-Match": etag} if etag else None)
+
+
+def _observations(store_id: str, profile_id: str) -> str:
+    return f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/Observations"

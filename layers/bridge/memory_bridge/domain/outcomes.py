@@ -51,6 +51,16 @@ Outcome = Accepted | Moved | Retryable | Permanent
 Failure = Retryable | Permanent
 
 
+# Memory's code for an observation it does not hold (deleted, or "removed or reconciled" on its side).
+# A 404 for a profile carries 20404 instead: the two mean different things to an edit.
+OBSERVATION_NOT_FOUND = 520003
+
+
+def observation_gone(outcome: Outcome) -> bool:
+    """True when Memory answered that the observation is not there (404, code 520003)."""
+    return isinstance(outcome, Permanent) and outcome.status == 404 and outcome.code == OBSERVATION_NOT_FOUND
+
+
 def describe(failure: Failure) -> str:
     """A short, log-safe description (status and Twilio code, never content)."""
     status = failure.status if failure.status is not None else "no-response"
