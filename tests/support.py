@@ -232,7 +232,7 @@ class InMemoryLedger:
     ) -> ClaimResult:
         self._check()
         record = self.records.get(message_sid)
-        if record is not None and record.outcome is not None:
+        if record is not None and (record.outcome is not None or record.removed is not None):
             return Finished(record)
         if record is not None and record.lease_until >= now:
             return Busy(record)
@@ -267,6 +267,18 @@ class InMemoryLedger:
             )
         self.records[settlement.message_sid] = updated
         return updated.version
+
+    def tombstone(self, message_sid: str, removed_at: str, now: float, timeout: float) -> LedgerRecord:
+        self._check()
+        base = self.records.get(message_sid) or LedgerRecord(message_sid)
+        record = replace(base, removed=base.removed or removed_at, version=base.version + 1)
+        self.records[message_sid] = record
+        return record
+
+    def finish_removal(self, message_sid: str, timeout: float) -> None:
+        self._check()
+        base = self.records[message_sid]
+        self.records[message_sid] = replace(base, removal_done=True, version=base.version + 1)
 
     def read_many(self, message_sids: Sequence[str], timeout: float) -> dict[str, LedgerRecord]:
         self._check()

@@ -16,6 +16,9 @@ from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 pytestmark = pytest.mark.integration
 
+# The post-event filters setup subscribes the bridge to (memory_bridge.domain.events.WEBHOOK_FILTERS).
+FILTERS = ["onMessageAdded", "onMessageRemoved"]
+
 
 @pytest.fixture
 def setup_env(aws_env, monkeypatch, tmp_path):
@@ -284,20 +287,21 @@ def test_the_account_level_webhook_is_pointed_at_the_stack_and_a_second_run_chan
     code, out, err = run_full(setup_env, conversations, *argv)
     assert code == 0, err
     hook = conversations.account_webhook
-    assert (hook.post_webhook_url, hook.method, hook.filters) == (HOOK, "POST", ["onMessageAdded"])
+    assert (hook.post_webhook_url, hook.method, hook.filters) == (HOOK, "POST", FILTERS)
     assert hook.pre_webhook_url is None
     assert json.loads(out)["webhook"]["changed"] is True
-    assert f"set to {HOOK}, POST, onMessageAdded" in err
+    assert f"set to {HOOK}, POST, onMessageAdded, onMessageRemoved" in err
     [update] = conversations.requests_to("UpdateConfigurationWebhook")
     assert sorted(update.form) == [
         ("Filters", "onMessageAdded"),
+        ("Filters", "onMessageRemoved"),
         ("Method", "POST"),
         ("PostWebhookUrl", HOOK),
     ]
 
     code, out, err = run_full(setup_env, conversations, *argv)
     assert code == 0, err
-    assert f"already {HOOK}, POST, onMessageAdded: unchanged" in err
+    assert f"already {HOOK}, POST, onMessageAdded, onMessageRemoved: unchanged" in err
     assert len(conversations.requests_to("UpdateConfigurationWebhook")) == 1
     assert json.loads(out)["webhook"]["changed"] is False
 
@@ -321,7 +325,7 @@ def test_a_service_webhook_is_configured_and_the_account_level_one_left_alone(se
     assert (configured.post_webhook_url, configured.method, configured.filters) == (
         HOOK,
         "POST",
-        ["onMessageAdded"],
+        FILTERS,
     )
     assert conversations.account_webhook.post_webhook_url is None
     assert conversations.requests_to("UpdateConfigurationWebhook") == []
@@ -341,7 +345,7 @@ def test_another_url_is_refused_before_anything_is_made_and_taken_with_force(set
     code, out, err = run_full(setup_env, conversations, *argv, "--force")
     assert code == 0, err
     hook = conversations.account_webhook
-    assert (hook.post_webhook_url, hook.filters) == (HOOK, ["onMessageAdded"])  # no pre-event hook to keep
+    assert (hook.post_webhook_url, hook.filters) == (HOOK, FILTERS)  # no pre-event hook to keep
     assert "replacing https://other-app.example.com/hook, --force" in err
     assert json.loads(out)["webhook"]["replaced"] == "https://other-app.example.com/hook"
 
@@ -359,7 +363,7 @@ def test_a_pre_event_webhooks_filters_are_kept_and_its_get_method_needs_force(se
     hook.method = "POST"
     code, _, err = run_full(setup_env, conversations, *argv)
     assert code == 0, err
-    assert hook.filters == ["onMessageAdd", "onMessageAdded"]
+    assert hook.filters == ["onMessageAdd", *FILTERS]
     assert hook.pre_webhook_url == "https://moderation.example.com/pre"
 
 

@@ -24,7 +24,7 @@ URL = "https://abc.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversatio
 def test_the_bridge_sends_four_id_types_each_with_the_normalization_its_values_need():
     assert WANTED == {"phone": "phone", "whatsapp": "trim", "email": "email", "chat_identity": "trim"}
     assert identifier_types("email") == {"phone": "phone", "whatsapp": "trim", "email": "email"}
-    assert WEBHOOK_FILTERS == ("onMessageAdded",)
+    assert WEBHOOK_FILTERS == ("onMessageAdded", "onMessageRemoved")
 
 
 def test_missing_types_are_added_after_what_is_there_which_is_kept():
@@ -116,15 +116,28 @@ def plan(current: dict[str, Any], force: bool = False, service: str | None = Non
 
 def test_an_empty_configuration_gets_the_url_post_and_the_bridges_filters():
     change = plan({"post_webhook_url": None, "method": None, "filters": None, "target": "webhook"})
-    assert change.fields == (("PostWebhookUrl", URL), ("Method", "POST"), ("Filters", "onMessageAdded"))
+    assert change.fields == (
+        ("PostWebhookUrl", URL),
+        ("Method", "POST"),
+        ("Filters", "onMessageAdded"),
+        ("Filters", "onMessageRemoved"),
+    )
     assert change.replaced is None
 
 
 def test_ours_already_is_nothing_to_send():
-    current = {"post_webhook_url": URL, "method": "POST", "filters": ["onMessageAdded"], "target": "webhook"}
+    filters = ["onMessageAdded", "onMessageRemoved"]
+    current = {"post_webhook_url": URL, "method": "POST", "filters": filters, "target": "webhook"}
     assert plan(current).fields == ()
     missing = {**current, "filters": ["onConversationAdded"]}  # ours, but a filter is missing
-    assert plan(missing).fields[-2:] == (("Filters", "onConversationAdded"), ("Filters", "onMessageAdded"))
+    assert plan(missing).fields[-3:] == (
+        ("Filters", "onConversationAdded"),
+        ("Filters", "onMessageAdded"),
+        ("Filters", "onMessageRemoved"),
+    )
+    # An install from before removals were handled gains the new filter, keeping the rest.
+    before = {**current, "filters": ["onMessageAdded"]}
+    assert plan(before).fields[-2:] == (("Filters", "onMessageAdded"), ("Filters", "onMessageRemoved"))
 
 
 @pytest.mark.parametrize(

@@ -18,14 +18,17 @@ def dry_run_counts(feed: Feed, ledger: Any, rate: float | None) -> dict[str, Any
     Memory requests that takes (a Lookup per customer, +1 to create a profile not found, then one post
     per ten observations)."""
     per_customer: Counter[str] = Counter()
-    already = to_post = 0
+    already = to_post = removed = 0
     batch: list[Any] = []
 
     def count(envelopes: list[Any]) -> None:
-        nonlocal already, to_post
+        nonlocal already, to_post, removed
         records = ledger.read_many([e.message_sid for e in envelopes], timeout=10.0)
         for envelope in envelopes:
             record = records.get(envelope.message_sid)
+            if record is not None and record.removed is not None:
+                removed += 1  # removed in Twilio since (the ledger's tombstone): never posted again
+                continue
             accepted = record.accepted if record else frozenset()
             left = [p for p in envelope.part_numbers if p not in accepted]
             if not left:
@@ -47,6 +50,7 @@ def dry_run_counts(feed: Feed, ledger: Any, rate: float | None) -> dict[str, Any
     return {
         "messagesToPost": to_post,
         "alreadyPosted": already,
+        "removed": removed,
         "observations": sum(per_customer.values()),
         "customersToPost": len(per_customer),
         "memoryRequests": requests,
@@ -102,7 +106,11 @@ def report_json(
     posted_or_found = engine.replayed + engine.already_posted + stream.parked
     left = engine.left + engine.busy + engine.unchecked + engine.malformed
     report["messages"].update(
-        posted=engine.replayed, alreadyPosted=engine.already_posted, parked=stream.parked, left=left
+        posted=engine.replayed,
+        alreadyPosted=engine.already_posted,
+        removed=engine.removed,
+        parked=stream.parked,
+        left=left,
     )
     report["memory"] = {
         "requests": engine.requests,
@@ -149,6 +157,7 @@ def summary_text(report: dict[str, Any]) -> str:
         rows += [
             ("  posted", messages["posted"]),
             ("  already posted", messages["alreadyPosted"]),
+            ("  removed in Twilio since", messages["removed"]),
             ("  parked on the DLQ", messages["parked"]),
             ("  left for the next run", messages["left"]),
             ("customers", report["customers"]),

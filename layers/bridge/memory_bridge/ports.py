@@ -207,13 +207,18 @@ class ReplayQueue(Protocol):
 
 
 class DeliveryLedger(Protocol):
-    """The webhook's two ledger calls. Each raises LedgerUnavailable."""
+    """The webhook's ledger calls: claim and settle for an add, tombstone and finish_removal for a
+    removal (issue 22). Each raises LedgerUnavailable."""
 
     def claim(
         self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
     ) -> ClaimResult: ...
 
     def settle(self, settlement: Settlement, timeout: float) -> int | None: ...
+
+    def tombstone(self, message_sid: str, removed_at: str, now: float, timeout: float) -> LedgerRecord: ...
+
+    def finish_removal(self, message_sid: str, timeout: float) -> None: ...
 
 
 class ReplayLedger(Protocol):

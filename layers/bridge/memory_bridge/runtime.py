@@ -51,6 +51,12 @@ def build_webhook_service(settings: Settings) -> WebhookService:
         secrets_manager_fetcher(settings.credentials_secret),
         min_refresh_interval=settings.secret_refresh_interval_seconds,
     )
+    memory = MemoryApiClient(
+        settings.memory_api_base_url,
+        credentials,
+        connect_timeout=settings.memory_connect_timeout_seconds,
+        read_timeout=settings.memory_read_timeout_seconds,
+    )
     return WebhookService(
         rules=DeliveryRules(
             store_id=settings.memory_store_id,
@@ -63,12 +69,9 @@ def build_webhook_service(settings: Settings) -> WebhookService:
         public_webhook_url=settings.public_webhook_url,
         budget_seconds=settings.webhook_budget_seconds,
         credentials=credentials,
-        memory=MemoryApiClient(
-            settings.memory_api_base_url,
-            credentials,
-            connect_timeout=settings.memory_connect_timeout_seconds,
-            read_timeout=settings.memory_read_timeout_seconds,
-        ),
+        memory=memory,
+        # The same client: its edits and removals share the connection the posts use.
+        editor=memory,
         profiles=ProfileCache(ttl=settings.profile_cache_ttl_seconds),
         # The failure path's queue client costs nothing to build (no boto3): made on first use all the same.
         dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url, client_factory=lean_sqs_client),

@@ -17,8 +17,10 @@ from typing import Any
 from memory_bridge.adapters.ledger_updates import (
     accepted_update,
     claim_update,
+    removal_done_update,
     replay_claim_update,
     settle_update,
+    tombstone_update,
     version_of,
 )
 from memory_bridge.deadlines import DeadlineExceeded, call_within
@@ -74,6 +76,8 @@ def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRec
         lease_until=float((item.get("lease_until") or {}).get("N", 0)),
         outcome=json.loads(outcome_text) if outcome_text else None,
         version=int((item.get("version") or {}).get("N", 0)),
+        removed=(item.get("removed") or {}).get("S"),
+        removal_done=bool((item.get("removal_done") or {}).get("BOOL", False)),
     )
 
 
@@ -136,8 +140,8 @@ class LedgerTable:
                 record = record_from_item(message_sid, refused.response.get("Item"))
                 if record is None:  # raced with a TTL delete: nothing to protect any more
                     return Claimed(None)
-                if record.outcome is not None:
-                    return Finished(record)
+                if record.outcome is not None or record.removed is not None:
+                    return Finished(record)  # answered, or removed: this add posts nothing
                 if record.lease_owner == owner and record.lease_until == float(f"{lease_until:.3f}"):
                     # boto3 retried a claim whose first attempt landed: the lease is ours. What came
                     # before is lost, so every part not accepted counts as in doubt (checked, not posted).
@@ -170,6 +174,24 @@ class LedgerTable:
 
         version: int | None = self._guarded(timeout, "settle", call)
         return version
+
+    def tombstone(self, message_sid: str, removed_at: str, now: float, timeout: float) -> LedgerRecord:
+        """Mark the message removed (before Memory is touched); the record as it is now."""
+        request = tombstone_update(removed_at, int(now) + self._expires_after)
+        client = self.client
+
+        def call() -> Any:
+            return client.update_item(
+                TableName=self.table_name, Key=self._key(message_sid), **request, ReturnValues="ALL_NEW"
+            )
+
+        record = record_from_item(message_sid, self._guarded(timeout, "tombstone", call).get("Attributes"))
+        return record or LedgerRecord(message_sid, removed=removed_at)
+
+    def finish_removal(self, message_sid: str, timeout: float) -> None:
+        request = {"TableName": self.table_name, "Key": self._key(message_sid), **removal_done_update()}
+        client = self.client
+        self._guarded(timeout, "removal", lambda: client.update_item(**request))
 
     # ---- the replay ------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ NAMES = {
     "#out": "outcome",
     "#ver": "version",
     "#exp": "expiration",
+    "#rem": "removed",
+    "#remdone": "removal_done",
 }
 
 
@@ -41,14 +43,15 @@ def claim_update(owner: str, parts: int, lease_until: float, now: float, expires
         ":exp": {"N": str(expires_at)},
     }
     update = "SET #owner = :owner, #until = :until, #ver = if_not_exists(#ver, :zero) + :one, #exp = :exp"
-    names = used_names("#owner", "#until", "#ver", "#exp", "#out")
+    names = used_names("#owner", "#until", "#ver", "#exp", "#out", "#rem")
     if parts:
         values[":parts"] = numbers(range(parts))
         update += " ADD #uns :parts"
         names["#uns"] = NAMES["#uns"]
     return {
         "UpdateExpression": update,
-        "ConditionExpression": "attribute_not_exists(id) OR (attribute_not_exists(#out) AND #until < :now)",
+        "ConditionExpression": "attribute_not_exists(id) OR "
+        "(attribute_not_exists(#out) AND attribute_not_exists(#rem) AND #until < :now)",
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
@@ -129,3 +132,27 @@ def accepted_update(settlement: Settlement) -> dict[str, Any]:
 def version_of(answer: Any) -> int:
     """The record's version in an UpdateItem answer (ReturnValues UPDATED_NEW), 0 when absent."""
     return int(((answer or {}).get("Attributes") or {}).get("version", {}).get("N", 0))
+
+
+def tombstone_update(removed_at: str, expires_at: int) -> dict[str, Any]:
+    """onMessageRemoved's tombstone: kept as first written, the version raised (so that a replay
+    that read the record before fails its claim and reads it again), the expiry kept or set."""
+    return {
+        "UpdateExpression": "SET #rem = if_not_exists(#rem, :at), #ver = if_not_exists(#ver, :zero) + :one, "
+        "#exp = if_not_exists(#exp, :exp)",
+        "ExpressionAttributeNames": used_names("#rem", "#ver", "#exp"),
+        "ExpressionAttributeValues": {
+            ":at": {"S": removed_at},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":exp": {"N": str(expires_at)},
+        },
+    }
+
+
+def removal_done_update() -> dict[str, Any]:
+    return {
+        "UpdateExpression": "SET #remdone = :yes, #ver = if_not_exists(#ver, :zero) + :one",
+        "ExpressionAttributeNames": used_names("#remdone", "#ver"),
+        "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+    }

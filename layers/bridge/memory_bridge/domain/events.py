@@ -21,9 +21,10 @@ from memory_bridge.domain.signature import is_valid_signature
 from memory_bridge.domain.webhook_urls import reconstructed_urls
 
 MESSAGE_ADDED = "onMessageAdded"
+MESSAGE_REMOVED = "onMessageRemoved"
 # The post-event webhook filters `memory-bridge setup` subscribes the bridge to: the events the
-# webhook handles. Add onMessageUpdated / onMessageRemoved here once the flow handles them.
-WEBHOOK_FILTERS: tuple[str, ...] = (MESSAGE_ADDED,)
+# webhook handles. Add onMessageUpdated here once the flow handles it.
+WEBHOOK_FILTERS: tuple[str, ...] = (MESSAGE_ADDED, MESSAGE_REMOVED)
 
 # The largest body read. Twilio's Conversations limits: a message Body of 32 KB inbound (a size; the
 # same table gives SMS and WhatsApp in characters) and 4 KB of Attributes. Form encoding writes each
@@ -94,6 +95,9 @@ class MessageAdded:
     # The Conversations service: participants are read under it (a conversation of a service other
     # than the account's default is not found at the un-scoped path).
     chat_service_sid: str | None = None
+    # onMessageRemoved: when Twilio removed it (DateRemoved, as sent); None for onMessageAdded. A
+    # removal carries the message's own fields, so that it is prepared exactly as its add was.
+    removed_at: str | None = None
 
 
 def _lower_headers(event: Mapping[str, Any]) -> dict[str, str]:
@@ -227,4 +231,13 @@ def parse_message_added(request: WebhookRequest) -> MessageAdded:
         participant_sid=request.first("ParticipantSid") or None,
         client_identity=client_identity,
         chat_service_sid=request.first("ChatServiceSid") or None,
+        removed_at=_removed_at(request),
     )
+
+
+def _removed_at(request: WebhookRequest) -> str | None:
+    if request.first("EventType") != MESSAGE_REMOVED:
+        return None
+    removed = request.first("DateRemoved") or request.first("DateUpdated") or ""
+    # Only for the tombstone's record (never compared): kept short, any text Twilio sends.
+    return removed[:40] or "unknown"

@@ -9,6 +9,10 @@ One record per MessageSid, shared by the webhook and every replay:
              timeout, a dropped connection, a process killed between the 202 and the record
   lease      who delivers the message right now, and until when
   outcome    the webhook's first answer, once it finished (a duplicate delivery repeats it)
+  removed    the tombstone: Twilio said the message was removed (onMessageRemoved's DateRemoved).
+             Written before Memory is touched, and never cleared: no add, replay or backfill of
+             the MessageSid posts after it (issue 22)
+  removal_done  what Memory held of it is deleted (a duplicate removal repeats nothing)
 
 Before posting, a deliverer writes its parts as unsure and takes the lease; after the answer it
 moves them to accepted (202) or clears them (a clean refusal). A crash anywhere leaves the parts
@@ -32,6 +36,13 @@ class LedgerRecord:
     lease_until: float = 0.0  # epoch seconds
     outcome: dict[str, Any] | None = None
     version: int = 0
+    removed: str | None = None
+    removal_done: bool = False
+
+    @property
+    def maybe_in_memory(self) -> frozenset[int]:
+        """Parts Memory holds or may hold: what a removal must look for."""
+        return self.accepted | self.unsure
 
     @property
     def in_doubt(self) -> frozenset[int]:

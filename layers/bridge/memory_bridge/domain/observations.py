@@ -80,3 +80,17 @@ def build_observations(
 def batches(items: Sequence[T], size: int = MAX_OBSERVATIONS_PER_REQUEST) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+def observation_key(observation: Observation) -> tuple[str, str, str]:
+    """What makes two observations the same words: content, moment (in UTC) and source. The replay's
+    check and a removal's search (issue 22) both match Memory's listing on it."""
+    text = str(observation.get("occurredAt", ""))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    when = moment.astimezone(UTC).isoformat() if moment else text
+    return str(observation.get("content")), when, str(observation.get("source"))

@@ -137,7 +137,9 @@ class Books:
 
     # ---- the queue ----------------------------------------------------------------------------
 
-    def delete(self, items: list[Pending], already_posted: bool = False, skipped: bool = False) -> None:
+    def delete(
+        self, items: list[Pending], already_posted: bool = False, skipped: bool = False, removed: bool = False
+    ) -> None:
         """The one place a replayed message leaves the queue: after the ledger holds all of it."""
         if not items:
             return
@@ -151,6 +153,8 @@ class Books:
             run.summary.notes.append(f"{len(items)} message(s) not deleted ({error}); a later run drops them")
         if skipped:
             run.counts.skipped += len(items)
+        elif removed:
+            run.counts.removed += len(items)
         elif already_posted:
             run.counts.already_posted += len(items)
         else:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from memory_bridge.domain.observations import observation_key
 from memory_bridge.domain.outcomes import Accepted, Moved, Outcome, Retryable
 from memory_bridge.domain.redaction import redact_observations
 from memory_bridge.ports import ReplayMemory
 from memory_bridge.replay.books import Books
 from memory_bridge.replay.context import RunContext
 from memory_bridge.replay.options import parse_time
-from memory_bridge.replay.pending import Pending, observation_key
+from memory_bridge.replay.pending import Pending
 from memory_bridge.replay.summary import failure_row
 
 # How far before an envelope's first failure to look for observations Memory may already hold.

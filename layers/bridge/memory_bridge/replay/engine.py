@@ -180,7 +180,13 @@ class Run:
 
     def _finished(self) -> int:
         counts = self.context.counts
-        return counts.replayed + counts.already_posted + counts.failed + counts.observations_posted
+        return (
+            counts.replayed
+            + counts.already_posted
+            + counts.removed
+            + counts.failed
+            + counts.observations_posted
+        )
 
     def replay_slice(self, items: list[Pending]) -> None:
         # Twins (one MessageSid on the queue twice) go in later rounds, after the ledger knows more.
@@ -209,6 +215,7 @@ class Run:
             return
         live: list[Pending] = []
         done: list[Pending] = []
+        removed: list[Pending] = []
         now = run.wall_clock()
         for item in items:
             record = records.get(item.message_sid)
@@ -217,8 +224,10 @@ class Run:
                 run.hold(item.message)
                 continue
             sort_parts(item, record)
-            (live if item.parts else done).append(item)
+            # Removed in Twilio since it was parked: the tombstone drops this copy (issue 22).
+            (live if item.parts else removed if record and record.removed else done).append(item)
         self.books.delete(done, already_posted=True)
+        self.books.delete(removed, removed=True)
         live = self.classifier.classify_all(live)
         self.resolver.resolve_all(live, self.books)
         groups: dict[tuple[str, str], list[Pending]] = {}

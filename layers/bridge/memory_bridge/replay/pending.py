@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC
 
 from memory_bridge.domain.envelope import Envelope
 from memory_bridge.domain.ledger import LedgerRecord, PartsPlan, plan_parts
 from memory_bridge.domain.observations import Observation
 from memory_bridge.ports import QueuedMessage
-from memory_bridge.replay.options import parse_time
 
 
 @dataclass(eq=False)
@@ -38,6 +36,10 @@ def sort_parts(item: Pending, record: LedgerRecord | None) -> None:
     """Set the parts still to post, and which of them to look for in Memory first."""
     envelope = item.envelope
     item.version = record.version if record else None
+    if record is not None and record.removed is not None:
+        # Twilio removed the message (issue 22's tombstone): this parked copy must not bring it back.
+        item.parts, item.check = [], set()
+        return
     if record is not None and (record.outcome or {}).get("outcome") == "posted":
         # The webhook posted the whole message: nothing of it is to post again, whatever this copy
         # holds (a backfill reads the message as it is now: edited longer, it splits into more parts).
@@ -53,10 +55,3 @@ def sort_parts(item: Pending, record: LedgerRecord | None) -> None:
         )
     item.parts = sorted([*plan.check, *plan.post])
     item.check = set(plan.check)
-
-
-def observation_key(observation: Observation) -> tuple[str, str, str]:
-    """What makes two observations the same words: content, moment (in UTC) and source."""
-    moment = parse_time(str(observation.get("occurredAt", "")))
-    when = moment.astimezone(UTC).isoformat() if moment else str(observation.get("occurredAt"))
-    return str(observation.get("content")), when, str(observation.get("source"))

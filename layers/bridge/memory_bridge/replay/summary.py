@@ -15,6 +15,7 @@ class ReplayCounts:
     received: int = 0
     replayed: int = 0  # posted now and deleted
     already_posted: int = 0  # found in Memory (ledger or List Observations); deleted without posting
+    removed: int = 0  # removed in Twilio since it was parked (the ledger's tombstone): deleted, not posted
     failed: int = 0  # put back with attempts raised
     left: int = 0  # untouched: the run stopped first, or the hold ran out
     busy: int = 0  # another replay or webhook holds its ledger lease right now; left in place
@@ -93,7 +94,12 @@ def failure_row(
 
 
 def eta_seconds(summary: ReplaySummary, remaining: int, elapsed: float) -> float | None:
-    done = summary.counts.replayed + summary.counts.already_posted + summary.counts.failed
+    done = (
+        summary.counts.replayed
+        + summary.counts.already_posted
+        + summary.counts.removed
+        + summary.counts.failed
+    )
     if done == 0 or elapsed <= 0:
         return None
     return remaining / (done / elapsed) if remaining else 0.0

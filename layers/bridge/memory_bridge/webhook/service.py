@@ -2,8 +2,9 @@
 
   a body larger than any webhook → 413, on its length alone
   verify the signature (fail closed) → 403
-  read the event; not onMessageAdded → 200 ignored; malformed → 400; another account's → 403
+  read the event; not onMessageAdded/Removed → 200 ignored; malformed → 400; another account's → 403
   claim the MessageSid in the ledger → deliver → settle → 200 posted | parked | skipped | duplicate
+  onMessageRemoved: the same steps to prepare, then webhook/lifecycle.py (tombstone, find, delete)
   the ledger or the queue could not be written → 503 (Twilio retries; nothing lost, nothing doubled)
   anything unexpected → 503, logged by type only
 
@@ -23,6 +24,7 @@ from memory_bridge.deadlines import Deadline
 from memory_bridge.domain.credentials import TwilioCredentials
 from memory_bridge.domain.events import (
     MESSAGE_ADDED,
+    MESSAGE_REMOVED,
     MalformedRequest,
     MessageAdded,
     WebhookRequest,
@@ -39,6 +41,7 @@ from memory_bridge.ports import (
     KeyedLogger,
     LedgerUnavailable,
     MetricsSink,
+    ObservationEditor,
     ObservationWriter,
 )
 from memory_bridge.profiles import ProfileCache
@@ -61,6 +64,7 @@ from memory_bridge.webhook.delivery import (
     deliver,
     prepare,
 )
+from memory_bridge.webhook.lifecycle import Removals
 from memory_bridge.webhook.verification import Verifier
 
 # Leave this much of Lambda's own remaining time unused, whatever the configured budget.
@@ -88,9 +92,15 @@ class WebhookService:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    # Memory's after-posting calls (issue 22); without them, removals are acknowledged and ignored.
+    editor: ObservationEditor | None = None
 
     def __post_init__(self) -> None:
         self.verifier = Verifier(self.public_webhook_url, self.credentials, self.metrics, self.logger)
+        self.removals: Removals | None = None
+        if self.editor is not None:
+            ports = (self.memory, self.editor, self.profiles, self.ledger, self.metrics, self.logger)
+            self.removals = Removals(self.rules.store_id, *ports, self.wall_clock)
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         deadline = Deadline(self._budget(context), self.clock)
@@ -116,6 +126,8 @@ class WebhookService:
             return message
         prepared = prepare(message, self.rules, self._speaker(message, deadline))
         count_redactions(self.metrics, self.logger, self.rules.redaction.mode, prepared.redacted)
+        if message.removed_at is not None and self.removals is not None:
+            return self.removals.remove(prepared, message, deadline)
         if isinstance(prepared, Skipped):
             record_result(self.metrics, self.logger, result_json(prepared))
             return response(200, "skipped", reason=prepared.reason)
@@ -145,7 +157,7 @@ class WebhookService:
         except MalformedRequest as error:
             return self._malformed(error)
         self.metrics.add_metric("WebhooksReceived", "Count", 1)
-        if kind != MESSAGE_ADDED:
+        if kind not in (MESSAGE_ADDED, MESSAGE_REMOVED) or (kind == MESSAGE_REMOVED and self.editor is None):
             self.metrics.add_metric("EventsIgnored", "Count", 1)
             self.logger.info("event type ignored", extra={"event_type": kind[:64]})
             return response(200, "ignored", eventType=kind[:64])
