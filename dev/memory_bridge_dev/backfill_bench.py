@@ -4,8 +4,8 @@ A history of N messages over N/50 conversations (about 50 messages each, five co
 customer, every sixth message an agent's reply) is seeded in a Conversations sandbox that this process
 runs (its HTTP server threads answer the backfill); the Memory sandbox and moto run as processes of
 their own (bench.backends). The backfill CLI runs as a subprocess of its own, so that its peak memory
-(getrusage of that one child, through os.wait4) and its resident size over time (/proc, sampled each
-second) are the command's alone. Each size gets a fresh store, ledger table and queue.
+and resident size over time (/proc: VmHWM and VmRSS, read each second) and CPU time (getrusage of that
+one child, through os.wait4) are the command's alone. Each size gets a fresh store, ledger table and queue.
 
 Reported per size: wall time, messages a second, Memory requests per message by kind (Lookups, profile
 creations, posts, checks), Conversations API calls by kind, peak RSS, and RSS in the first and last
@@ -81,11 +81,14 @@ def seed_history(sandbox: Any, messages: int) -> dict[str, int]:
 
 
 class RssSampler:
-    """The child's resident size (VmRSS, /proc) once a second, while it runs."""
+    """The child's resident size (VmRSS, /proc) once a second, while it runs, and its high-water mark
+    (VmHWM). Not getrusage's ru_maxrss: Linux carries the parent's high-water mark over the spawn into
+    the child's, and the parent here holds the whole seeded history."""
 
     def __init__(self, pid: int):
         self.pid = pid
         self.samples_kb: list[int] = []
+        self.peak_kb = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -100,6 +103,8 @@ class RssSampler:
             for line in text.splitlines():
                 if line.startswith("VmRSS:"):
                     self.samples_kb.append(int(line.split()[1]))
+                elif line.startswith("VmHWM:"):
+                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
 
     def close(self) -> list[int]:
         self.stop.set()
@@ -108,8 +113,8 @@ class RssSampler:
 
 
 def run_backfill(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """The CLI in a child process: its exit code, JSON report, stderr's tail, wall time, peak RSS (this
-    child's own getrusage, by os.wait4) and RSS samples."""
+    """The CLI in a child process: its exit code, JSON report, stderr's tail, wall time, CPU time (its
+    own getrusage, by os.wait4), peak RSS (its VmHWM, read each second until it ends) and RSS samples."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -133,7 +138,7 @@ def run_backfill(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
         "report": json.loads(text) if text.strip() else {},
         "stderr_tail": errors[-1500:],
         "seconds": seconds,
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(sampler.peak_kb / 1024, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "rss_samples_kb": samples,
     }

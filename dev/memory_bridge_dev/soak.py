@@ -17,13 +17,18 @@
   • then replays are killed (SIGKILL) at random points while Memory still drops some answers: at a
     named step of the replay (memory_bridge_dev.crash_points) or at a random time after it started;
     after each kill, time passes (moto's SQS clock jumps past the hold, the killed run's leases end);
-  • then Memory heals and `memory-bridge dlq replay` runs until the queue is empty.
+  • then Memory heals and `memory-bridge dlq replay` runs until the queue is empty;
+  • meanwhile a backfill (memory_bridge_dev.soak_backfill): 40 customers' conversations hold a history
+    of 20 messages each (every fifth their agent's), a quarter of which the senders also deliver live;
+    `memory-bridge backfill` runs while they send, is killed (SIGKILL) and run again, and runs once
+    more after the heal.
 
 Per message id it counts: posted once, posted more than once, never posted, still parked; whether it
 landed where its speaker says (a customer's words on their own profile as they were written, an
 agent's on that customer's profile as "Agent: …" with the agents' source); any Lookup or profile
 creation that carried an agent's or the business's identifier; and the slowest answer any sender got
-(Twilio waits 5 s).
+(Twilio waits 5 s). Per history message: posted once, more than once, never, still parked; on its
+customer's profile with the right source, an agent's labelled, dated when it was said.
 """
 
 from __future__ import annotations
