@@ -90,7 +90,7 @@ demo: venv ## a scripted walk-through: send, break Memory, park, heal, replay, c
 bench: venv tools ## figures: cold start, warm path, replay throughput, memory, package size → bench/results/
 	PATH="$(SAM_PATH)" $(BIN)/python -m memory_bridge_dev.bench
 
-soak: venv ## fault injection: 5,000 messages, duplicates, Memory and AWS faults, killed replays, then an accounting
+soak: venv ## fault injection: 5,000 messages, duplicates, Memory and AWS faults, killed replays, a killed backfill racing the webhooks, then an accounting
 	@$(BIN)/python -m memory_bridge_dev.soak
 	HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q tests/unit/test_webhook_properties.py tests/unit/test_redaction.py
 

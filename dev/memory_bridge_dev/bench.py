@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from memory_bridge_dev import redaction_bench
+from memory_bridge_dev import backfill_bench, redaction_bench
 from memory_bridge_dev.aws_resources import load_template
 from memory_bridge_dev.conversations_sandbox import ConversationsSandbox
 from memory_bridge_dev.conversations_sandbox import Fault as ConversationsFault
@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
 DEV_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
+SECTIONS = ["cold", "warm", "replay", "scale", "backfill", "size", "redaction"]
 
 
 # ---- helpers: moto and the sandbox as processes ------------------------------------------------------
@@ -848,6 +849,7 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
                 replay["posted_more_than_once"] == 0,
             ),
         ]
+    checks += backfill_bench.verdicts(result.get("backfill") or [])
     redaction = result.get("redaction")
     if redaction:
         worst = max(redaction["adversarial_32kb_ms"].items(), key=lambda item: item[1])
@@ -872,7 +874,7 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return checks
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="make bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -918,11 +920,14 @@ def main(argv: list[str] | None = None) -> int:
         default="20000,100000",
         help="replay-at-scale sizes, comma-separated (the queue is an in-process SQS model; see the report)",
     )
-    parser.add_argument(
-        "--only", choices=["cold", "warm", "replay", "scale", "size", "redaction"], action="append"
-    )
-    args = parser.parse_args(argv)
-    only = set(args.only or ["cold", "warm", "replay", "scale", "size", "redaction"])
+    backfill_bench.add_arguments(parser)
+    parser.add_argument("--only", choices=SECTIONS, action="append")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    only = set(args.only or SECTIONS)
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -966,6 +971,10 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(n) for n in args.scale_messages.split(",") if n.strip()]
         print(f"• replay at scale: {sizes} messages across {args.replay_profiles} profiles…", flush=True)
         result["replay_at_scale"] = replay_at_scale(sizes, args.replay_profiles, args.memory_latency_ms)
+    if "backfill" in only:
+        result["backfill"] = backfill_bench.section(
+            args, backends, aws_environment, (DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
+        )
     if "size" in only:
         print("• package size: sam build…", flush=True)
         result["package"] = package_size()
@@ -1010,6 +1019,7 @@ def render(result: dict[str, Any]) -> str:
             f"more than once {replay['posted_more_than_once']}",
         ]
     lines += render_extras(result)
+    lines += backfill_bench.render(result.get("backfill") or [])
     package = result.get("package")
     if package and "unzipped_mb" in package:
         sizes = package["unzipped_mb"]

@@ -17,13 +17,18 @@
   • then replays are killed (SIGKILL) at random points while Memory still drops some answers: at a
     named step of the replay (memory_bridge_dev.crash_points) or at a random time after it started;
     after each kill, time passes (moto's SQS clock jumps past the hold, the killed run's leases end);
-  • then Memory heals and `memory-bridge dlq replay` runs until the queue is empty.
+  • then Memory heals and `memory-bridge dlq replay` runs until the queue is empty;
+  • meanwhile a backfill (memory_bridge_dev.soak_backfill): 40 customers' conversations hold a history
+    of 20 messages each (every fifth their agent's), a quarter of which the senders also deliver live;
+    `memory-bridge backfill` runs while they send, is killed (SIGKILL) and run again, and runs once
+    more after the heal.
 
 Per message id it counts: posted once, posted more than once, never posted, still parked; whether it
 landed where its speaker says (a customer's words on their own profile as they were written, an
 agent's on that customer's profile as "Agent: …" with the agents' source); any Lookup or profile
 creation that carried an agent's or the business's identifier; and the slowest answer any sender got
-(Twilio waits 5 s).
+(Twilio waits 5 s). Per history message: posted once, more than once, never, still parked; on its
+customer's profile with the right source, an agent's labelled, dated when it was said.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +56,7 @@ import boto3
 import urllib3
 
 from memory_bridge.domain.signature import compute_signature
-from memory_bridge_dev import crash_points
+from memory_bridge_dev import crash_points, soak_backfill
 from memory_bridge_dev.customer_chats import BUSINESS_NUMBER, Chat, RestSeeder, message_params
 from memory_bridge_dev.parking import free_port
 
@@ -126,9 +131,11 @@ class Senders:
         concurrency: int,
         chats: dict[int, Chat],
         by_agent: set[str],
+        history: dict[str, soak_backfill.HistoryMessage] | None = None,
     ):
         self.url, self.token, self.account_sid = url, token, account_sid
         self.chats, self.by_agent = chats, by_agent
+        self.history = history or {}  # history messages also delivered live (the backfill's race)
         self.pool = urllib3.PoolManager(maxsize=concurrency * 2, retries=False)
         self.answers: Counter[str] = Counter()
         self.twilio_timeouts = 0
@@ -138,6 +145,17 @@ class Senders:
 
     def params(self, sid: str, customer: int) -> list[tuple[str, str]]:
         """The customer's own message, or their agent's reply, in the customer's conversation."""
+        said = self.history.get(sid)
+        if said is not None:  # as Twilio sends it: the message the Conversations API holds
+            return message_params(
+                self.chats[customer],
+                account_sid=self.account_sid,
+                message_sid=sid,
+                body=said.body,
+                index=said.index,
+                by_agent=said.by_agent,
+                date_created=said.date_created.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            )
         return message_params(
             self.chats[customer],
             account_sid=self.account_sid,
@@ -333,6 +351,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dlq-duplicates", type=int, default=50, help="envelopes put on the queue twice")
     parser.add_argument("--replay-kills", type=int, default=8, help="replays killed at random points")
     parser.add_argument(
+        "--history-customers", type=int, default=40, help="customers with a history for the backfill"
+    )
+    parser.add_argument("--history-messages", type=int, default=20, help="history messages per customer")
+    parser.add_argument(
+        "--history-live", type=float, default=0.25, help="the share of history messages also sent live"
+    )
+    parser.add_argument(
         "--stack-log", type=Path, help="write the webhook's log lines (JSON, no content) to this file"
     )
     return parser.parse_args(argv)
@@ -346,14 +371,39 @@ def soak(
     sandbox = info["sandbox_url"]
     plan = plan_sending(args, rng)
     chats = seed_conversations(info, plan)
+    history = soak_backfill.seed_history(
+        info, chats, soak_backfill.pick_customers(chats, args.history_customers, rng), args.history_messages
+    )
+    live = rng.sample(history, int(len(history) * args.history_live))
+    for message in live:  # delivered live too, anywhere in the sending
+        plan.order.insert(rng.randrange(len(plan.order) + 1), (message.sid, False))
+        plan.customer_of_live[message.sid] = message.customer
+    print(
+        f"• a history of {len(history)} messages in {args.history_customers} of those conversations "
+        f"({sum(m.by_agent for m in history)} the agent's), {len(live)} of them also delivered live",
+        flush=True,
+    )
     for fault in sequential_faults(args.fault_rate):
         urllib3.request("POST", f"{sandbox}/__sandbox/faults", json=fault)
     for fault in sequential_faults(args.conversations_fault_rate, CONVERSATIONS_FAULT_KINDS):
         urllib3.request("POST", f"{info['conversations_url']}/__sandbox/faults", json=fault)
     senders = Senders(
-        info["webhook_url"], info["auth_token"], info["account_sid"], args.senders, chats, plan.by_agent
+        info["webhook_url"],
+        info["auth_token"],
+        info["account_sid"],
+        args.senders,
+        chats,
+        plan.by_agent,
+        {m.sid: m for m in live},
     )
+    backfills, sending_done = soak_backfill.BackfillRuns(), threading.Event()
+    backfilling = threading.Thread(
+        target=soak_backfill.while_sending, args=(state, rng, sending_done, backfills, 10.0)
+    )
+    backfilling.start()
     outages = send_all(plan, senders, args, info["control_url"])
+    sending_done.set()
+    backfilling.join()
     reads_while_sending = participants_reads(info)
     sending_seconds = time.monotonic() - started
     _, stats_out = run_cli(state, "dlq", "stats", "--json")
@@ -367,7 +417,10 @@ def soak(
     )
     duplicated, kills = duplicate_and_kill(args, rng, info, state)
     rounds = heal_and_replay(state, sandbox)
-    accounting, doubled, trail = account(state, info, plan, chats)
+    print("• the backfill after the heal (the killed runs' leases ended)", flush=True)
+    if soak_backfill.after_heal(state, aws_client("dynamodb", info), info["idempotency_table"], backfills):
+        rounds += heal_and_replay(state, sandbox)
+    accounting, doubled, trail = account(state, info, plan, chats, history)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "messages": args.messages,
@@ -393,6 +446,10 @@ def soak(
         "parked_by_kind": parked_before["byKind"],
         "parked_by_stage": dict(parked_by_stage),
         "replay_rounds": rounds,
+        "history_messages": len(history),
+        "history_agent_messages": sum(m.by_agent for m in history),
+        "history_delivered_live": len(live),
+        "backfill_runs": backfills.runs,
         "accounting": accounting,
         "doubled_examples": doubled[:10],
         "doubled_requests": trail,
@@ -411,6 +468,8 @@ class SendPlan:
     simultaneous: set[str]  # ...and of those, these at the same moment
     order: list[tuple[str, bool]]  # (message id, its twin sent at the same moment)
     by_agent: set[str]  # an agent's replies, in the conversation of the customer they were planned for
+    # history messages (the backfill's) also delivered live: message id → customer
+    customer_of_live: dict[str, int] = field(default_factory=dict)
 
 
 def customer_number(customer: int) -> str:
@@ -504,14 +563,16 @@ def send_all(plan: SendPlan, senders: Senders, args: argparse.Namespace, control
     for item in plan.order:
         work.put(item)
     print(
-        f"• sending {args.messages} messages from {args.customers} customers, {args.senders} senders, "
+        f"• sending {len(plan.order)} webhooks ({args.messages} messages) from {args.customers} customers, "
+        f"{args.senders} senders, "
         f"{len(plan.twice)} delivered twice ({len(plan.simultaneous)} at the same moment), "
         f"{args.fault_rate:.0%} of Memory requests failing",
         flush=True,
     )
     progress = SendProgress(len(plan.order), senders)
+    customer_of = {**plan.customer_of, **plan.customer_of_live}
     threads = [
-        threading.Thread(target=sender, args=(work, senders, plan.customer_of, progress))
+        threading.Thread(target=sender, args=(work, senders, customer_of, progress))
         for _ in range(args.senders)
     ]
     outages: Counter[str] = Counter()
@@ -567,8 +628,12 @@ def heal_and_replay(state: Path, sandbox: str) -> list[dict[str, Any]]:
 
 
 def account(
-    state: Path, info: dict[str, Any], plan: SendPlan, chats: dict[int, Chat]
-) -> tuple[dict[str, int], list[str], dict[str, list[str]]]:
+    state: Path,
+    info: dict[str, Any],
+    plan: SendPlan,
+    chats: dict[int, Chat],
+    history: list[soak_backfill.HistoryMessage],
+) -> tuple[dict[str, Any], list[str], dict[str, list[str]]]:
     """Per message id: posted once, more than once, never, still parked, and landed where its speaker
     says; the doubled ids; and for the first ten of those, every Memory request that carried it, in
     order, with its answer."""
@@ -584,8 +649,9 @@ def account(
         landed.setdefault(sid, []).append(observation)
     log = urllib3.request("GET", f"{sandbox}/__sandbox/requests?bodies=1").json()["requests"]
     source = info.get("replay_environment", {}).get("OBSERVATION_SOURCE") or "twilio-conversations"
-    misplaced = misplaced_messages(plan, landed, customer_profiles(info, chats), source)
-    accounting = {
+    profiles = customer_profiles(info, chats)
+    misplaced = misplaced_messages(plan, landed, profiles, source)
+    accounting: dict[str, Any] = {
         "posted_once": sum(1 for sid in sids if posted[sid] == 1),
         "posted_more_than_once": sum(1 for sid in sids if posted[sid] > 1),
         "never_posted": sum(1 for sid in sids if posted[sid] == 0 and not still_parked[sid]),
@@ -595,6 +661,9 @@ def account(
         ),
         "landed_elsewhere": len(misplaced),
         "non_customer_identifiers_sent": non_customer_identifiers(log),
+        "history": soak_backfill.history_accounting(
+            history, held["observations"], profiles, source, {str(sid) for sid in still_parked}
+        ),
     }
     doubled = [sid for sid in sids if posted[sid] > 1]
     # For a doubled message: every Memory request that carried it, in order, and its answer.
@@ -674,6 +743,7 @@ def write_and_report(result: dict[str, Any], senders: Senders, messages: int) ->
         and accounting["landed_elsewhere"] == 0
         and accounting["non_customer_identifiers_sent"] == 0
         and senders.twilio_timeouts == 0
+        and soak_backfill.accounting_ok(accounting["history"], result["history_agent_messages"])
     )
     print("\nmemory-bridge soak — accounting per message id")
     print(f"  posted once             {accounting['posted_once']:>6}")
@@ -700,6 +770,7 @@ def write_and_report(result: dict[str, Any], senders: Senders, messages: int) ->
         f"{senders.twilio_timeouts}; slowest answer {senders.slowest:.2f} s; "
         f"senders that gave up: {len(senders.gave_up)}"
     )
+    print_backfill(result)
     killed = Counter(run["killed"] for run in result["killed_replays"])
     print(
         f"  faults: AWS windows {result['aws_fault_windows']}; {result['dlq_duplicates']} envelopes on the "
@@ -709,12 +780,37 @@ def write_and_report(result: dict[str, Any], senders: Senders, messages: int) ->
     print(
         "  "
         + (
-            "OK: every message posted exactly once, on its customer's profile, every answer inside 5 s."
+            "OK: every message (live and history) posted exactly once, on its customer's profile, every "
+            "answer inside 5 s."
             if ok
             else "TARGET MISSED: see the counts above."
         )
     )
     return 0 if ok else 1
+
+
+def print_backfill(result: dict[str, Any]) -> None:
+    history = result["accounting"]["history"]
+    print(
+        f"\n  backfill: a history of {result['history_messages']} messages "
+        f"({result['history_agent_messages']} the agent's), {result['history_delivered_live']} also "
+        "delivered live, backfilled while sending"
+    )
+    print(f"    history posted once            {history['posted_once']:>6}")
+    print(f"    history posted more than once  {history['posted_more_than_once']:>6}")
+    print(f"    history never posted           {history['never_posted']:>6}")
+    print(f"    history still parked           {history['still_parked']:>6}")
+    print(
+        f"    agents' history on the customer's profile as \"Agent: …\"  "
+        f"{history['agents_labelled']} of {result['history_agent_messages']}; landed elsewhere "
+        f"{history['landed_elsewhere']}; dated other than when said {history['dated_wrong']}"
+    )
+    for run in result["backfill_runs"]:
+        print(
+            f"    backfill run ({run['phase']}, kill at {run['kill']}): exit {run['exit']}, killed "
+            f"{run['killed']}, posted {run['posted']}, already posted {run['already_posted']}, parked "
+            f"{run['parked']}, left {run['left']}, {run['seconds']} s"
+        )
 
 
 if __name__ == "__main__":
