@@ -255,15 +255,21 @@ class InMemoryLedger:
         if settlement.owner is not None and base.lease_owner != settlement.owner:
             if not settlement.accepted:
                 return None  # claimed by another since: only what Memory accepted is written
-            updated = replace(base, accepted=base.accepted | settlement.accepted, version=base.version + 1)
+            keys = {**base.keys, **{p: k for p, k in settlement.keys.items() if p in settlement.accepted}}
+            updated = replace(
+                base, accepted=base.accepted | settlement.accepted, keys=keys, version=base.version + 1
+            )
         else:
             updated = replace(
                 base,
                 accepted=base.accepted | settlement.accepted,
                 unsure=base.unsure - settlement.cleared,
                 lease_until=0.0,
-                outcome=settlement.outcome if settlement.outcome is not None else base.outcome,
+                outcome=base.outcome if base.outcome is not None else settlement.outcome,
                 version=base.version + 1,
+                keys={**base.keys, **settlement.keys},
+                ids={**base.ids, **settlement.ids},
+                edit_done=settlement.edit_done or base.edit_done,
             )
         self.records[settlement.message_sid] = updated
         return updated.version
@@ -279,6 +285,48 @@ class InMemoryLedger:
         self._check()
         base = self.records[message_sid]
         self.records[message_sid] = replace(base, removal_done=True, version=base.version + 1)
+
+    def claim_edit(
+        self, message_sid: str, owner: str, edited_at: str, lease_until: float, now: float, timeout: float
+    ) -> ClaimResult:
+        self._check()
+        record = self.records.get(message_sid)
+        if record is not None:
+            stale = record.edited is not None and record.edited > edited_at
+            if record.removed is not None or stale or record.edit_done == edited_at:
+                return Finished(record)
+            if record.lease_until >= now:
+                return Busy(record)
+        base = record or LedgerRecord(message_sid)
+        self.records[message_sid] = replace(
+            base, lease_owner=owner, lease_until=lease_until, edited=edited_at, version=base.version + 1
+        )
+        return Claimed(record)
+
+    def mark_unsure(
+        self, message_sid: str, owner: str, parts: Sequence[int], keys: Mapping[int, str], timeout: float
+    ) -> bool:
+        self._check()
+        base = self.records[message_sid]
+        if base.lease_owner != owner:
+            return False
+        unsure = base.unsure | frozenset(parts)
+        self.records[message_sid] = replace(
+            base, unsure=unsure, keys={**base.keys, **keys}, version=base.version + 1
+        )
+        return True
+
+    def forget_parts(self, message_sid: str, parts: Sequence[int], timeout: float) -> None:
+        self._check()
+        base, gone = self.records[message_sid], frozenset(parts)
+        self.records[message_sid] = replace(
+            base,
+            accepted=base.accepted - gone,
+            unsure=base.unsure - gone,
+            keys={p: k for p, k in base.keys.items() if p not in gone},
+            ids={p: i for p, i in base.ids.items() if p not in gone},
+            version=base.version + 1,
+        )
 
     def read_many(self, message_sids: Sequence[str], timeout: float) -> dict[str, LedgerRecord]:
         self._check()

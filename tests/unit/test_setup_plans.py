@@ -24,7 +24,7 @@ URL = "https://abc.execute-api.us-east-1.amazonaws.com/Prod/webhooks/conversatio
 def test_the_bridge_sends_four_id_types_each_with_the_normalization_its_values_need():
     assert WANTED == {"phone": "phone", "whatsapp": "trim", "email": "email", "chat_identity": "trim"}
     assert identifier_types("email") == {"phone": "phone", "whatsapp": "trim", "email": "email"}
-    assert WEBHOOK_FILTERS == ("onMessageAdded", "onMessageRemoved")
+    assert WEBHOOK_FILTERS == ("onMessageAdded", "onMessageUpdated", "onMessageRemoved")
 
 
 def test_missing_types_are_added_after_what_is_there_which_is_kept():
@@ -120,24 +120,30 @@ def test_an_empty_configuration_gets_the_url_post_and_the_bridges_filters():
         ("PostWebhookUrl", URL),
         ("Method", "POST"),
         ("Filters", "onMessageAdded"),
+        ("Filters", "onMessageUpdated"),
         ("Filters", "onMessageRemoved"),
     )
     assert change.replaced is None
 
 
 def test_ours_already_is_nothing_to_send():
-    filters = ["onMessageAdded", "onMessageRemoved"]
+    filters = ["onMessageAdded", "onMessageUpdated", "onMessageRemoved"]
     current = {"post_webhook_url": URL, "method": "POST", "filters": filters, "target": "webhook"}
     assert plan(current).fields == ()
     missing = {**current, "filters": ["onConversationAdded"]}  # ours, but a filter is missing
-    assert plan(missing).fields[-3:] == (
+    assert plan(missing).fields[-4:] == (
         ("Filters", "onConversationAdded"),
         ("Filters", "onMessageAdded"),
+        ("Filters", "onMessageUpdated"),
         ("Filters", "onMessageRemoved"),
     )
-    # An install from before removals were handled gains the new filter, keeping the rest.
+    # An install from before edits and removals were handled gains the new filters, keeping the rest.
     before = {**current, "filters": ["onMessageAdded"]}
-    assert plan(before).fields[-2:] == (("Filters", "onMessageAdded"), ("Filters", "onMessageRemoved"))
+    assert plan(before).fields[-3:] == (
+        ("Filters", "onMessageAdded"),
+        ("Filters", "onMessageUpdated"),
+        ("Filters", "onMessageRemoved"),
+    )
 
 
 @pytest.mark.parametrize(

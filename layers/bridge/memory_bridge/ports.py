@@ -208,7 +208,8 @@ class ReplayQueue(Protocol):
 
 class DeliveryLedger(Protocol):
     """The webhook's ledger calls: claim and settle for an add, tombstone and finish_removal for a
-    removal (issue 22). Each raises LedgerUnavailable."""
+    removal, claim_edit, mark_unsure and forget_parts for an edit (issue 22). Each raises
+    LedgerUnavailable."""
 
     def claim(
         self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
@@ -219,6 +220,16 @@ class DeliveryLedger(Protocol):
     def tombstone(self, message_sid: str, removed_at: str, now: float, timeout: float) -> LedgerRecord: ...
 
     def finish_removal(self, message_sid: str, timeout: float) -> None: ...
+
+    def claim_edit(
+        self, message_sid: str, owner: str, edited_at: str, lease_until: float, now: float, timeout: float
+    ) -> ClaimResult: ...
+
+    def mark_unsure(
+        self, message_sid: str, owner: str, parts: Sequence[int], keys: Mapping[int, str], timeout: float
+    ) -> bool: ...
+
+    def forget_parts(self, message_sid: str, parts: Sequence[int], timeout: float) -> None: ...
 
 
 class ReplayLedger(Protocol):

@@ -10,17 +10,16 @@ Calls per message: the webhook makes two (claim, settle); a replay makes one bat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from memory_bridge.adapters.ledger_lifecycle import LedgerLifecycle
 from memory_bridge.adapters.ledger_updates import (
     accepted_update,
     claim_update,
-    removal_done_update,
+    record_from_item,
     replay_claim_update,
     settle_update,
-    tombstone_update,
     version_of,
 )
 from memory_bridge.deadlines import DeadlineExceeded, call_within
@@ -60,28 +59,7 @@ def replay_dynamodb_client() -> Any:
     return boto3.client("dynamodb", config=config)
 
 
-def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRecord | None:
-    if not item:
-        return None
-
-    def number_set(name: str) -> frozenset[int]:
-        return frozenset(int(v) for v in (item.get(name) or {}).get("NS", []))
-
-    outcome_text = (item.get("outcome") or {}).get("S")
-    return LedgerRecord(
-        message_sid=message_sid,
-        accepted=number_set("accepted"),
-        unsure=number_set("unsure"),
-        lease_owner=(item.get("lease_owner") or {}).get("S"),
-        lease_until=float((item.get("lease_until") or {}).get("N", 0)),
-        outcome=json.loads(outcome_text) if outcome_text else None,
-        version=int((item.get("version") or {}).get("N", 0)),
-        removed=(item.get("removed") or {}).get("S"),
-        removal_done=bool((item.get("removal_done") or {}).get("BOOL", False)),
-    )
-
-
-class LedgerTable:
+class LedgerTable(LedgerLifecycle):
     def __init__(
         self,
         table_name: str,
@@ -174,24 +152,6 @@ class LedgerTable:
 
         version: int | None = self._guarded(timeout, "settle", call)
         return version
-
-    def tombstone(self, message_sid: str, removed_at: str, now: float, timeout: float) -> LedgerRecord:
-        """Mark the message removed (before Memory is touched); the record as it is now."""
-        request = tombstone_update(removed_at, int(now) + self._expires_after)
-        client = self.client
-
-        def call() -> Any:
-            return client.update_item(
-                TableName=self.table_name, Key=self._key(message_sid), **request, ReturnValues="ALL_NEW"
-            )
-
-        record = record_from_item(message_sid, self._guarded(timeout, "tombstone", call).get("Attributes"))
-        return record or LedgerRecord(message_sid, removed=removed_at)
-
-    def finish_removal(self, message_sid: str, timeout: float) -> None:
-        request = {"TableName": self.table_name, "Key": self._key(message_sid), **removal_done_update()}
-        client = self.client
-        self._guarded(timeout, "removal", lambda: client.update_item(**request))
 
     # ---- the replay ------------------------------------------------------------------
 

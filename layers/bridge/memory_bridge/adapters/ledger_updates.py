@@ -5,10 +5,10 @@ and the key: what each write sets, adds and deletes, and the condition it holds 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from memory_bridge.domain.ledger import Settlement
+from memory_bridge.domain.ledger import LedgerRecord, Settlement
 
 # Attribute names, always through ExpressionAttributeNames (several are DynamoDB reserved words).
 NAMES = {
@@ -21,7 +21,24 @@ NAMES = {
     "#exp": "expiration",
     "#rem": "removed",
     "#remdone": "removal_done",
+    "#edited": "edited",
+    "#edone": "edit_done",
 }
+
+
+def part_names(prefix: str, parts: Iterable[int]) -> dict[str, str]:
+    """One top-level attribute per part (`k0`, `o1`, …): a message has a handful, and a nested map
+    would need to exist before any of its entries could be set."""
+    return {f"#{prefix}{p}": f"{prefix}{p}" for p in parts}
+
+
+def _set_parts(
+    prefix: str, values: Mapping[int, str], sets: list[str], names: dict[str, str], bound: dict[str, Any]
+) -> None:
+    for part, value in sorted(values.items()):
+        sets.append(f"#{prefix}{part} = :{prefix}{part}")
+        names[f"#{prefix}{part}"] = f"{prefix}{part}"
+        bound[f":{prefix}{part}"] = {"S": value}
 
 
 def numbers(parts: Iterable[int]) -> dict[str, list[str]]:
@@ -92,9 +109,17 @@ def settle_update(settlement: Settlement) -> dict[str, Any]:
     names = ["#until", "#ver"]
     clauses = []
     if settlement.outcome is not None:
-        sets.append("#out = :out")
+        # Kept as first written: an edit finishing after its add does not change the add's answer.
+        sets.append("#out = if_not_exists(#out, :out)")
         names.append("#out")
         values[":out"] = {"S": json.dumps(settlement.outcome, separators=(",", ":"))}
+    if settlement.edit_done is not None:
+        sets.append("#edone = :edone")
+        names.append("#edone")
+        values[":edone"] = {"S": settlement.edit_done}
+    part_attrs: dict[str, str] = {}
+    _set_parts("k", settlement.keys, sets, part_attrs, values)
+    _set_parts("o", settlement.ids, sets, part_attrs, values)
     clauses.append("SET " + ", ".join(sets))
     if settlement.accepted:
         clauses.append("ADD #acc :acc")
@@ -106,7 +131,7 @@ def settle_update(settlement: Settlement) -> dict[str, Any]:
         values[":cleared"] = numbers(settlement.cleared)
     update: dict[str, Any] = {
         "UpdateExpression": " ".join(clauses),
-        "ExpressionAttributeNames": used_names(*names),
+        "ExpressionAttributeNames": {**used_names(*names), **part_attrs},
         "ExpressionAttributeValues": values,
     }
     if settlement.owner is not None:
@@ -118,14 +143,16 @@ def settle_update(settlement: Settlement) -> dict[str, Any]:
 
 def accepted_update(settlement: Settlement) -> dict[str, Any]:
     """Only what Memory surely holds: for a settle whose lease was taken since."""
+    values: dict[str, Any] = {":zero": {"N": "0"}, ":one": {"N": "1"}, ":acc": numbers(settlement.accepted)}
+    sets = ["#ver = if_not_exists(#ver, :zero) + :one"]
+    part_attrs: dict[str, str] = {}
+    _set_parts(
+        "k", {p: k for p, k in settlement.keys.items() if p in settlement.accepted}, sets, part_attrs, values
+    )
     return {
-        "UpdateExpression": "SET #ver = if_not_exists(#ver, :zero) + :one ADD #acc :acc",
-        "ExpressionAttributeNames": used_names("#ver", "#acc"),
-        "ExpressionAttributeValues": {
-            ":zero": {"N": "0"},
-            ":one": {"N": "1"},
-            ":acc": numbers(settlement.accepted),
-        },
+        "UpdateExpression": "SET " + ", ".join(sets) + " ADD #acc :acc",
+        "ExpressionAttributeNames": {**used_names("#ver", "#acc"), **part_attrs},
+        "ExpressionAttributeValues": values,
     }
 
 
@@ -156,3 +183,101 @@ def removal_done_update() -> dict[str, Any]:
         "ExpressionAttributeNames": used_names("#remdone", "#ver"),
         "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
     }
+
+
+def edit_claim_update(
+    owner: str, edited_at: str, lease_until: float, now: float, expires_at: int
+) -> dict[str, Any]:
+    """onMessageUpdated's claim (issue 22): the lease and the newest edit's time, unless the message
+    was removed, is leased, or this edit (or a newer one) was seen. Unlike an add's claim it holds
+    after the add answered: an edit changes what an earlier delivery posted. No part is marked
+    unsure here: an edit changes observations in place; what it posts anew is marked before."""
+    return {
+        "UpdateExpression": "SET #owner = :owner, #until = :until, #edited = :at, "
+        "#ver = if_not_exists(#ver, :zero) + :one, #exp = if_not_exists(#exp, :exp)",
+        "ConditionExpression": "(attribute_not_exists(id) OR (attribute_not_exists(#rem) AND #until < :now)) "
+        "AND (attribute_not_exists(#edited) OR #edited <= :at) "
+        "AND (attribute_not_exists(#edone) OR #edone < :at)",
+        "ExpressionAttributeNames": used_names(
+            "#owner", "#until", "#edited", "#ver", "#exp", "#rem", "#edone"
+        ),
+        "ExpressionAttributeValues": {
+            ":owner": {"S": owner},
+            ":until": {"N": f"{lease_until:.3f}"},
+            ":now": {"N": f"{now:.3f}"},
+            ":at": {"S": edited_at},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":exp": {"N": str(expires_at)},
+        },
+    }
+
+
+def mark_unsure_update(owner: str, parts: Iterable[int], keys: Mapping[int, str]) -> dict[str, Any]:
+    """Before an edit posts parts anew: unsure, with the digests of their words (so that a crash
+    after the post leaves them findable), while the lease is the edit's."""
+    values: dict[str, Any] = {
+        ":parts": numbers(parts),
+        ":me": {"S": owner},
+        ":zero": {"N": "0"},
+        ":one": {"N": "1"},
+    }
+    sets = ["#ver = if_not_exists(#ver, :zero) + :one"]
+    part_attrs: dict[str, str] = {}
+    _set_parts("k", keys, sets, part_attrs, values)
+    return {
+        "UpdateExpression": "SET " + ", ".join(sets) + " ADD #uns :parts",
+        "ConditionExpression": "#owner = :me",
+        "ExpressionAttributeNames": {**used_names("#ver", "#uns", "#owner"), **part_attrs},
+        "ExpressionAttributeValues": values,
+    }
+
+
+def forget_parts_update(parts: Iterable[int]) -> dict[str, Any]:
+    """Parts Memory no longer holds (an edit made the message shorter; Memory dropped them): not
+    accepted, not unsure, no digest or id."""
+    chosen = sorted(set(parts))
+    attrs = {**part_names("k", chosen), **part_names("o", chosen)}
+    return {
+        "UpdateExpression": "SET #ver = if_not_exists(#ver, :zero) + :one REMOVE "
+        + ", ".join(sorted(attrs))
+        + " DELETE #acc :gone, #uns :gone",
+        "ExpressionAttributeNames": {**used_names("#ver", "#acc", "#uns"), **attrs},
+        "ExpressionAttributeValues": {":gone": numbers(chosen), ":zero": {"N": "0"}, ":one": {"N": "1"}},
+    }
+
+
+def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRecord | None:
+    if not item:
+        return None
+
+    def number_set(name: str) -> frozenset[int]:
+        return frozenset(int(v) for v in (item.get(name) or {}).get("NS", []))
+
+    def text(name: str) -> str | None:
+        value: str | None = (item.get(name) or {}).get("S")
+        return value
+
+    def by_part(prefix: str) -> dict[int, str]:
+        return {
+            int(name[1:]): value["S"]
+            for name, value in item.items()
+            if name[:1] == prefix and name[1:].isdigit() and "S" in value
+        }
+
+    outcome_text = text("outcome")
+    return LedgerRecord(
+        message_sid=message_sid,
+        accepted=number_set("accepted"),
+        unsure=number_set("unsure"),
+        lease_owner=text("lease_owner"),
+        lease_until=float((item.get("lease_until") or {}).get("N", 0)),
+        outcome=json.loads(outcome_text) if outcome_text else None,
+        version=int((item.get("version") or {}).get("N", 0)),
+        removed=text("removed"),
+        removal_done=bool((item.get("removal_done") or {}).get("BOOL", False)),
+        keys=by_part("k"),
+        ids=by_part("o"),
+        edited=text("edited"),
+        edit_done=text("edit_done"),
+    )

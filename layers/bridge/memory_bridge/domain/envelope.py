@@ -61,6 +61,8 @@ class Envelope:
     left_for_people_at: str = ""
     # Who spoke, as the webhook knew it; None in envelopes parked before speakers were known.
     speaker: SpeakerRecord | None = None
+    # The edit (DateUpdated) whose words these are; None for the words as first added (issue 22).
+    edited: str | None = None
 
     @property
     def speaker_unknown(self) -> bool:
@@ -99,6 +101,8 @@ class Envelope:
             document["leftForPeopleAt"] = self.left_for_people_at
         if self.speaker is not None:
             document["speaker"] = self.speaker.to_json()
+        if self.edited:
+            document["edited"] = self.edited
         text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
         return _REFUSED_BY_SQS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -181,6 +185,7 @@ def new_envelope(
     now: datetime,
     parts: Sequence[int] | None = None,
     speaker: SpeakerRecord | None = None,
+    edited: str | None = None,
 ) -> Envelope:
     if profile_id is None and identifier is None and (speaker is None or speaker.kind is not None):
         raise ValueError("an envelope needs a profile id, an identifier, or a speaker to classify")
@@ -199,6 +204,7 @@ def new_envelope(
         last_failed_at=when,
         parts=tuple(parts) if parts is not None else None,
         speaker=speaker,
+        edited=edited,
     )
 
 
@@ -262,6 +268,7 @@ def parse_envelope(text: str) -> Envelope:
         parts=tuple(parts) if parts is not None else None,
         left_for_people_at=str(document.get("leftForPeopleAt") or ""),
         speaker=speaker,
+        edited=_get(document, "edited", str, optional=True),
     )
 
 

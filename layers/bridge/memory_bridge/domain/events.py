@@ -21,10 +21,11 @@ from memory_bridge.domain.signature import is_valid_signature
 from memory_bridge.domain.webhook_urls import reconstructed_urls
 
 MESSAGE_ADDED = "onMessageAdded"
+MESSAGE_UPDATED = "onMessageUpdated"
 MESSAGE_REMOVED = "onMessageRemoved"
 # The post-event webhook filters `memory-bridge setup` subscribes the bridge to: the events the
-# webhook handles. Add onMessageUpdated here once the flow handles it.
-WEBHOOK_FILTERS: tuple[str, ...] = (MESSAGE_ADDED, MESSAGE_REMOVED)
+# webhook handles.
+WEBHOOK_FILTERS: tuple[str, ...] = (MESSAGE_ADDED, MESSAGE_UPDATED, MESSAGE_REMOVED)
 
 # The largest body read. Twilio's Conversations limits: a message Body of 32 KB inbound (a size; the
 # same table gives SMS and WhatsApp in characters) and 4 KB of Attributes. Form encoding writes each
@@ -98,6 +99,9 @@ class MessageAdded:
     # onMessageRemoved: when Twilio removed it (DateRemoved, as sent); None for onMessageAdded. A
     # removal carries the message's own fields, so that it is prepared exactly as its add was.
     removed_at: str | None = None
+    # onMessageUpdated: DateUpdated in UTC to the millisecond (so that two compare as text); None
+    # otherwise. The newest edit wins: an older one delivered late changes nothing.
+    edited_at: str | None = None
 
 
 def _lower_headers(event: Mapping[str, Any]) -> dict[str, str]:
@@ -161,20 +165,20 @@ def read_webhook_request(event: Mapping[str, Any], public_url: str | None) -> We
     return WebhookRequest(urls=urls, headers=headers, params=params, raw_body=raw)
 
 
-def _parse_timestamp(value: str) -> datetime:
+def _parse_timestamp(value: str, name: str = "DateCreated") -> datetime:
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise MalformedRequest("DateCreated is not an ISO 8601 timestamp") from None
+        raise MalformedRequest(f"{name} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:  # 0001-01-01T00:00:00+01:00 parses but has no UTC equivalent
         return parsed.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise MalformedRequest("DateCreated is out of range") from None
+        raise MalformedRequest(f"{name} is out of range") from None
 
 
 def _required(request: WebhookRequest, name: str) -> str:
@@ -232,7 +236,15 @@ def parse_message_added(request: WebhookRequest) -> MessageAdded:
         client_identity=client_identity,
         chat_service_sid=request.first("ChatServiceSid") or None,
         removed_at=_removed_at(request),
+        edited_at=_edited_at(request),
     )
+
+
+def _edited_at(request: WebhookRequest) -> str | None:
+    if request.first("EventType") != MESSAGE_UPDATED:
+        return None
+    moment = _parse_timestamp(_required(request, "DateUpdated"), "DateUpdated")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _removed_at(request: WebhookRequest) -> str | None:

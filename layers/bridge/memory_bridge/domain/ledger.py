@@ -13,6 +13,11 @@ One record per MessageSid, shared by the webhook and every replay:
              Written before Memory is touched, and never cleared: no add, replay or backfill of
              the MessageSid posts after it (issue 22)
   removal_done  what Memory held of it is deleted (a duplicate removal repeats nothing)
+  keys, ids  per part, once known: a digest of the words Memory holds (domain.observations.
+             observation_digest) and the observation's id. An edit carries only the new words:
+             these find the old ones (issue 22), the ids without a List once an edit or a
+             removal learnt them
+  edited     the newest onMessageUpdated seen (its DateUpdated); edit_done: the newest one finished
 
 Before posting, a deliverer writes its parts as unsure and takes the lease; after the answer it
 moves them to accepted (202) or clears them (a clean refusal). A crash anywhere leaves the parts
@@ -22,8 +27,8 @@ Memory (List Observations) first. So the worst a crash costs is one lookup, neve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -38,6 +43,16 @@ class LedgerRecord:
     version: int = 0
     removed: str | None = None
     removal_done: bool = False
+    keys: Mapping[int, str] = field(default_factory=dict)
+    ids: Mapping[int, str] = field(default_factory=dict)
+    edited: str | None = None
+    edit_done: str | None = None
+
+    @property
+    def superseded(self) -> bool:
+        """An edit newer than any parked copy finished: Memory holds the newest words of every part,
+        so a copy from before it (the add's envelope, a backfill's read) must not post."""
+        return self.edited is not None and self.edit_done == self.edited
 
     @property
     def maybe_in_memory(self) -> frozenset[int]:
@@ -117,3 +132,8 @@ class Settlement:
     # later) must not erase the doubt of whoever claimed the message since. What Memory accepted
     # is true whoever writes it, so that part is always recorded. None: no lease (a List check).
     owner: str | None = None
+    # What an edit (or a post) learnt of each part: the digest of the words Memory now holds, and
+    # the observation's id once found; the edit it finished (issue 22).
+    keys: Mapping[int, str] = field(default_factory=dict)
+    ids: Mapping[int, str] = field(default_factory=dict)
+    edit_done: str | None = None

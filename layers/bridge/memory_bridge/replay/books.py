@@ -114,7 +114,16 @@ class Books:
         owner = run.owner
         self.settle(
             [
-                (i, Settlement(i.message_sid, accepted=frozenset(p), cleared=frozenset(p), owner=owner))
+                (
+                    i,
+                    Settlement(
+                        i.message_sid,
+                        accepted=frozenset(p),
+                        cleared=frozenset(p),
+                        owner=owner,
+                        keys=i.digests(p),
+                    ),
+                )
                 for i, p in request.pairs()
             ]
         )
@@ -129,7 +138,15 @@ class Books:
         """List Observations showed these parts in Memory: record them as accepted (no lease)."""
         self.settle(
             [
-                (item, Settlement(item.message_sid, accepted=frozenset(parts), cleared=frozenset(parts)))
+                (
+                    item,
+                    Settlement(
+                        item.message_sid,
+                        accepted=frozenset(parts),
+                        cleared=frozenset(parts),
+                        keys=item.digests(parts),
+                    ),
+                )
                 for item, parts in found
                 if parts
             ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from memory_bridge.domain.envelope import Envelope
 from memory_bridge.domain.ledger import LedgerRecord, PartsPlan, plan_parts
-from memory_bridge.domain.observations import Observation
+from memory_bridge.domain.observations import Observation, observation_digest
 from memory_bridge.ports import QueuedMessage
 
 
@@ -27,6 +27,11 @@ class Pending:
         by_part = dict(zip(self.envelope.part_numbers, self.envelope.observations, strict=True))
         return [by_part[p] for p in self.parts]
 
+    def digests(self, parts: list[int]) -> dict[int, str]:
+        """The ledger's fingerprint of each part's words (an edit finds them by it, issue 22)."""
+        by_part = dict(zip(self.envelope.part_numbers, self.envelope.observations, strict=True))
+        return {p: observation_digest(by_part[p]) for p in parts if p in by_part}
+
     @property
     def message_sid(self) -> str:
         return self.envelope.message_sid
@@ -40,7 +45,11 @@ def sort_parts(item: Pending, record: LedgerRecord | None) -> None:
         # Twilio removed the message (issue 22's tombstone): this parked copy must not bring it back.
         item.parts, item.check = [], set()
         return
-    if record is not None and (record.outcome or {}).get("outcome") == "posted":
+    if record is not None and record.superseded and envelope.edited != record.edited:
+        # An edit newer than this copy finished (issue 22): Memory holds the newest words already.
+        item.parts, item.check = [], set()
+        return
+    if record is not None and (record.outcome or {}).get("outcome") == "posted" and envelope.edited is None:
         # The webhook posted the whole message: nothing of it is to post again, whatever this copy
         # holds (a backfill reads the message as it is now: edited longer, it splits into more parts).
         item.parts, item.check = [], set()

@@ -254,6 +254,7 @@ class _Run:
             now=self.now(),
             parts=parts,
             speaker=self.prepared.speaker,
+            edited=message.edited_at,
         )
         timeout = max(self.deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05)
         try:

@@ -5,10 +5,9 @@
    backfill of it posts (the webhook's claim refuses it, the replay drops the envelope)
 3. the removal done already → 200 duplicate, no Memory call
 4. an add of it in flight (its lease held) → 409 with Retry-After: its post may land after our look
-5. the parts posted or in doubt → Lookup the profile (never create one), List Observations (the
-   bridge's source, createdAfter = occurredAt less a skew margin, oldest first), match each part on
-   content, occurredAt and source (domain.observations.observation_key, as the replay's check),
-   DELETE each match (a 520003 "not found" is done)
+5. the parts posted or in doubt → Lookup the profile (never create one), find each part
+   (webhook/finding.py: the ledger's id for it, else its digest, the ledger's or of the words the
+   removal carries, by List Observations), DELETE each (a 520003 "not found" is done)
 6. an accepted part not listed yet (the listing lags), or 429/5xx/timeout → 503 for Twilio to retry;
    the tombstone stays, so nothing comes back, and the retry deletes what is left
 7. finish_removal → 200 removed
@@ -16,17 +15,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 from memory_bridge.deadlines import Deadline
 from memory_bridge.domain.events import MessageAdded
 from memory_bridge.domain.ledger import LedgerRecord
-from memory_bridge.domain.observations import observation_key
-from memory_bridge.domain.outcomes import Accepted, Outcome, Permanent, Retryable, describe, observation_gone
+from memory_bridge.domain.outcomes import Accepted, describe, observation_gone
 from memory_bridge.ports import (
     DeliveryLedger,
     KeyedLogger,
@@ -38,19 +34,14 @@ from memory_bridge.ports import (
 from memory_bridge.profiles import ProfileCache, lookup_profile
 from memory_bridge.webhook.answers import Answer, response
 from memory_bridge.webhook.delivery import RESERVE_SECONDS, Prepared, Skipped
-
-# Memory's createdAt is when it took the post: never before the message existed, but clocks differ.
-CREATED_SKEW = timedelta(minutes=5)
-# At most this many List pages per removal (50 observations each) before answering 503.
-MAX_PAGES = 10
-
-
-class Unfinished(Exception):
-    """The removal could not finish now; the answer says why (Twilio retries)."""
-
-    def __init__(self, reason: str, status: int = 503):
-        super().__init__(reason)
-        self.reason, self.status = reason, status
+from memory_bridge.webhook.finding import (
+    Unfinished,
+    find_parts,
+    missing_is_gone,
+    said,
+    search_for,
+    time_for_call,
+)
 
 
 @dataclass
@@ -141,68 +132,18 @@ def _delete_parts(
         return 0  # no profile: Memory holds nothing of theirs
     if not isinstance(profile_id, str):
         raise Unfinished(describe(profile_id))
-    wanted = Counter(observation_key(prepared.observations[p]) for p in parts)
-    found = _find(editor, store_id, profile_id, prepared, wanted, deadline)
-    accepted = len([p for p in parts if p in record.accepted])
-    for observation_id in found:
-        gone = editor.delete_observation(store_id, profile_id, observation_id, timeout=_timeout(deadline))
-        if not (isinstance(gone, Accepted) or observation_gone(gone)):
-            raise Unfinished(_said(gone))
-    missing = accepted - len(found)
-    if missing > 0:
-        # Memory took them but does not list them yet: look again later rather than leave them.
-        raise Unfinished(f"{missing} accepted part(s) not listed yet")
-    # Parts only in doubt and not listed: the post that left them in doubt never landed.
-    return len(found)
-
-
-def _find(
-    editor: ObservationEditor,
-    store_id: str,
-    profile_id: str,
-    prepared: Prepared,
-    wanted: Counter[tuple[str, str, str]],
-    deadline: Deadline,
-) -> list[str]:
-    """The ids of the listed observations that are the message's parts, one per part (copies counted).
-    Only the words identify them: matching on the instant alone would take another message said in the
-    same millisecond while this one is not listed yet."""
-    first = prepared.observations[0]
-    moment = datetime.fromisoformat(observation_key(first)[1]) if first.get("occurredAt") else None
-    after = (moment - CREATED_SKEW).isoformat().replace("+00:00", "Z") if moment else None
-    left = Counter(wanted)
-    found: list[str] = []
-    token: str | None = None
-    for _ in range(MAX_PAGES):
-        page = editor.list_observations(
-            store_id,
-            profile_id,
-            source=str(first.get("source")),
-            created_after=after,
-            order_by="ASC",
-            page_token=token,
-            timeout=_timeout(deadline),
+    search = search_for(set(parts), prepared.observations, record.keys, record.ids)
+    found = find_parts(editor, store_id, profile_id, search, deadline)
+    for observation_id in found.values():
+        gone = editor.delete_observation(
+            store_id, profile_id, observation_id, timeout=time_for_call(deadline)
         )
-        if not isinstance(page, Accepted):
-            raise Unfinished(_said(page))
-        body: dict[str, Any] = page.body if isinstance(page.body, dict) else {}
-        for observation in body.get("observations") or []:
-            key = observation_key(observation)
-            if left[key] > 0 and observation.get("id"):
-                left[key] -= 1
-                found.append(str(observation["id"]))
-        token = (body.get("meta") or {}).get("nextToken")
-        if not token or not +left:
-            return found
-    raise Unfinished("too many observations to look through")
-
-
-def _said(outcome: Outcome) -> str:
-    return describe(outcome) if isinstance(outcome, Retryable | Permanent) else "profile moved"
-
-
-def _timeout(deadline: Deadline) -> float:
-    left = deadline.remaining() - RESERVE_SECONDS
-    if left <= 0:
-        raise Unfinished("out of time")
-    return left
+        if not (isinstance(gone, Accepted) or observation_gone(gone)):
+            raise Unfinished(said(gone))
+    missing = [p for p in parts if p in record.accepted and p not in found]
+    if missing and not missing_is_gone(search.first, lambda: datetime.fromtimestamp(wall_clock(), UTC)):
+        # Memory took them but does not list them yet: look again later rather than leave them.
+        raise Unfinished(f"{len(missing)} accepted part(s) not listed yet")
+    # Parts only in doubt and not listed: the post that left them in doubt never landed. Parts Memory
+    # took and has not listed for longer than it lags: it dropped them (past its 500, reconciled).
+    return len(found)

@@ -25,6 +25,7 @@ from memory_bridge.domain.credentials import TwilioCredentials
 from memory_bridge.domain.events import (
     MESSAGE_ADDED,
     MESSAGE_REMOVED,
+    MESSAGE_UPDATED,
     MalformedRequest,
     MessageAdded,
     WebhookRequest,
@@ -32,8 +33,7 @@ from memory_bridge.domain.events import (
     parse_message_added,
 )
 from memory_bridge.domain.ledger import Busy, Claimed, Finished, Settlement, plan_parts
-from memory_bridge.domain.outcomes import Failure
-from memory_bridge.domain.speakers import Speaker
+from memory_bridge.domain.observations import observation_digest
 from memory_bridge.ports import (
     CredentialsSource,
     DeadLetterSink,
@@ -45,9 +45,8 @@ from memory_bridge.ports import (
     ObservationWriter,
 )
 from memory_bridge.profiles import ProfileCache
-from memory_bridge.speaking import Said, Speakers
+from memory_bridge.speaking import Speakers
 from memory_bridge.webhook.answers import (
-    SPEAKER_METRICS,
     Answer,
     count_redactions,
     record_result,
@@ -64,16 +63,13 @@ from memory_bridge.webhook.delivery import (
     deliver,
     prepare,
 )
+from memory_bridge.webhook.edits import Edits
 from memory_bridge.webhook.lifecycle import Removals
+from memory_bridge.webhook.speaker_step import CLAIM_TIMEOUT_SECONDS, identify_speaker, shape_of
 from memory_bridge.webhook.verification import Verifier
 
 # Leave this much of Lambda's own remaining time unused, whatever the configured budget.
 LAMBDA_SAFETY_SECONDS = 0.5
-# The ledger claim waits at most this long: a slow table answers 503 with time to spare.
-CLAIM_TIMEOUT_SECONDS = 0.8
-# The Conversations API's participants read waits at most this long (all pages together): with the
-# claim's 0.8 s after it, the Memory calls keep at least 1.5 s of a 4 s budget.
-PARTICIPANTS_TIMEOUT_SECONDS = 1.2
 
 
 @dataclass
@@ -98,9 +94,22 @@ class WebhookService:
     def __post_init__(self) -> None:
         self.verifier = Verifier(self.public_webhook_url, self.credentials, self.metrics, self.logger)
         self.removals: Removals | None = None
+        self.edits: Edits | None = None
         if self.editor is not None:
             ports = (self.memory, self.editor, self.profiles, self.ledger, self.metrics, self.logger)
             self.removals = Removals(self.rules.store_id, *ports, self.wall_clock)
+            self.edits = Edits(
+                self.rules,
+                self.memory,
+                self.editor,
+                self.profiles,
+                self.dead_letters,
+                self.ledger,
+                self.metrics,
+                self.logger,
+                self.wall_clock,
+                self.sleep,
+            )
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         deadline = Deadline(self._budget(context), self.clock)
@@ -124,21 +133,28 @@ class WebhookService:
         message = self._message(request, credentials)
         if isinstance(message, dict):
             return message
-        prepared = prepare(message, self.rules, self._speaker(message, deadline))
+        speaker = identify_speaker(self.speakers, self.metrics, self.logger, message, deadline)
+        prepared = prepare(message, self.rules, speaker)
         count_redactions(self.metrics, self.logger, self.rules.redaction.mode, prepared.redacted)
         if message.removed_at is not None and self.removals is not None:
             return self.removals.remove(prepared, message, deadline)
+        owner = _owner(context)
+        if message.edited_at is not None and self.edits is not None:
+            shape = shape_of(message, self.rules, speaker, prepared)
+            if isinstance(shape, Skipped):  # the words go nowhere, whatever they say
+                return response(200, "skipped", reason=shape.reason)
+            lease = self._lease_seconds(context, deadline)
+            return self.edits.edit(prepared, shape, owner, lease, deadline)
         if isinstance(prepared, Skipped):
             record_result(self.metrics, self.logger, result_json(prepared))
             return response(200, "skipped", reason=prepared.reason)
-        owner = _owner(context)
         claim = self._claim(message.message_sid, owner, len(prepared.observations), context, deadline)
         if isinstance(claim, dict):
             return claim
         delivery = self._deliver(prepared, claim, deadline)
         if delivery.profiles_created:
             self.metrics.add_metric("ProfilesCreated", "Count", delivery.profiles_created)
-        return self._settle(message.message_sid, owner, len(prepared.observations), delivery, deadline)
+        return self._settle(message.message_sid, owner, prepared, delivery, deadline)
 
     # ---- steps ----------------------------------------------------------------------------
 
@@ -157,7 +173,9 @@ class WebhookService:
         except MalformedRequest as error:
             return self._malformed(error)
         self.metrics.add_metric("WebhooksReceived", "Count", 1)
-        if kind not in (MESSAGE_ADDED, MESSAGE_REMOVED) or (kind == MESSAGE_REMOVED and self.editor is None):
+        if kind not in (MESSAGE_ADDED, MESSAGE_UPDATED, MESSAGE_REMOVED) or (
+            kind != MESSAGE_ADDED and self.editor is None
+        ):
             self.metrics.add_metric("EventsIgnored", "Count", 1)
             self.logger.info("event type ignored", extra={"event_type": kind[:64]})
             return response(200, "ignored", eventType=kind[:64])
@@ -223,17 +241,19 @@ class WebhookService:
         )
 
     def _settle(
-        self, message_sid: str, owner: str, parts: int, delivery: Delivery, deadline: Deadline
+        self, message_sid: str, owner: str, prepared: Prepared, delivery: Delivery, deadline: Deadline
     ) -> Answer:
         """Write what the delivery learnt to the ledger, and answer: 200, or 503 when it could not park."""
         result = result_json(delivery.result)
         unparked = isinstance(delivery.result, Unparked)
+        observations = prepared.observations
         settlement = Settlement(
             message_sid,
             accepted=delivery.accepted,
-            cleared=frozenset(range(parts)) - delivery.in_doubt,
+            cleared=frozenset(range(len(observations))) - delivery.in_doubt,
             outcome=None if unparked else result,
             owner=owner,
+            keys={p: observation_digest(observations[p]) for p in delivery.accepted},
         )
         try:
             self.ledger.settle(settlement, timeout=max(deadline.remaining(), 0.05))
@@ -251,26 +271,6 @@ class WebhookService:
             return response(503, "queue_unavailable")
         record_result(self.metrics, self.logger, result)
         return response(200, str(result["outcome"]), **{k: v for k, v in result.items() if k != "outcome"})
-
-    def _speaker(self, message: MessageAdded, deadline: Deadline) -> Speaker | Failure:
-        """Who spoke, from the conversation's participants (cached); the failure when they could not
-        be read in time, for the message to be parked (never posted to a guessed profile)."""
-        reads = self.speakers.reads
-        left = deadline.remaining() - RESERVE_SECONDS - CLAIM_TIMEOUT_SECONDS
-        speaker = self.speakers.identify(
-            Said.of(message), timeout=lambda: max(min(PARTICIPANTS_TIMEOUT_SECONDS, left), 0.05)
-        )
-        if self.speakers.reads > reads:
-            self.metrics.add_metric("ParticipantsRead", "Count", self.speakers.reads - reads)
-        if isinstance(speaker, Speaker):
-            self.metrics.add_metric(SPEAKER_METRICS[speaker.kind], "Count", 1)
-        else:
-            self.metrics.add_metric("SpeakerUnresolved", "Count", 1)
-            self.logger.warning(
-                "participants not read; the message is parked for the replay to classify",
-                extra={"status": speaker.status, "reason": speaker.message[:120]},
-            )
-        return speaker
 
     # ---- helpers --------------------------------------------------------------------------
 

@@ -1,0 +1,112 @@
+"""The ledger's after-posting calls (issue 22), mixed into LedgerTable: a removal's tombstone, an
+edit's claim, the parts an edit posts anew or Memory no longer holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from memory_bridge.adapters.ledger_updates import (
+    edit_claim_update,
+    forget_parts_update,
+    mark_unsure_update,
+    record_from_item,
+    removal_done_update,
+    tombstone_update,
+)
+from memory_bridge.domain.ledger import Busy, Claimed, ClaimResult, Finished, LedgerRecord
+
+
+class LedgerLifecycle:
+    """Needs LedgerTable's table_name, client, _key, _guarded and _expires_after."""
+
+    table_name: str
+    _expires_after: int
+
+    @property
+    def client(self) -> Any:
+        raise NotImplementedError
+
+    def _key(self, message_sid: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _guarded(self, timeout: float, what: str, call: Callable[[], Any]) -> Any:
+        raise NotImplementedError
+
+    def tombstone(self, message_sid: str, removed_at: str, now: float, timeout: float) -> LedgerRecord:
+        """Mark the message removed (before Memory is touched); the record as it is now."""
+        request = tombstone_update(removed_at, int(now) + self._expires_after)
+        client = self.client
+
+        def call() -> Any:
+            return client.update_item(
+                TableName=self.table_name, Key=self._key(message_sid), **request, ReturnValues="ALL_NEW"
+            )
+
+        record = record_from_item(message_sid, self._guarded(timeout, "tombstone", call).get("Attributes"))
+        return record or LedgerRecord(message_sid, removed=removed_at)
+
+    def finish_removal(self, message_sid: str, timeout: float) -> None:
+        request = {"TableName": self.table_name, "Key": self._key(message_sid), **removal_done_update()}
+        client = self.client
+        self._guarded(timeout, "removal", lambda: client.update_item(**request))
+
+    # ---- edits (issue 22) -------------------------------------------------------------
+
+    def claim_edit(
+        self, message_sid: str, owner: str, edited_at: str, lease_until: float, now: float, timeout: float
+    ) -> ClaimResult:
+        """The lease for an edit: Claimed(the record before), Busy (leased), or Finished (removed,
+        this edit done, or a newer one seen: the record says which)."""
+        update = edit_claim_update(owner, edited_at, lease_until, now, int(now) + self._expires_after)
+        client = self.client
+
+        def call() -> ClaimResult:
+            try:
+                answer = client.update_item(
+                    TableName=self.table_name,
+                    Key=self._key(message_sid),
+                    **update,
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except client.exceptions.ConditionalCheckFailedException as refused:
+                record = record_from_item(message_sid, refused.response.get("Item"))
+                if record is None:
+                    return Claimed(None)
+                if record.lease_owner == owner and record.lease_until == float(f"{lease_until:.3f}"):
+                    return Claimed(record)  # boto3 retried a claim that landed
+                stale = record.edited is not None and record.edited > edited_at
+                if record.removed is not None or stale or record.edit_done == edited_at:
+                    return Finished(record)
+                return Busy(record)
+            return Claimed(record_from_item(message_sid, answer.get("Attributes")))
+
+        result: ClaimResult = self._guarded(timeout, "claim", call)
+        return result
+
+    def mark_unsure(
+        self, message_sid: str, owner: str, parts: Sequence[int], keys: Mapping[int, str], timeout: float
+    ) -> bool:
+        """Parts about to be posted by an edit, with their digests; False if the lease is lost."""
+        request = {
+            "TableName": self.table_name,
+            "Key": self._key(message_sid),
+            **mark_unsure_update(owner, parts, keys),
+        }
+        client = self.client
+
+        def call() -> bool:
+            try:
+                client.update_item(**request)
+            except client.exceptions.ConditionalCheckFailedException:
+                return False
+            return True
+
+        marked: bool = self._guarded(timeout, "mark", call)
+        return marked
+
+    def forget_parts(self, message_sid: str, parts: Sequence[int], timeout: float) -> None:
+        request = {"TableName": self.table_name, "Key": self._key(message_sid), **forget_parts_update(parts)}
+        client = self.client
+        self._guarded(timeout, "forget", lambda: client.update_item(**request))

@@ -1,0 +1,285 @@
+"""onMessageUpdated (issue 22): Memory holds the edited words, exactly once, safe under faults.
+
+1. the edit's claim: the lease, and the edit's DateUpdated as the newest seen. Refused when the
+   message was removed (200 removed), when this edit finished or a newer one was seen (200
+   duplicate / stale: edits may arrive out of order), or while another delivery holds it (409)
+2. the new words are prepared as an add's are (speaker, redaction, label, split at 4096 bytes)
+3. the parts Memory may hold are found (webhook/finding.py: the ledger's ids, else the digests of
+   the words it holds, by List Observations); a part in doubt with no digest waits (503) for the
+   replay to settle it
+4. each part still said is PATCHed to its new words; a part the edit no longer has is DELETEd;
+   Memory answering 404 means it dropped that part: it is not brought back
+5. a part Memory does not hold (an update before its add, a parked add, an edit that grew) is
+   marked unsure with its digest and posted as an add's parts are (parked when Memory refuses)
+6. settle: the digests and ids learnt, edit_done; a later add of the message posts nothing, and a
+   parked copy of older words is dropped by the replay
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from memory_bridge.deadlines import Deadline
+from memory_bridge.domain.ledger import Busy, Finished, LedgerRecord, PartsPlan, Settlement
+from memory_bridge.domain.observations import Observation, observation_digest
+from memory_bridge.domain.outcomes import Accepted, observation_gone
+from memory_bridge.ports import (
+    DeadLetterSink,
+    DeliveryLedger,
+    KeyedLogger,
+    LedgerUnavailable,
+    MetricsSink,
+    ObservationEditor,
+    ObservationWriter,
+)
+from memory_bridge.profiles import ProfileCache, lookup_profile
+from memory_bridge.webhook.answers import Answer, response, result_json
+from memory_bridge.webhook.delivery import (
+    RESERVE_SECONDS,
+    Delivery,
+    DeliveryRules,
+    Prepared,
+    Skipped,
+    Unparked,
+    deliver,
+)
+from memory_bridge.webhook.finding import (
+    Unfinished,
+    find_parts,
+    missing_is_gone,
+    said,
+    search_for,
+    time_for_call,
+)
+
+
+@dataclass
+class Change:
+    """What one edit did and learnt, part by part."""
+
+    observations: tuple[Observation, ...]  # the new words
+    ids: dict[int, str] = field(default_factory=dict)  # parts changed in place, by observation id
+    deleted: list[int] = field(default_factory=list)  # parts the edit no longer has: deleted
+    dropped: list[int] = field(default_factory=list)  # Memory dropped them: never brought back
+    post: list[int] = field(default_factory=list)  # parts Memory does not hold: posted anew
+    delivery: Delivery | None = None
+
+    @property
+    def gone(self) -> list[int]:
+        """Parts Memory no longer holds: the ledger forgets them."""
+        return sorted({*self.deleted, *self.dropped})
+
+
+@dataclass
+class Editor:
+    """Steps 3 and 4: find the parts in Memory and change them in place."""
+
+    rules: DeliveryRules
+    memory: ObservationWriter
+    editor: ObservationEditor
+    profiles: ProfileCache
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def change(
+        self, shape: Prepared, new: tuple[Observation, ...], record: LedgerRecord | None, deadline: Deadline
+    ) -> Change:
+        change = Change(new)
+        held = sorted(record.maybe_in_memory) if record else []
+        if record is not None and any(p not in record.keys and p not in record.ids for p in record.in_doubt):
+            raise Unfinished("a part is in doubt: the replay looks in Memory first")
+        if record is not None and held:
+            self._rewrite(change, shape, record, held, deadline)
+        change.post = [p for p in range(len(new)) if p not in change.ids and p not in change.dropped]
+        return change
+
+    def _rewrite(
+        self, change: Change, shape: Prepared, record: LedgerRecord, held: list[int], deadline: Deadline
+    ) -> None:
+        store = self.rules.store_id
+        who = shape.who
+        if who is None:
+            raise Unfinished("participants not read: the customer's profile is unknown")
+        profile_id = self.profiles.get(who) or lookup_profile(self.memory, store, who)
+        if profile_id is None:
+            change.dropped.extend(held)  # no profile (erased): nothing to change, nothing to bring back
+            return
+        if not isinstance(profile_id, str):
+            raise Unfinished(said(profile_id))
+        search = search_for(set(held), change.observations or shape.observations, record.keys, record.ids)
+        search.first = shape.observations[0]
+        found = find_parts(self.editor, store, profile_id, search, deadline)
+        for part in held:
+            oid = found.get(part)
+            if oid is None:
+                if part in record.accepted and not missing_is_gone(search.first, self.now):
+                    raise Unfinished("a part Memory took is not listed yet")
+                if part in record.accepted or part >= len(change.observations):
+                    change.dropped.append(part)  # Memory dropped it (past its 500, reconciled)
+                # else: a post in doubt that never landed, posted anew below
+            elif part < len(change.observations):
+                self._patch(change, store, profile_id, part, oid, deadline)
+            else:
+                self._delete(change, store, profile_id, part, oid, deadline)
+
+    def _patch(
+        self, change: Change, store: str, profile_id: str, part: int, oid: str, deadline: Deadline
+    ) -> None:
+        fields = {
+            "content": change.observations[part]["content"],
+            "source": change.observations[part]["source"],
+        }
+        answer = self.editor.update_observation(
+            store, profile_id, oid, fields, timeout=time_for_call(deadline)
+        )
+        if isinstance(answer, Accepted):
+            change.ids[part] = oid
+        elif observation_gone(answer):
+            change.dropped.append(part)
+        else:
+            raise Unfinished(said(answer))
+
+    def _delete(
+        self, change: Change, store: str, profile_id: str, part: int, oid: str, deadline: Deadline
+    ) -> None:
+        answer = self.editor.delete_observation(store, profile_id, oid, timeout=time_for_call(deadline))
+        if not (isinstance(answer, Accepted) or observation_gone(answer)):
+            raise Unfinished(said(answer))
+        change.deleted.append(part)
+
+
+@dataclass
+class Edits:
+    """The ports an edit uses; `edit` handles one onMessageUpdated."""
+
+    rules: DeliveryRules
+    memory: ObservationWriter
+    editor: ObservationEditor
+    profiles: ProfileCache
+    dead_letters: DeadLetterSink
+    ledger: DeliveryLedger
+    metrics: MetricsSink
+    logger: KeyedLogger
+    wall_clock: Callable[[], float]
+    sleep: Callable[[float], None]
+
+    def edit(
+        self, prepared: Prepared | Skipped, shape: Prepared, owner: str, lease: float, deadline: Deadline
+    ) -> Answer:
+        """`prepared`: the new words (Skipped: they say nothing now); `shape`: where they go."""
+        message = shape.message
+        at = message.edited_at or ""
+        try:
+            claim = self.ledger.claim_edit(
+                message.message_sid,
+                owner,
+                at,
+                lease_until=self.wall_clock() + lease,
+                now=self.wall_clock(),
+                timeout=max(deadline.remaining() - RESERVE_SECONDS, 0.05),
+            )
+        except LedgerUnavailable as error:
+            return self._unavailable(error, "edit not started")
+        if isinstance(claim, Finished):
+            return self._refused(claim.record, at)
+        if isinstance(claim, Busy):
+            self.metrics.add_metric("DuplicatesInProgress", "Count", 1)
+            return retry_later(409, "in_progress", "another delivery of this message is in flight")
+        new = prepared.observations if isinstance(prepared, Prepared) else ()
+        editor = Editor(
+            self.rules,
+            self.memory,
+            self.editor,
+            self.profiles,
+            lambda: datetime.fromtimestamp(self.wall_clock(), UTC),
+        )
+        try:
+            change = editor.change(shape, new, claim.previous, deadline)
+            self._post(change, prepared, owner, deadline)
+            return self._settle(change, shape, owner, at, deadline)
+        except Unfinished as unfinished:
+            self._release(message.message_sid, owner, deadline)
+            self.metrics.add_metric("EditsUnfinished", "Count", 1)
+            self.logger.warning("edit not finished; Twilio retries it", extra={"reason": unfinished.reason})
+            return retry_later(unfinished.status, "edit_unfinished", unfinished.reason)
+        except LedgerUnavailable as error:
+            return self._unavailable(error, "edit not recorded")
+
+    def _post(self, change: Change, prepared: Prepared | Skipped, owner: str, deadline: Deadline) -> None:
+        """Step 5: the parts Memory does not hold, marked unsure first, posted as an add's are."""
+        if not change.post or not isinstance(prepared, Prepared):
+            return
+        sid = prepared.message.message_sid
+        keys = {p: observation_digest(change.observations[p]) for p in change.post}
+        if not self.ledger.mark_unsure(sid, owner, change.post, keys, timeout=time_for_call(deadline)):
+            raise Unfinished("the lease was lost", status=409)
+        done = tuple(p for p in range(len(change.observations)) if p not in change.post)
+        change.delivery = deliver(
+            prepared,
+            rules=self.rules,
+            memory=self.memory,
+            profiles=self.profiles,
+            dead_letters=self.dead_letters,
+            deadline=deadline,
+            plan=PartsPlan(done=done, post=tuple(change.post)),
+            sleep=self.sleep,
+        )
+
+    def _settle(self, change: Change, shape: Prepared, owner: str, at: str, deadline: Deadline) -> Answer:
+        sid = shape.message.message_sid
+        if change.gone:
+            self.ledger.forget_parts(sid, change.gone, timeout=max(deadline.remaining(), 0.05))
+        delivery = change.delivery
+        unparked = delivery is not None and isinstance(delivery.result, Unparked)
+        accepted = delivery.accepted if delivery else frozenset()
+        in_memory = set(change.ids) | set(accepted)
+        settlement = Settlement(
+            sid,
+            accepted=accepted,
+            cleared=frozenset(change.post) - (delivery.in_doubt if delivery else frozenset()),
+            outcome={"outcome": "edited"},  # kept only when the add never answered: it is then a duplicate
+            owner=owner,
+            keys={p: observation_digest(change.observations[p]) for p in in_memory},
+            ids=change.ids,
+            edit_done=None if unparked else at,
+        )
+        self.ledger.settle(settlement, timeout=max(deadline.remaining(), 0.05))
+        if unparked:
+            self.metrics.add_metric("DeadLetterQueueUnavailable", "Count", 1)
+            return response(503, "queue_unavailable")
+        result = result_json(delivery.result) if delivery else {}
+        self.metrics.add_metric("MessagesEdited", "Count", 1)
+        return response(
+            200,
+            "edited",
+            changed=len(change.ids),
+            deleted=len(change.deleted),
+            dropped=len(change.dropped),
+            posted=len(accepted),
+            parked=result.get("outcome") == "parked",
+        )
+
+    def _refused(self, record: LedgerRecord, at: str) -> Answer:
+        if record.removed is not None:
+            self.metrics.add_metric("EditsOfRemoved", "Count", 1)
+            return response(200, "removed")
+        self.metrics.add_metric("Duplicates", "Count", 1)
+        return response(200, "duplicate" if record.edit_done == at else "stale", first="edited")
+
+    def _release(self, sid: str, owner: str, deadline: Deadline) -> None:
+        with suppress(LedgerUnavailable):  # else the lease ends on its own
+            self.ledger.settle(Settlement(sid, owner=owner), timeout=max(deadline.remaining(), 0.05))
+
+    def _unavailable(self, error: LedgerUnavailable, what: str) -> Answer:
+        self.metrics.add_metric("LedgerUnavailable", "Count", 1)
+        self.logger.error(f"ledger unavailable; {what}, answering 503", extra={"reason": str(error)})
+        return response(503, "ledger_unavailable")
+
+
+def retry_later(status: int, outcome: str, reason: str) -> Answer:
+    answer = response(status, outcome, reason=reason)
+    if status == 409:
+        answer["headers"] = {"Content-Type": "application/json", "Retry-After": "2"}
+    return answer

@@ -1,0 +1,149 @@
+"""Finding a message's observations in Memory (issue 22): creating one returns no id.
+
+Each part is known by the ledger's id for it (once an edit or a removal learnt it), else by the
+digest of its words (domain.observations.observation_digest: the ledger's, or the words a removal
+carries), else, for a message posted before digests were kept, by its moment and source alone when
+that is unambiguous. One List Observations walk (the bridge's source, createdAfter = the message's
+time less a skew margin, oldest first) finds every part not known by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Set
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from memory_bridge.deadlines import Deadline
+from memory_bridge.domain.observations import Observation, observation_digest, observation_key
+from memory_bridge.domain.outcomes import Accepted, Outcome, Permanent, Retryable, describe
+from memory_bridge.ports import ObservationEditor
+from memory_bridge.webhook.delivery import RESERVE_SECONDS
+
+# Memory's createdAt is when it took the post: never before the message existed, but clocks differ.
+CREATED_SKEW = timedelta(minutes=5)
+# At most this many List pages (50 observations each) before giving up for now.
+MAX_PAGES = 10
+# Memory lists a write within seconds; a part it took and does not list after this long is gone
+# (Memory dropped it: past its 500, or reconciled), not late.
+LISTING_LAG = timedelta(minutes=10)
+
+
+class Unfinished(Exception):
+    """The change could not finish now; the answer says why (Twilio retries)."""
+
+    def __init__(self, reason: str, status: int = 503):
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+@dataclass
+class Search:
+    """What to look for: per part, the digests its words may have in Memory right now."""
+
+    first: Observation  # any part as posted: its source and moment bound the List
+    wanted: dict[int, set[str]]
+    ids: Mapping[int, str] = field(default_factory=dict)  # known already: no List needed
+    keyless: Set[int] = frozenset()  # posted before the ledger kept digests
+
+    @property
+    def unknown(self) -> list[int]:
+        return sorted(p for p in self.wanted if p not in self.ids)
+
+
+def find_parts(
+    editor: ObservationEditor, store_id: str, profile_id: str, search: Search, deadline: Deadline
+) -> dict[int, str]:
+    """The observation id of each part found (known ids included). Raises Unfinished."""
+    found = dict(search.ids)
+    unknown = search.unknown
+    if not unknown:
+        return found
+    left = {p: set(search.wanted[p]) for p in unknown}
+    moment_key = observation_key(search.first)[1:]
+    bare: list[str] = []  # same moment and source, words unknown: for parts with no digest
+    for observation in _listed(editor, store_id, profile_id, search.first, deadline):
+        digest, oid = observation_digest(observation), observation.get("id")
+        if not oid:
+            continue
+        match = next((p for p in sorted(left) if digest in left[p]), None)
+        if match is not None:
+            found[match] = str(oid)
+            del left[match]
+        elif observation_key(observation)[1:] == moment_key:
+            bare.append(str(oid))
+        if not left:
+            break
+    blind = sorted(p for p in left if p in search.keyless)
+    if blind and len(bare) == len(blind):  # posted before digests were kept, and unambiguous
+        found.update(zip(blind, bare, strict=True))
+    return found
+
+
+def _listed(
+    editor: ObservationEditor, store_id: str, profile_id: str, first: Observation, deadline: Deadline
+) -> Any:
+    """Every listed observation of the bridge's source since the message (a generator)."""
+    when = observation_key(first)[1]
+    moment = datetime.fromisoformat(when) if first.get("occurredAt") else None
+    after = (moment - CREATED_SKEW).isoformat().replace("+00:00", "Z") if moment else None
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        page = editor.list_observations(
+            store_id,
+            profile_id,
+            source=str(first.get("source")),
+            created_after=after,
+            order_by="ASC",
+            page_token=token,
+            timeout=time_for_call(deadline),
+        )
+        if not isinstance(page, Accepted):
+            raise Unfinished(said(page))
+        body: dict[str, Any] = page.body if isinstance(page.body, dict) else {}
+        yield from body.get("observations") or []
+        token = (body.get("meta") or {}).get("nextToken")
+        if not token:
+            return
+    raise Unfinished("too many observations to look through")
+
+
+def missing_is_gone(first: Observation, now: Callable[[], datetime]) -> bool:
+    """A part Memory took and does not list: gone for good when the message is older than the lag."""
+    when = observation_key(first)[1]
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:
+        return False
+    return now() - moment > LISTING_LAG
+
+
+def search_for(
+    parts: Set[int], observations: tuple[Observation, ...], keys: Mapping[int, str], ids: Mapping[int, str]
+) -> Search:
+    """Per part: the ledger's digest, and that of the words given (a removal's words, an edit's new
+    ones: what Memory holds if an earlier try of this edit got that far)."""
+    wanted: dict[int, set[str]] = {}
+    for part in parts:
+        digests = {keys[part]} if part in keys else set()
+        if part < len(observations):
+            digests.add(observation_digest(observations[part]))
+        wanted[part] = digests
+    first = observations[0] if observations else {}
+    return Search(
+        first,
+        wanted,
+        {p: i for p, i in ids.items() if p in parts},
+        frozenset(p for p in parts if p not in keys),
+    )
+
+
+def said(outcome: Outcome) -> str:
+    return describe(outcome) if isinstance(outcome, Retryable | Permanent) else "profile moved"
+
+
+def time_for_call(deadline: Deadline) -> float:
+    left = deadline.remaining() - RESERVE_SECONDS
+    if left <= 0:
+        raise Unfinished("out of time")
+    return left
