@@ -52,20 +52,24 @@ def seed_author(
     return str(conversations.add_participant(conversation_sid, sid=sid, **fields))
 
 
+MESSAGE_EVENTS = ("onMessageAdded", "onMessageUpdated", "onMessageRemoved")
+
+
 def seed_event_author(conversations: Any, event: Mapping[str, Any], agents: Iterable[str] = ()) -> None:
-    """Seed the author of the onMessageAdded an API Gateway event carries (anything else: nothing)."""
+    """Seed the author of the message (added, updated or removed) an API Gateway event carries
+    (anything else: nothing)."""
     body = event.get("body")
     # Cheap for what is no message (forged bodies, measured by the hostile-request tests): no parse.
     if not isinstance(body, str) or len(body) > 300_000:
         return
-    if not event.get("isBase64Encoded") and "onMessageAdded" not in body:
+    if not event.get("isBase64Encoded") and not any(kind in body for kind in MESSAGE_EVENTS):
         return
     try:
         text = base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
     except (ValueError, UnicodeDecodeError):
         return
     fields = dict(parse_qsl(text, keep_blank_values=True))
-    if fields.get("EventType") != "onMessageAdded":
+    if fields.get("EventType") not in MESSAGE_EVENTS:
         return
     # A refused seed (hostile fields) leaves Twilio's side empty.
     with contextlib.suppress(Exception):

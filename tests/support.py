@@ -270,6 +270,7 @@ class InMemoryLedger:
                 keys={**base.keys, **settlement.keys},
                 ids={**base.ids, **settlement.ids},
                 edit_done=settlement.edit_done or base.edit_done,
+                posted_at=settlement.at if settlement.accepted and settlement.at else base.posted_at,
             )
         self.records[settlement.message_sid] = updated
         return updated.version

@@ -23,6 +23,7 @@ NAMES = {
     "#remdone": "removal_done",
     "#edited": "edited",
     "#edone": "edit_done",
+    "#pat": "posted_at",
 }
 
 
@@ -117,6 +118,10 @@ def settle_update(settlement: Settlement) -> dict[str, Any]:
         sets.append("#edone = :edone")
         names.append("#edone")
         values[":edone"] = {"S": settlement.edit_done}
+    if settlement.accepted and settlement.at:
+        sets.append("#pat = :pat")
+        names.append("#pat")
+        values[":pat"] = {"N": f"{settlement.at:.3f}"}
     part_attrs: dict[str, str] = {}
     _set_parts("k", settlement.keys, sets, part_attrs, values)
     _set_parts("o", settlement.ids, sets, part_attrs, values)
@@ -280,4 +285,5 @@ def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRec
         ids=by_part("o"),
         edited=text("edited"),
         edit_done=text("edit_done"),
+        posted_at=float((item.get("posted_at") or {}).get("N", 0)),
     )

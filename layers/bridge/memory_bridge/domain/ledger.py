@@ -47,6 +47,7 @@ class LedgerRecord:
     ids: Mapping[int, str] = field(default_factory=dict)
     edited: str | None = None
     edit_done: str | None = None
+    posted_at: float = 0.0  # epoch seconds of the last settle that recorded a part accepted
 
     @property
     def superseded(self) -> bool:
@@ -137,3 +138,4 @@ class Settlement:
     keys: Mapping[int, str] = field(default_factory=dict)
     ids: Mapping[int, str] = field(default_factory=dict)
     edit_done: str | None = None
+    at: float = 0.0  # wall-clock of the settle (epoch seconds): kept as posted_at with accepted parts

@@ -122,6 +122,7 @@ class Books:
                         cleared=frozenset(p),
                         owner=owner,
                         keys=i.digests(p),
+                        at=run.wall_clock(),
                     ),
                 )
                 for i, p in request.pairs()
@@ -145,6 +146,7 @@ class Books:
                         accepted=frozenset(parts),
                         cleared=frozenset(parts),
                         keys=item.digests(parts),
+                        at=self.run.wall_clock(),
                     ),
                 )
                 for item, parts in found

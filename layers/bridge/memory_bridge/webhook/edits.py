@@ -114,7 +114,7 @@ class Editor:
         for part in held:
             oid = found.get(part)
             if oid is None:
-                if part in record.accepted and not missing_is_gone(search.first, self.now):
+                if part in record.accepted and not missing_is_gone(record, search.first, self.now):
                     raise Unfinished("a part Memory took is not listed yet")
                 if part in record.accepted or part >= len(change.observations):
                     change.dropped.append(part)  # Memory dropped it (past its 500, reconciled)
@@ -244,6 +244,7 @@ class Edits:
             keys={p: observation_digest(change.observations[p]) for p in in_memory},
             ids=change.ids,
             edit_done=None if unparked else at,
+            at=self.wall_clock(),
         )
         self.ledger.settle(settlement, timeout=max(deadline.remaining(), 0.05))
         if unparked:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from memory_bridge.deadlines import Deadline
+from memory_bridge.domain.ledger import LedgerRecord
 from memory_bridge.domain.observations import Observation, observation_digest, observation_key
 from memory_bridge.domain.outcomes import Accepted, Outcome, Permanent, Retryable, describe
 from memory_bridge.ports import ObservationEditor
@@ -108,13 +109,16 @@ def _listed(
     raise Unfinished("too many observations to look through")
 
 
-def missing_is_gone(first: Observation, now: Callable[[], datetime]) -> bool:
-    """A part Memory took and does not list: gone for good when the message is older than the lag."""
-    when = observation_key(first)[1]
-    try:
-        moment = datetime.fromisoformat(when)
-    except ValueError:
-        return False
+def missing_is_gone(record: LedgerRecord, first: Observation, now: Callable[[], datetime]) -> bool:
+    """A part Memory took and does not list: gone for good when it was posted longer ago than Memory
+    lags (the ledger's posted_at; for a record from before it was kept, the message's own time)."""
+    if record.posted_at:
+        moment = datetime.fromtimestamp(record.posted_at, UTC)
+    else:
+        try:
+            moment = datetime.fromisoformat(observation_key(first)[1])
+        except ValueError:
+            return False
     return now() - moment > LISTING_LAG
 
 

@@ -141,7 +141,9 @@ def _delete_parts(
         if not (isinstance(gone, Accepted) or observation_gone(gone)):
             raise Unfinished(said(gone))
     missing = [p for p in parts if p in record.accepted and p not in found]
-    if missing and not missing_is_gone(search.first, lambda: datetime.fromtimestamp(wall_clock(), UTC)):
+    if missing and not missing_is_gone(
+        record, search.first, lambda: datetime.fromtimestamp(wall_clock(), UTC)
+    ):
         # Memory took them but does not list them yet: look again later rather than leave them.
         raise Unfinished(f"{len(missing)} accepted part(s) not listed yet")
     # Parts only in doubt and not listed: the post that left them in doubt never landed. Parts Memory

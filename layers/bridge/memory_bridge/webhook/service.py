@@ -254,6 +254,7 @@ class WebhookService:
             outcome=None if unparked else result,
             owner=owner,
             keys={p: observation_digest(observations[p]) for p in delivery.accepted},
+            at=self.wall_clock(),
         )
         try:
             self.ledger.settle(settlement, timeout=max(deadline.remaining(), 0.05))
