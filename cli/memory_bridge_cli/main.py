@@ -7,6 +7,7 @@
   memory-bridge dlq stats|peek|export|replay   the dead-letter queue, for on-call (docs/runbook.md)
   memory-bridge setup ...                store + secret + sam deploy (what `make deploy` runs)
   memory-bridge doctor [--stack-name S]  check a deployed stack (or the local one) end to end
+  memory-bridge erase --address A | --profile-id P   forget one customer (GDPR Art. 17)
 
 Exit codes: 0 done; 1 the work failed (Memory refused, a store failed, a webhook was not 2xx);
 2 a usage or configuration error (the message names the rule and what to do).
@@ -24,7 +25,7 @@ from typing import Any, TextIO
 
 from memory_bridge.config import STORE_ID_PATTERN
 from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
-from memory_bridge_cli import backfill, deploy, dlq, doctor, send
+from memory_bridge_cli import backfill, deploy, dlq, doctor, erase, send
 from memory_bridge_cli.common import (
     Console,
     Parser,
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dlq.register(commands, Parser)
     backfill.register(commands, Parser)
+    erase.register(commands)
     deploy.register(commands)
     doctor.register(commands)
     return parser

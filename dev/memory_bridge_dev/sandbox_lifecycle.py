@@ -74,6 +74,8 @@ def operation_for(method: str, parts: list[str]) -> str:
         return ""
     if len(parts) == 5:
         return {"DELETE": "DeleteProfile"}.get(method, "")
+    if len(parts) == 6 and parts[5] == "Identifiers":
+        return "ListProfileIdentifiers" if method == "GET" else ""
     if len(parts) == 7 and parts[5] == "Observations":
         names = {
             "GET": "FetchProfileObservation",
@@ -156,6 +158,8 @@ class Lifecycle:
         key = (parts[2], profile(method != "GET"))
         if operation == "DeleteProfile":
             return operation, *self.delete_profile(key)
+        if operation == "ListProfileIdentifiers":
+            return operation, *self.identifiers_of(key)
         if not OBSERVATION_ID.match(parts[6]):
             raise schema_error("observationId must match ^mem_observation_[0-7][0-9a-z]{25}$")
         held = self.sandbox.observations.get(key, [])
@@ -210,6 +214,17 @@ class Lifecycle:
             if owner == profile_id or owner in aliases:
                 del sandbox.identifiers[identifier]
         return 202, {"message": "Profile accepted for deletion."}, {}
+
+    def identifiers_of(self, key: Key) -> Answer:
+        """The profile's identifiers, one IdentifierSet per idType, values in the order they were
+        added (what `memory-bridge erase --profile-id` reads to find the customer's conversations)."""
+        store_id, profile_id = key
+        sets: dict[str, list[str]] = {}
+        for (store, id_type, value), owner in self.sandbox.identifiers.items():
+            if store == store_id and self.sandbox.merged.get(owner, owner) == profile_id:
+                sets.setdefault(id_type, []).append(value)
+        found = [{"idType": id_type, "values": values[:100]} for id_type, values in sets.items()]
+        return 200, {"identifiers": found[:50]}, {}
 
     # ---- List Observations -----------------------------------------------------------------
 

@@ -144,8 +144,11 @@ def test_the_lifecycle_routes_answer_as_the_contract_says():
         assert observation_gone(client.delete_observation(store, profile, first))
         assert client.request("GET", f"{base}/{first}/Revisions").status == 404
         assert client.delete_observation(store, profile, "mem_observation_x").status == 400
+        held = client.list_profile_identifiers(store, profile)
+        assert held.body["identifiers"] == [{"idType": "phone", "values": ["+15555550100"]}]
         assert isinstance(client.delete_profile(store, profile), Accepted)
         assert client.delete_profile(store, profile).status == 404
+        assert client.list_profile_identifiers(store, profile).status == 404
         problems = check_everything(sandbox)
         # The empty content is the only request that may break the contract.
         assert [p for p in problems if "request" not in p] == []
@@ -156,6 +159,7 @@ def test_the_lifecycle_routes_answer_as_the_contract_says():
             "ListObservationRevisions",
             "DeleteProfileObservation",
             "DeleteProfile",
+            "ListProfileIdentifiers",
         }
     finally:
         sandbox.close()

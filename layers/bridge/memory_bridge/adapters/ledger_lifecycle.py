@@ -33,9 +33,13 @@ class LedgerLifecycle:
     def _guarded(self, timeout: float, what: str, call: Callable[[], Any]) -> Any:
         raise NotImplementedError
 
-    def tombstone(self, message_sid: str, removed_at: str, now: float, timeout: float) -> LedgerRecord:
-        """Mark the message removed (before Memory is touched); the record as it is now."""
-        request = tombstone_update(removed_at, int(now) + self._expires_after)
+    def tombstone(
+        self, message_sid: str, removed_at: str, now: float, timeout: float, keep_seconds: int | None = None
+    ) -> LedgerRecord:
+        """Mark the message removed (before Memory is touched); the record as it is now. `keep_seconds`
+        (an erasure): the record then expires that long from now, whatever its expiry was."""
+        expires = int(now) + (keep_seconds if keep_seconds is not None else self._expires_after)
+        request = tombstone_update(removed_at, expires, extend=keep_seconds is not None)
         client = self.client
 
         def call() -> Any:

@@ -166,12 +166,15 @@ def version_of(answer: Any) -> int:
     return int(((answer or {}).get("Attributes") or {}).get("version", {}).get("N", 0))
 
 
-def tombstone_update(removed_at: str, expires_at: int) -> dict[str, Any]:
+def tombstone_update(removed_at: str, expires_at: int, *, extend: bool = False) -> dict[str, Any]:
     """onMessageRemoved's tombstone: kept as first written, the version raised (so that a replay
-    that read the record before fails its claim and reads it again), the expiry kept or set."""
+    that read the record before fails its claim and reads it again), the expiry kept or set.
+    `extend` (an erasure) sets the expiry whatever it was: the tombstone must outlive the record's
+    usual life, or a backfill run after it would post the erased customer's past messages again."""
+    expiry = "#exp = :exp" if extend else "#exp = if_not_exists(#exp, :exp)"
     return {
         "UpdateExpression": "SET #rem = if_not_exists(#rem, :at), #ver = if_not_exists(#ver, :zero) + :one, "
-        "#exp = if_not_exists(#exp, :exp)",
+        + expiry,
         "ExpressionAttributeNames": used_names("#rem", "#ver", "#exp"),
         "ExpressionAttributeValues": {
             ":at": {"S": removed_at},

@@ -103,6 +103,13 @@ class MemoryApiClient(TwilioJsonClient):
         path = f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}"
         return self.request("DELETE", path, timeout=timeout)
 
+    def list_profile_identifiers(
+        self, store_id: str, profile_id: str, timeout: float | None = None
+    ) -> Outcome:
+        """Every identifier the profile holds, as IdentifierSets ({idType, values}); a 404 when it is gone."""
+        path = f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/Identifiers"
+        return self.request("GET", path, timeout=timeout)
+
     # ---- stores and operations (control plane) ------------------------------------------
 
     def create_store(self, display_name: str, description: str | None = None) -> Outcome:

@@ -155,32 +155,29 @@ class _Run:
         self.in_doubt = set(self.plan.check)
 
     def deliver(self) -> Delivery:
-        rules, who, attempts = self.rules, self.prepared.who, self.attempts
+        who, attempts = self.prepared.who, self.attempts
         to_post = list(self.plan.post)
         if self.prepared.unresolved is not None or who is None:
             unresolved = self.prepared.unresolved or Permanent(status=0, message="no speaker")
             return self.park("resolve_speaker", unresolved, to_post, None)
         profile_id = self.profiles.get(who)
+        cached = profile_id is not None
         if profile_id is None and to_post:
-            resolved = attempts.run(
-                lambda: resolve_profile(
-                    self.memory,
-                    rules.store_id,
-                    who,
-                    rules.trait_group,
-                    attempts.call_timeout,
-                    created=self.created,
-                )
-            )
+            resolved = self.resolve()
             if isinstance(resolved, Retryable | Permanent):
                 return self.park("resolve_profile", resolved, to_post, None)
-            assert isinstance(resolved, str)
             profile_id = resolved
-            self.profiles.put(who, profile_id)
         posted = 0
         for batch in batches(to_post):
             assert profile_id is not None
             outcome, profile_id = self.post_following_merge(profile_id, batch)
+            if cached and _vanished(outcome):
+                # The cached profile was deleted since (`memory-bridge erase --whole-profile`): look
+                # the customer up again, once, rather than park a message Memory would take.
+                cached, fresh = False, self.resolve()
+                if isinstance(fresh, Retryable | Permanent):
+                    return self.park("resolve_profile", fresh, to_post[posted:], None)
+                outcome, profile_id = self.post_following_merge(fresh, batch)
             if not isinstance(outcome, Accepted):
                 failure = outcome if isinstance(outcome, Retryable | Permanent) else _unexpected(outcome)
                 return self.park("post_observations", failure, to_post[posted:], profile_id, tried=batch)
@@ -194,6 +191,26 @@ class _Run:
             )
             return self.park("post_observations", doubt, [], profile_id)
         return self.report(Posted(observations=posted, requests=attempts.calls))
+
+    def resolve(self) -> str | Failure:
+        """Lookup, else resolve-or-create; the profile id is cached for the container."""
+        rules, who, attempts = self.rules, self.prepared.who, self.attempts
+        assert who is not None
+        resolved = attempts.run(
+            lambda: resolve_profile(
+                self.memory,
+                rules.store_id,
+                who,
+                rules.trait_group,
+                attempts.call_timeout,
+                created=self.created,
+            )
+        )
+        if isinstance(resolved, Retryable | Permanent):
+            return resolved
+        assert isinstance(resolved, str)
+        self.profiles.put(who, resolved)
+        return resolved
 
     def post_following_merge(self, profile_id: str, batch: Sequence[int]) -> tuple[Outcome | str, str]:
         """POST one batch; on 308 + Canonical-Profile-Id follow the canonical profile once.
@@ -262,6 +279,11 @@ class _Run:
         except QueueUnavailable as error:
             return self.report(Unparked(str(error)))
         return self.report(Parked(kind=kind, stage=stage, status=failure.status, code=failure.code))
+
+
+def _vanished(outcome: Outcome | str) -> bool:
+    """404 Not Found (20404) on a post: the profile is gone (deleted, or never in this store)."""
+    return isinstance(outcome, Permanent) and outcome.status == 404 and outcome.code == 20404
 
 
 def _unexpected(outcome: Outcome | str) -> Permanent:
