@@ -49,6 +49,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -56,7 +57,7 @@ import boto3
 import urllib3
 
 from memory_bridge.domain.signature import compute_signature
-from memory_bridge_dev import crash_points, soak_backfill
+from memory_bridge_dev import crash_points, soak_backfill, soak_lifecycle
 from memory_bridge_dev.customer_chats import BUSINESS_NUMBER, Chat, RestSeeder, message_params
 from memory_bridge_dev.parking import free_port
 
@@ -166,7 +167,10 @@ class Senders:
         )
 
     def deliver(self, sid: str, customer: int) -> None:
-        params = self.params(sid, customer)
+        self.post(self.params(sid, customer), sid)
+
+    def post(self, params: list[tuple[str, str]], sid: str) -> None:
+        """Sign and send one webhook; retry a non-2xx as Twilio does, and give up after a few."""
         body = urlencode(params).encode()
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
@@ -421,6 +425,17 @@ def soak(
     if soak_backfill.after_heal(state, aws_client("dynamodb", info), info["idempotency_table"], backfills):
         rounds += heal_and_replay(state, sandbox)
     accounting, doubled, trail = account(state, info, plan, chats, history)
+    own = [sid for sid in plan.sids if sid not in plan.by_agent]
+    hooks = SimpleNamespace(
+        run_cli=run_cli,
+        heal_and_replay=heal_and_replay,
+        sequential_faults=sequential_faults,
+        customer_number=customer_number,
+        observations=lambda i: urllib3.request(
+            "GET", f"{i['sandbox_url']}/__sandbox/observations?storeId={i['store_id']}"
+        ).json()["observations"],
+    )
+    lifecycle = soak_lifecycle.run(senders, own, plan.customer_of, rng, info, state, args.fault_rate, hooks)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "messages": args.messages,
@@ -451,6 +466,7 @@ def soak(
         "history_delivered_live": len(live),
         "backfill_runs": backfills.runs,
         "accounting": accounting,
+        "lifecycle": lifecycle,
         "doubled_examples": doubled[:10],
         "doubled_requests": trail,
         "seconds": round(time.monotonic() - started, 1),
@@ -744,6 +760,7 @@ def write_and_report(result: dict[str, Any], senders: Senders, messages: int) ->
         and accounting["non_customer_identifiers_sent"] == 0
         and senders.twilio_timeouts == 0
         and soak_backfill.accounting_ok(accounting["history"], result["history_agent_messages"])
+        and result["lifecycle"]["ok"]
     )
     print("\nmemory-bridge soak — accounting per message id")
     print(f"  posted once             {accounting['posted_once']:>6}")
@@ -771,6 +788,7 @@ def write_and_report(result: dict[str, Any], senders: Senders, messages: int) ->
         f"senders that gave up: {len(senders.gave_up)}"
     )
     print_backfill(result)
+    soak_lifecycle.print_result(result["lifecycle"])
     killed = Counter(run["killed"] for run in result["killed_replays"])
     print(
         f"  faults: AWS windows {result['aws_fault_windows']}; {result['dlq_duplicates']} envelopes on the "
