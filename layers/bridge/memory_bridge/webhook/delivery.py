@@ -23,6 +23,7 @@ from memory_bridge.domain.observations import batches
 from memory_bridge.domain.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
 from memory_bridge.ports import DeadLetterSink, ObservationWriter, QueueUnavailable
 from memory_bridge.profiles import ProfileCache, resolve_profile
+from memory_bridge.room import NoRoom, ProfileFull, Room
 from memory_bridge.webhook.preparing import DeliveryRules, Prepared, Skipped, prepare
 
 # prepare, Prepared, Skipped and DeliveryRules live in preparing.py; the service imports them from here.
@@ -81,6 +82,11 @@ class Delivery:
     accepted: frozenset[int] = frozenset()  # Memory answered 202
     in_doubt: frozenset[int] = frozenset()  # may be in Memory: a timeout, a dropped connection
     profiles_created: int = 0
+    # Memory's limit per profile (room.py): ObservationsEvicted, ProfileNearLimit, ProfilesFull.
+    room_metrics: tuple[tuple[str, int], ...] = ()
+
+    def metrics(self) -> list[tuple[str, int]]:
+        return [(n, v) for n, v in (("ProfilesCreated", self.profiles_created), *self.room_metrics) if v]
 
 
 class _Attempts:
@@ -125,10 +131,11 @@ def deliver(
     plan: PartsPlan | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
+    room: Room | None = None,
 ) -> Delivery:
     plan = plan or PartsPlan(post=tuple(range(len(prepared.observations))))
     run = _Run(
-        prepared, rules, memory, profiles, dead_letters, deadline, plan, now, _Attempts(deadline, sleep)
+        prepared, rules, memory, profiles, dead_letters, deadline, plan, now, _Attempts(deadline, sleep), room
     )
     return run.deliver()
 
@@ -146,7 +153,9 @@ class _Run:
     plan: PartsPlan
     now: Callable[[], datetime]
     attempts: _Attempts
+    room: Room | None = None
     accepted: set[int] = field(default_factory=set)
+    metrics: dict[str, int] = field(default_factory=dict)  # Memory's limit: room.py's counts
     created: list[str] = field(default_factory=list)  # profiles this delivery made
     # An earlier delivery may have posted these: park, never post blind.
     in_doubt: set[int] = field(init=False)
@@ -180,7 +189,10 @@ class _Run:
         posted = 0
         for batch in batches(to_post):
             assert profile_id is not None
-            outcome, profile_id = self.post_following_merge(profile_id, batch)
+            outcome, profile_id = self.post_with_room(profile_id, batch)
+            if isinstance(outcome, ProfileFull | NoRoom):
+                stage: Stage = "profile_full" if isinstance(outcome, ProfileFull) else "make_room"
+                return self.park(stage, outcome.failure, to_post[posted:], profile_id)
             if not isinstance(outcome, Accepted):
                 failure = outcome if isinstance(outcome, Retryable | Permanent) else _unexpected(outcome)
                 return self.park("post_observations", failure, to_post[posted:], profile_id, tried=batch)
@@ -194,6 +206,16 @@ class _Run:
             )
             return self.park("post_observations", doubt, [], profile_id)
         return self.report(Posted(observations=posted, requests=attempts.calls))
+
+    def post_with_room(
+        self, profile_id: str, batch: Sequence[int]
+    ) -> tuple[Outcome | str | ProfileFull | NoRoom, str]:
+        """Post the batch within Memory's limit per profile (room.py), when a limit is set."""
+        if self.room is None:
+            return self.post_following_merge(profile_id, batch)
+        post = lambda: self.post_following_merge(profile_id, batch)  # noqa: E731
+        store, timeout = self.rules.store_id, self.attempts.call_timeout
+        return self.room.post_within(store, profile_id, len(batch), post, timeout, self.metrics)
 
     def post_following_merge(self, profile_id: str, batch: Sequence[int]) -> tuple[Outcome | str, str]:
         """POST one batch; on 308 + Canonical-Profile-Id follow the canonical profile once.
@@ -224,7 +246,13 @@ class _Run:
         return outcome, profile_id
 
     def report(self, result: DeliveryResult) -> Delivery:
-        return Delivery(result, frozenset(self.accepted), frozenset(self.in_doubt), len(self.created))
+        return Delivery(
+            result,
+            frozenset(self.accepted),
+            frozenset(self.in_doubt),
+            len(self.created),
+            tuple(self.metrics.items()),
+        )
 
     def park(
         self,

@@ -36,6 +36,7 @@ from memory_bridge.ports import (
     ProfileDirectory,
 )
 from memory_bridge.profiles import ProfileCache, lookup_profile
+from memory_bridge.room import Room
 from memory_bridge.webhook.answers import Answer, response
 from memory_bridge.webhook.delivery import RESERVE_SECONDS, Prepared, Skipped
 
@@ -65,6 +66,7 @@ class Removals:
     metrics: MetricsSink
     logger: KeyedLogger
     wall_clock: Callable[[], float]
+    room: Room | None = None  # Memory's limit per profile: what a removal deletes is given back
 
     def remove(self, prepared: Prepared | Skipped, message: MessageAdded, deadline: Deadline) -> Answer:
         metrics, logger, sid = self.metrics, self.logger, message.message_sid
@@ -94,6 +96,7 @@ class Removals:
                 self.profiles,
                 deadline,
                 self.wall_clock,
+                self.room,
             )
             self.ledger.finish_removal(sid, timeout=max(deadline.remaining(), 0.05))
         except Unfinished as unfinished:
@@ -123,6 +126,7 @@ def _delete_parts(
     profiles: ProfileCache,
     deadline: Deadline,
     wall_clock: Callable[[], float],
+    room: Room | None = None,
 ) -> int:
     """Delete what Memory holds of the message; the number of observations deleted. Raises Unfinished."""
     if record.leased_to_another("", wall_clock()):
@@ -144,16 +148,34 @@ def _delete_parts(
     wanted = Counter(observation_key(prepared.observations[p]) for p in parts)
     found = _find(editor, store_id, profile_id, prepared, wanted, deadline)
     accepted = len([p for p in parts if p in record.accepted])
-    for observation_id in found:
-        gone = editor.delete_observation(store_id, profile_id, observation_id, timeout=_timeout(deadline))
-        if not (isinstance(gone, Accepted) or observation_gone(gone)):
-            raise Unfinished(_said(gone))
+    _delete_found(editor, store_id, profile_id, found, deadline, room)
     missing = accepted - len(found)
     if missing > 0:
         # Memory took them but does not list them yet: look again later rather than leave them.
         raise Unfinished(f"{missing} accepted part(s) not listed yet")
     # Parts only in doubt and not listed: the post that left them in doubt never landed.
     return len(found)
+
+
+def _delete_found(
+    editor: ObservationEditor,
+    store_id: str,
+    profile_id: str,
+    found: list[str],
+    deadline: Deadline,
+    room: Room | None,
+) -> None:
+    """DELETE each; what Memory accepted is given back to the profile's count (Memory's limit)."""
+    deleted = 0
+    try:
+        for observation_id in found:
+            gone = editor.delete_observation(store_id, profile_id, observation_id, timeout=_timeout(deadline))
+            if not (isinstance(gone, Accepted) or observation_gone(gone)):
+                raise Unfinished(_said(gone))
+            deleted += isinstance(gone, Accepted)  # one already gone was given back by whoever deleted it
+    finally:
+        if room is not None:
+            room.give_back(profile_id, deleted, lambda: min(deadline.remaining(), 0.5))
 
 
 def _find(
