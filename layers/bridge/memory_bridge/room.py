@@ -55,6 +55,8 @@ class NoRoom:
 
 
 RoomResult = Reserved | ProfileFull | NoRoom
+# What post_within counts, for the webhook's metrics (the replay reports the same names).
+ROOM_METRICS = ("ObservationsEvicted", "ProfileNearLimit", "ProfilesFull")
 Timeout = Callable[[], float | None]  # seconds for the next call (Memory's; the count's at most 0.5)
 # The count's UpdateItem waits at most this long, like the webhook's claim (DynamoDB answers in ms).
 COUNT_TIMEOUT_SECONDS = 0.5
