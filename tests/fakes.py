@@ -19,7 +19,7 @@ from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.observations import Observation
 from memory_bridge.domain.outcomes import OBSERVATION_NOT_FOUND, Accepted, Failure, Outcome, Permanent
 from memory_bridge.domain.speakers import AgentMessages, AgentRules, Participant, Roster
-from memory_bridge.ports import QueuedMessage, QueueUnavailable, StaticCredentials
+from memory_bridge.ports import LedgerUnavailable, QueuedMessage, QueueUnavailable, StaticCredentials
 from memory_bridge.speaking import RosterCache, SpeakerRules, Speakers
 from tests.support import FakeClock, InMemoryLedger, ListSink, RecordingMetrics, ScriptedMemory
 
@@ -244,6 +244,27 @@ class FakeQueue:
 FakeLedger = InMemoryLedger
 
 
+@dataclass
+class FakeProfileCounter:
+    """The ledger's count per profile (ports.ProfileCounter): ADD, never below 0 on a give-back (a
+    refused one leaves the count as it is, as the table's condition does). `down` raises; `calls`
+    holds every (profile, count) added."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    down: bool = False
+
+    def add_observations(self, profile_id: str, count: int, timeout: float) -> int:
+        if self.down:
+            raise LedgerUnavailable("ledger down (fake)")
+        self.calls.append((profile_id, count))
+        now = self.counts.get(profile_id, 0) + count
+        if now < 0:
+            return self.counts.get(profile_id, 0)
+        self.counts[profile_id] = now
+        return now
+
+
 # port (memory_bridge.ports) → its fake
 @dataclass
 class FakeConversations:
@@ -313,6 +334,7 @@ FAKES: dict[str, type] = {
     "ReplayQueue": FakeQueue,
     "DeliveryLedger": FakeLedger,
     "ReplayLedger": FakeLedger,
+    "ProfileCounter": FakeProfileCounter,
     "MetricsSink": RecordingMetrics,
     "KeyedLogger": type(None),  # filled below: the stdlib adapter is the fake (no I/O but a log line)
 }
@@ -325,6 +347,7 @@ __all__ = [
     "FakeConversations",
     "FakeLedger",
     "FakeMemory",
+    "FakeProfileCounter",
     "FakeQueue",
     "ListSink",
     "RecordingMetrics",

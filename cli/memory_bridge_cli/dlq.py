@@ -117,7 +117,13 @@ def ledger_location(args: argparse.Namespace) -> tuple[str, Any]:
 
 
 # The stack's parameters that set what the replay must do as the functions do.
-STACK_REPLAY_PARAMETERS = {"RedactSensitiveNumbers": "REDACT_SENSITIVE_NUMBERS", "RedactMode": "REDACT_MODE"}
+STACK_REPLAY_PARAMETERS = {
+    "RedactSensitiveNumbers": "REDACT_SENSITIVE_NUMBERS",
+    "RedactMode": "REDACT_MODE",
+    # Memory's limit per profile: a replay by hand posts within it as the functions do.
+    "ProfileObservationLimit": "PROFILE_OBSERVATION_LIMIT",
+    "ProfileFullPolicy": "PROFILE_FULL_POLICY",
+}
 
 
 def replay_environment(args: argparse.Namespace) -> tuple[dict[str, str], str]:

@@ -195,6 +195,11 @@ class LocalStack:
         # The functions read each conversation's participants from the Conversations sandbox (set here
         # too, so that it holds whether or not this template maps the parameter to the variable).
         environment["CONVERSATIONS_API_BASE_URL"] = conversations_url
+        # Memory's limit per profile from the shell, to meet the sandbox's small one
+        # (POST /__sandbox/observation-rules {"profileFull": "refuse", "limit": 5}); else the template's.
+        for name in ("PROFILE_OBSERVATION_LIMIT", "PROFILE_FULL_POLICY"):
+            if os.environ.get(name):
+                environment[name] = os.environ[name]
         os.environ.update(environment)
         os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "WebhookFunction")
         proxies: dict[str, Any] = {}

@@ -616,9 +616,11 @@ def emitted_metric_names() -> set[str]:
     from typing import get_args, get_type_hints
 
     from memory_bridge.replay import ReplayOptions, ReplaySummary, replay_metrics
+    from memory_bridge.replay.summary import ReplayCounts
+    from memory_bridge.room import ROOM_METRICS
     from memory_bridge.webhook import REDACTION_METRICS
     from memory_bridge.webhook.answers import SPEAKER_METRICS, skipped_metric
-    from memory_bridge.webhook.delivery import Skipped
+    from memory_bridge.webhook.delivery import Delivery, Skipped
 
     source = "\n".join(p.read_text() for p in (ROOT / "layers" / "bridge" / "memory_bridge").rglob("*.py"))
     names: set[str] = set()
@@ -629,6 +631,12 @@ def emitted_metric_names() -> set[str]:
     names.update(skipped_metric(r) for group in reasons for r in group)
     names.update(SPEAKER_METRICS.values())
     names.update(replay_metrics(ReplaySummary(ReplayOptions(max_attempts=4), reached_end=True)))
+    # Memory's limit per profile: reported only when non-zero, by the replay and the webhook alike.
+    full = ReplayCounts(evicted=1, profile_full=1, near_limit=1)
+    names.update(replay_metrics(ReplaySummary(ReplayOptions(), counts=full)))
+    # The webhook's delivery counts (Delivery.metrics): profiles made, and Memory's limit's.
+    made = Delivery(Skipped("empty"), profiles_created=1, room_metrics=tuple((n, 1) for n in ROOM_METRICS))
+    names.update(name for name, _ in made.metrics())
     return names
 
 
@@ -666,6 +674,7 @@ def test_what_pages_by_default_and_when_the_schedule_is_off():
         "SignatureRejectedAlarm",
         "WebhookFailuresAlarm",
         "ScheduledReplayFailingAlarm",
+        "ProfilesFullAlarm",
     }
     # The first transient park pages nobody while the schedule replays it; with no schedule, it does.
     off = alarms(parameter_values(ScheduledReplay="disabled"))
@@ -674,8 +683,33 @@ def test_what_pages_by_default_and_when_the_schedule_is_off():
         "DeadLetterAgeAlarm",
         "SignatureRejectedAlarm",
         "WebhookFailuresAlarm",
+        "ProfilesFullAlarm",
     }
     assert off["DeadLetterDepthAlarm"]["Threshold"] == 1
+
+
+def test_the_profiles_full_alarm_pages_once_for_every_full_profile():
+    """ProfileFullPolicy=park: one alarm on ProfilesFull, which counts a message the first time it
+    finds its profile full (the replay's re-checks are not counted again), over an hour."""
+    alarm = alarms(parameter_values())["ProfilesFullAlarm"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == ("ProfilesFull", "Sum", 1)
+    assert (alarm["Period"], alarm["TreatMissingData"]) == (3600, "notBreaching")
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PROFILE_OBSERVATION_LIMIT"] == {"Ref": "ProfileObservationLimit"}
+    assert variables["PROFILE_FULL_POLICY"] == {"Ref": "ProfileFullPolicy"}
+    parameters = TEMPLATE["Parameters"]
+    assert (parameters["ProfileObservationLimit"]["Default"], parameters["ProfileFullPolicy"]["Default"]) == (
+        500,
+        "keep-latest",
+    )
+    assert parameters["ProfileFullPolicy"]["AllowedValues"] == ["keep-latest", "park"]
+    assert (
+        parameters["ProfileObservationLimit"]["MinValue"],
+        parameters["ProfileObservationLimit"]["MaxValue"],
+    ) == (
+        0,
+        10_000,
+    )
 
 
 def test_every_alarm_points_at_its_runbook_section_and_notifies_the_topic():
@@ -729,7 +763,7 @@ def test_by_default_every_alarm_notifies_a_topic_the_stack_makes():
     assert RESOURCES["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
     assert present("AlarmTopic", defaults)
     found = every_alarm_in_each_schedule_state()
-    assert len(found) == 9
+    assert len(found) == 11
     for name, alarm, values in found:
         assert resolved_deep(alarm["AlarmActions"], values) == [{"Ref": "AlarmTopic"}], name
     # No address, no subscription: the output names the topic to subscribe to.
@@ -812,7 +846,7 @@ def test_each_stack_writes_and_reads_only_its_own_metrics():
         assert metric["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}], name
     widgets = [w["properties"] for w in dashboard()["widgets"]]
     shown = [m for w in widgets if w.get("metrics") for m in w["metrics"] if m[0] not in AWS_NAMESPACES]
-    assert len(shown) == 25
+    assert len(shown) == 28
     assert all(m[0] == namespace and m[2:4] == ["service", "<AWS::StackName>"] for m in shown), shown
     [text] = [w["markdown"] for w in widgets if "markdown" in w]
     assert "service <AWS::StackName>" in text
@@ -896,6 +930,7 @@ def test_the_dashboard_shows_the_bridges_health():
         "Messages by speaker",
         "Profiles created",
         "Conversations API: participants read, speakers unresolved",
+        "Memory's limit per profile (ProfileObservationLimit, ProfileFullPolicy)",
     }
 
     def names(title: str) -> set[str]:
@@ -932,6 +967,11 @@ def test_the_dashboard_shows_the_bridges_health():
     assert names("Conversations API: participants read, speakers unresolved") == {
         "ParticipantsRead",
         "SpeakerUnresolved",
+    }
+    assert names("Memory's limit per profile (ProfileObservationLimit, ProfileFullPolicy)") == {
+        "ProfileNearLimit",
+        "ObservationsEvicted",
+        "ProfilesFull",
     }
     # Every MemoryBridge metric on it is one the code emits, under its service dimension.
     emitted = emitted_metric_names()

@@ -15,14 +15,14 @@ from urllib.parse import urlsplit
 from memory_bridge.api_urls import MEMORY_API_URL_PATTERN as MEMORY_API_URL_PATTERN
 from memory_bridge.api_urls import require_api_url
 from memory_bridge.domain.attribution import MAX_BASE_SOURCE
+from memory_bridge.domain.profile_limit import DEFAULT_LIMIT, ProfileLimit, parse_limit, parse_policy
 from memory_bridge.domain.redaction import KINDS, RedactionRules, parse_kinds, parse_mode
 from memory_bridge.domain.speakers import AGENT_MESSAGES, AgentMessages, AgentRules
 
 T = TypeVar("T")
 
 STORE_ID_PATTERN = re.compile(r"^mem_(store|service)_[0-7][0-9a-z]{25}$")
-# The Memory API's pattern for an observation's `source` (ObservationCore.source).
-SOURCE_PATTERN = re.compile(r"^[a-zA-Z0-9 _.-]+$")
+SOURCE_PATTERN = re.compile(r"^[a-zA-Z0-9 _.-]+$")  # Memory's for an observation's `source`
 ID_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,30}$")
 TRAIT_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -61,6 +61,7 @@ class Settings:
     secret_refresh_interval_seconds: float = 5.0
     # Sensitive numbers replaced (or whole messages skipped) before anything leaves the webhook.
     redaction: RedactionRules = field(default_factory=RedactionRules)
+    profile_limit: ProfileLimit = field(default_factory=ProfileLimit)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -86,6 +87,7 @@ class Settings:
             secret_refresh_interval_seconds=read.number("SECRET_REFRESH_INTERVAL_SECONDS", 5.0, 0, 300),
             idempotency_ttl_seconds=_ledger_ttl(read),
             redaction=_redaction(read),
+            profile_limit=_profile_limit(read),
         )
 
 
@@ -122,17 +124,16 @@ REPLAY_VARIABLES = (
     "AGENT_ATTRIBUTE",
     "OBSERVATION_SOURCE",
     "CHAT_ID_TYPE",
+    "PROFILE_OBSERVATION_LIMIT",  # Memory's limit per profile: replay and backfill keep it as the webhook
+    "PROFILE_FULL_POLICY",
 )
 
 
 @dataclass(frozen=True)
 class ReplaySettings:
-    """What the replay engine is built from, for the ReplayFunction and the CLI alike.
-
-    The function has every variable; the CLI finds the queue, the table and the Memory client its
-    own way (flags, the stack's outputs, the local stack) and passes them in, so here only the
-    settings that must match the stack's are read: the ledger's TTL and what is redacted.
-    """
+    """What the replay engine is built from, for the ReplayFunction and the CLI alike. The function has
+    every variable; the CLI finds the queue, the table and the Memory client its own way (flags, the
+    stack's outputs, the local stack), so it reads only what must match the stack (REPLAY_VARIABLES)."""
 
     redaction_kinds: frozenset[str] = frozenset(KINDS)
     # The whole rule (kinds and mode), for the backfill, which prepares messages as the webhook does.
@@ -148,10 +149,12 @@ class ReplaySettings:
     speakers: SpeakerSettings = field(default_factory=lambda: SpeakerSettings())
     observation_source: str = DEFAULT_OBSERVATION_SOURCE
     chat_id_type: str = "chat_identity"
+    profile_limit: ProfileLimit = field(default_factory=ProfileLimit)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplaySettings:
         return cls(
+            profile_limit=settings.profile_limit,
             speakers=settings.speakers,
             observation_source=settings.observation_source,
             chat_id_type=settings.chat_id_type,
@@ -168,8 +171,7 @@ class ReplaySettings:
 
     @classmethod
     def for_operator(cls, env: Mapping[str, str]) -> ReplaySettings:
-        """The CLI's: the stack's REDACT_SENSITIVE_NUMBERS and IDEMPOTENCY_TTL_SECONDS (from `env`,
-        which the CLI fills from the stack, the local stack or its own environment); no target store."""
+        """The CLI's: REPLAY_VARIABLES from `env` (the stack, the local stack, the shell); no target."""
         read = _Reader(env)
         redaction = _redaction(read)
         return cls(
@@ -180,6 +182,7 @@ class ReplaySettings:
             speakers=SpeakerSettings.read(read),
             observation_source=_observation_source(read),
             chat_id_type=read.matching("CHAT_ID_TYPE", "chat_identity", ID_TYPE_PATTERN),
+            profile_limit=_profile_limit(read),
         )
 
 
@@ -273,6 +276,11 @@ def _observation_source(read: _Reader) -> str:
             f"got {source!r}"
         )
     return source
+
+
+def _profile_limit(read: _Reader) -> ProfileLimit:
+    limit = read.parsed("PROFILE_OBSERVATION_LIMIT", str(DEFAULT_LIMIT), parse_limit)
+    return ProfileLimit(limit, read.parsed("PROFILE_FULL_POLICY", "keep-latest", parse_policy))
 
 
 def _ledger_ttl(read: _Reader) -> int:

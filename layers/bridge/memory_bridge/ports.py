@@ -15,6 +15,7 @@ in-memory fake of each, so that a flow's unit tests need no socket.
   ReplayQueue           dead_letters.DeadLetterQueue           FakeQueue
   DeliveryLedger        ledger_table.LedgerTable               FakeLedger
   ReplayLedger          ledger_table.LedgerTable               FakeLedger
+  ProfileCounter        profile_counts.ProfileCountTable       FakeProfileCounter
   MetricsSink           Powertools' Metrics                    RecordingMetrics
   KeyedLogger           Powertools' Logger                     webhook.answers.stdlib_logger
   Clock, Sleep          time.monotonic, time.sleep             FakeClock
@@ -247,6 +248,15 @@ class ReplayLedger(Protocol):
     ) -> dict[str, int]: ...
 
     def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> dict[str, int]: ...
+
+
+class ProfileCounter(Protocol):
+    """Observations the bridge wrote per profile (issue 22, Memory's 500 limit), kept in the ledger
+    table. Raises LedgerUnavailable."""
+
+    def add_observations(self, profile_id: str, count: int, timeout: float) -> int:
+        """Add `count` (negative: give back, never below 0) and return the profile's count now."""
+        ...
 
 
 # ---- observability ----------------------------------------------------------------------------

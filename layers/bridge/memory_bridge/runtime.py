@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics
@@ -19,15 +19,18 @@ from memory_bridge.adapters.conversations_api import ConversationsApiClient
 from memory_bridge.adapters.dead_letters import DeadLetterQueue, SqsDeadLetterQueue
 from memory_bridge.adapters.ledger_table import LedgerTable, replay_dynamodb_client
 from memory_bridge.adapters.memory_api import MemoryApiClient
+from memory_bridge.adapters.profile_counts import ProfileCountTable
 from memory_bridge.adapters.secrets import CachedCredentials, secrets_manager_fetcher
 from memory_bridge.config import ConfigError, ReplaySettings, Settings, SpeakerSettings
+from memory_bridge.domain.profile_limit import ProfileLimit, bridge_sources
 from memory_bridge.profiles import ProfileCache
+from memory_bridge.room import Room
 from memory_bridge.speaking import RosterCache, SpeakerRules, Speakers
 from memory_bridge.webhook import WebhookService
 from memory_bridge.webhook.delivery import DeliveryRules
 
 if TYPE_CHECKING:
-    from memory_bridge.ports import CredentialsSource, ReplayMemory, ReplayQueue
+    from memory_bridge.ports import CredentialsSource, ObservationEditor, ReplayMemory, ReplayQueue
     from memory_bridge.replay import ReplayEngine
     from memory_bridge.replay.context import Progress
 
@@ -57,6 +60,9 @@ def build_webhook_service(settings: Settings) -> WebhookService:
         connect_timeout=settings.memory_connect_timeout_seconds,
         read_timeout=settings.memory_read_timeout_seconds,
     )
+    ledger = LedgerTable(
+        settings.idempotency_table, settings.idempotency_ttl_seconds, client_factory=lean_dynamodb_client
+    )
     return WebhookService(
         rules=DeliveryRules(
             store_id=settings.memory_store_id,
@@ -75,9 +81,8 @@ def build_webhook_service(settings: Settings) -> WebhookService:
         profiles=ProfileCache(ttl=settings.profile_cache_ttl_seconds),
         # The failure path's queue client costs nothing to build (no boto3): made on first use all the same.
         dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url, client_factory=lean_sqs_client),
-        ledger=LedgerTable(
-            settings.idempotency_table, settings.idempotency_ttl_seconds, client_factory=lean_dynamodb_client
-        ),
+        ledger=ledger,
+        room=build_room(settings.profile_limit, ledger, memory, settings.observation_source),
         metrics=metrics,
         logger=logger,
         speakers=build_speakers(
@@ -88,6 +93,16 @@ def build_webhook_service(settings: Settings) -> WebhookService:
             read_timeout=settings.memory_read_timeout_seconds,
         ),
     )
+
+
+def build_room(
+    limit: ProfileLimit, ledger: LedgerTable, editor: ObservationEditor | None, source: str
+) -> Room | None:
+    """Memory's limit per profile (issue 22): the count in the ledger's table, the oldest deleted
+    through `editor`; None when PROFILE_OBSERVATION_LIMIT is 0 (no count, no extra call)."""
+    if not limit.on:
+        return None
+    return Room(limit, ProfileCountTable(ledger), editor, bridge_sources(source))
 
 
 def build_speakers(
@@ -232,14 +247,18 @@ def build_replay_engine(
             settings.memory_api_base_url, credentials, connect_timeout=3.0, read_timeout=15.0
         )
         speakers = speakers or build_speakers(settings.speakers, settings.chat_id_type, credentials)
+    ledger = LedgerTable(
+        table,
+        settings.idempotency_ttl_seconds,
+        client_factory=ledger_client_factory or replay_dynamodb_client,
+    )
+    # The replay's client makes room too (List, DELETE); a Memory without those posts unlimited.
+    editor = cast("ObservationEditor", memory) if hasattr(memory, "delete_observation") else None
     return ReplayEngine(
         queue,
         memory,
-        ledger=LedgerTable(
-            table,
-            settings.idempotency_ttl_seconds,
-            client_factory=ledger_client_factory or replay_dynamodb_client,
-        ),
+        ledger=ledger,
+        room=build_room(settings.profile_limit, ledger, editor, settings.observation_source),
         # After a wrong MemoryStoreId was fixed and redeployed, what was parked against the old
         # store is replayed to the right one (the function's; the CLI's only with --store).
         target_store=settings.target_store,

@@ -73,6 +73,10 @@ class LedgerTable(LedgerLifecycle):
         self.calls = 0
 
     @property
+    def expires_after(self) -> int:
+        return self._expires_after
+
+    @property
     def client(self) -> Any:
         if self._client is None:
             self._client = self._client_factory()
@@ -228,6 +232,10 @@ class LedgerTable(LedgerLifecycle):
         return versions
 
     # ---- shared ----------------------------------------------------------------------
+
+    def guarded(self, timeout: float, what: str, call: Callable[[], Any]) -> Any:
+        """Run `call` (on this table's client) under the deadline; LedgerUnavailable on any failure."""
+        return self._guarded(timeout, what, call)
 
     def _guarded(self, timeout: float, what: str, call: Callable[[], Any]) -> Any:
         try:

@@ -10,9 +10,17 @@ from memory_bridge.domain.outcomes import Failure, Permanent
 from memory_bridge.domain.speakers import KINDS, SpeakerKind
 
 # resolve_speaker: the conversation's participants could not be read (the Conversations API);
-# resolve_profile: the customer's profile could not be found or made; post_observations: Memory refused.
-Stage = Literal["resolve_speaker", "resolve_profile", "post_observations"]
-STAGES: tuple[Stage, ...] = ("resolve_speaker", "resolve_profile", "post_observations")
+# resolve_profile: the customer's profile could not be found or made; post_observations: Memory refused;
+# make_room: the oldest could not be deleted to make room on a full profile; profile_full: the profile
+# is full and PROFILE_FULL_POLICY is park (issue 22).
+Stage = Literal["resolve_speaker", "resolve_profile", "post_observations", "make_room", "profile_full"]
+STAGES: tuple[Stage, ...] = (
+    "resolve_speaker",
+    "resolve_profile",
+    "post_observations",
+    "make_room",
+    "profile_full",
+)
 
 
 class MalformedEnvelope(ValueError):

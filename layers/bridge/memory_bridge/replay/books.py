@@ -227,7 +227,11 @@ class Books:
         rest = _rest(item)
         again = rest.failed_again(FailureRecord.from_outcome(stage, failure), kind, run.now())
         max_attempts = run.options.max_attempts
-        if max_attempts is not None and (kind == "permanent" or again.failed_replays >= max_attempts):
+        # A full profile (park) is never handed over: ProfilesFull raises its one alarm (issue 22).
+        gives_up = kind == "permanent" or (
+            again.failed_replays >= (max_attempts or 0) and stage != "profile_full"
+        )
+        if max_attempts is not None and gives_up:
             if kind != "permanent":
                 again = again.left_for_people(run.now())
             run.counts.left_for_people += 1

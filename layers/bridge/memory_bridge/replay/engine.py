@@ -45,6 +45,7 @@ from memory_bridge.replay.posting import Poster
 from memory_bridge.replay.resolving import Resolver
 from memory_bridge.replay.slicing import MAX_SLICE, SliceBudget
 from memory_bridge.replay.summary import ReplaySummary
+from memory_bridge.room import Room
 from memory_bridge.speaking import Speakers
 
 
@@ -68,6 +69,7 @@ class ReplayEngine:
         redaction_kinds: Iterable[str] = KINDS,
         speakers: Speakers | None = None,
         source: str = DEFAULT_OBSERVATION_SOURCE,
+        room: Room | None = None,
     ):
         self.queue, self.memory, self.ledger = queue, memory, ledger
         self.target_store = target_store
@@ -79,6 +81,7 @@ class ReplayEngine:
         # Who spoke, for envelopes parked before it was known (classify.py); `source` is the
         # functions' OBSERVATION_SOURCE, which agents' and the brand's sources extend.
         self.speakers, self.source = speakers, source
+        self.room = room  # Memory's limit per profile (memory_bridge/room.py); None: no limit
 
     def run(self, options: ReplayOptions) -> ReplaySummary:
         with Run(self, options) as run:
@@ -108,7 +111,7 @@ class Run:
         self.classifier = Classifier(run, engine.speakers, self.books, engine.source)
         self.intake = Intake(run, engine.queue, self.books, self.resolver)
         self.check = MemoryCheck(run, engine.memory, self.books)
-        self.poster = Poster(run, engine.memory, self.books, self.resolver)
+        self.poster = Poster(run, engine.memory, self.books, self.resolver, engine.room)
         self.slice_items: list[Pending] = []  # the slice in progress
 
     @property

@@ -8,6 +8,7 @@ scheduled run, those left for people.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from memory_bridge.domain.envelope import Envelope, MalformedEnvelope, parse_envelope
 from memory_bridge.domain.redaction import redact_envelope
@@ -22,6 +23,8 @@ from memory_bridge.replay.slicing import SliceBudget
 from memory_bridge.replay.summary import failure_row
 
 RECEIVE_BATCH = 10  # SQS's most per ReceiveMessage
+# How often a scheduled run looks again at a message parked because its profile was full (park).
+PROFILE_FULL_RECHECK = timedelta(minutes=20)
 
 
 class Intake:
@@ -133,7 +136,9 @@ class Intake:
         options = self.run.options
         assert options.max_attempts is not None
         if envelope.kind == "retryable" and not envelope.needs_attention:
-            if envelope.failed_replays < options.max_attempts:
+            if envelope.failure.stage == "profile_full" or envelope.failed_replays < options.max_attempts:
+                # A full profile is not a failure to hand over: ProfilesFull has raised its one alarm,
+                # and the re-checks (every PROFILE_FULL_RECHECK) post it once there is room.
                 return False
             if not options.dry_run:
                 self.books.mark_for_people(message, envelope)
@@ -147,6 +152,10 @@ class Intake:
         min_age = self.run.options.min_age
         if min_age is None:
             return False
+        if envelope.failure.stage == "profile_full":
+            # Re-checked less often (no Memory call, two ledger writes and a re-park each), yet often
+            # enough that a re-park keeps it younger than DeadLetterAgeAlarm's hour.
+            min_age = max(min_age, PROFILE_FULL_RECHECK)
         failed_at = parse_time(envelope.last_failed_at or envelope.first_failed_at)
         return failed_at is not None and self.run.now() - failed_at < min_age
 

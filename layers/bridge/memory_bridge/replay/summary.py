@@ -33,6 +33,13 @@ class ReplayCounts:
     observations_posted: int = 0
     posts: int = 0  # of the requests, observation posts (what grouping saves)
     slices: int = 0  # times the run received a slice of the queue
+    # Memory's limit per profile (issue 22): the bridge's oldest deleted to make room (keep-latest),
+    # messages newly put back because their profile is full (park: one already parked so and found full
+    # again is not counted again, so the ProfilesFull alarm is not raised anew by every re-check),
+    # requests that left a profile near it.
+    evicted: int = 0
+    profile_full: int = 0
+    near_limit: int = 0
 
 
 @dataclass
@@ -134,6 +141,14 @@ def replay_metrics(summary: ReplaySummary) -> dict[str, int]:
         "ReplayFailedAgain": counts.failed,
         "ReplayLeftForPeople": counts.left_for_people,
     }
+    # Memory's limit, under the webhook's names (one dashboard widget and one alarm read both
+    # functions); only when non-zero.
+    room = {
+        "ObservationsEvicted": counts.evicted,
+        "ProfilesFull": counts.profile_full,
+        "ProfileNearLimit": counts.near_limit,
+    }
+    figures.update({name: value for name, value in room.items() if value})
     if summary.options.max_attempts is not None:
         needing = counts.needs_attention + counts.malformed
         if needing or summary.reached_end:

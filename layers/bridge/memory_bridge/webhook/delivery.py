@@ -23,10 +23,13 @@ from memory_bridge.domain.observations import batches
 from memory_bridge.domain.outcomes import Accepted, Failure, Moved, Outcome, Permanent, Retryable
 from memory_bridge.ports import DeadLetterSink, ObservationWriter, QueueUnavailable
 from memory_bridge.profiles import ProfileCache, resolve_profile
+from memory_bridge.room import NoRoom, ProfileFull, Room
+from memory_bridge.webhook.attempts import RESERVE_SECONDS, SETTLE_RESERVE_SECONDS, Attempts
 from memory_bridge.webhook.preparing import DeliveryRules, Prepared, Skipped, prepare
 
 # prepare, Prepared, Skipped and DeliveryRules live in preparing.py; the service imports them from here.
 __all__ = [
+    "RESERVE_SECONDS",
     "Delivery",
     "DeliveryRules",
     "Parked",
@@ -37,16 +40,6 @@ __all__ = [
     "deliver",
     "prepare",
 ]
-
-# Seconds kept back for writing the envelope to the queue if the post fails, and for the ledger's
-# closing write: Memory calls get what is left.
-PARK_RESERVE_SECONDS = 0.6
-SETTLE_RESERVE_SECONDS = 0.3
-RESERVE_SECONDS = PARK_RESERVE_SECONDS + SETTLE_RESERVE_SECONDS
-# A call is not started with less than this left: park instead of risking Twilio's timeout.
-MIN_CALL_SECONDS = 0.25
-# Backoff before the single retry when the answer carried no Retry-After.
-DEFAULT_BACKOFF_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -81,37 +74,11 @@ class Delivery:
     accepted: frozenset[int] = frozenset()  # Memory answered 202
     in_doubt: frozenset[int] = frozenset()  # may be in Memory: a timeout, a dropped connection
     profiles_created: int = 0
+    # Memory's limit per profile (room.py): ObservationsEvicted, ProfileNearLimit, ProfilesFull.
+    room_metrics: tuple[tuple[str, int], ...] = ()
 
-
-class _Attempts:
-    """Calls with a deadline and at most one retry for the whole webhook."""
-
-    def __init__(self, deadline: Deadline, sleep: Callable[[float], None]):
-        self._deadline = deadline
-        self._sleep = sleep
-        self.retries_left = 1
-        self.calls = 0
-
-    def call_timeout(self) -> float | None:
-        return max(self._deadline.remaining() - RESERVE_SECONDS, MIN_CALL_SECONDS)
-
-    def has_time(self) -> bool:
-        return self._deadline.remaining() - RESERVE_SECONDS >= MIN_CALL_SECONDS
-
-    def run(self, call: Callable[[], Outcome | str]) -> Outcome | str:
-        if not self.has_time():
-            return Retryable(status=None, message="webhook time budget exhausted before the call")
-        self.calls += 1
-        outcome = call()
-        if not isinstance(outcome, Retryable) or outcome.ambiguous or self.retries_left == 0:
-            return outcome
-        wait = outcome.retry_after if outcome.retry_after is not None else DEFAULT_BACKOFF_SECONDS
-        if wait + MIN_CALL_SECONDS > self._deadline.remaining() - RESERVE_SECONDS:
-            return outcome  # the retry would not fit: park now, replay later
-        self.retries_left -= 1
-        self._sleep(wait)
-        self.calls += 1
-        return call()
+    def metrics(self) -> list[tuple[str, int]]:
+        return [(n, v) for n, v in (("ProfilesCreated", self.profiles_created), *self.room_metrics) if v]
 
 
 def deliver(
@@ -125,10 +92,11 @@ def deliver(
     plan: PartsPlan | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
+    room: Room | None = None,
 ) -> Delivery:
     plan = plan or PartsPlan(post=tuple(range(len(prepared.observations))))
     run = _Run(
-        prepared, rules, memory, profiles, dead_letters, deadline, plan, now, _Attempts(deadline, sleep)
+        prepared, rules, memory, profiles, dead_letters, deadline, plan, now, Attempts(deadline, sleep), room
     )
     return run.deliver()
 
@@ -145,8 +113,10 @@ class _Run:
     deadline: Deadline
     plan: PartsPlan
     now: Callable[[], datetime]
-    attempts: _Attempts
+    attempts: Attempts
+    room: Room | None = None
     accepted: set[int] = field(default_factory=set)
+    metrics: dict[str, int] = field(default_factory=dict)  # Memory's limit: room.py's counts
     created: list[str] = field(default_factory=list)  # profiles this delivery made
     # An earlier delivery may have posted these: park, never post blind.
     in_doubt: set[int] = field(init=False)
@@ -170,14 +140,17 @@ class _Run:
         posted = 0
         for batch in batches(to_post):
             assert profile_id is not None
-            outcome, profile_id = self.post_following_merge(profile_id, batch)
+            outcome, profile_id = self.post_with_room(profile_id, batch)
             if cached and _vanished(outcome):
                 # The cached profile was deleted since (`memory-bridge erase --whole-profile`): look
                 # the customer up again, once, rather than park a message Memory would take.
                 cached, fresh = False, self.resolve()
                 if isinstance(fresh, Retryable | Permanent):
                     return self.park("resolve_profile", fresh, to_post[posted:], None)
-                outcome, profile_id = self.post_following_merge(fresh, batch)
+                outcome, profile_id = self.post_with_room(fresh, batch)
+            if isinstance(outcome, ProfileFull | NoRoom):
+                stage: Stage = "profile_full" if isinstance(outcome, ProfileFull) else "make_room"
+                return self.park(stage, outcome.failure, to_post[posted:], profile_id)
             if not isinstance(outcome, Accepted):
                 failure = outcome if isinstance(outcome, Retryable | Permanent) else _unexpected(outcome)
                 return self.park("post_observations", failure, to_post[posted:], profile_id, tried=batch)
@@ -212,6 +185,16 @@ class _Run:
         self.profiles.put(who, resolved)
         return resolved
 
+    def post_with_room(
+        self, profile_id: str, batch: Sequence[int]
+    ) -> tuple[Outcome | str | ProfileFull | NoRoom, str]:
+        """Post the batch within Memory's limit per profile (room.py), when a limit is set."""
+        if self.room is None:
+            return self.post_following_merge(profile_id, batch)
+        post = lambda: self.post_following_merge(profile_id, batch)  # noqa: E731
+        store, timeout = self.rules.store_id, self.attempts.call_timeout
+        return self.room.post_within(store, profile_id, len(batch), post, timeout, self.metrics)
+
     def post_following_merge(self, profile_id: str, batch: Sequence[int]) -> tuple[Outcome | str, str]:
         """POST one batch; on 308 + Canonical-Profile-Id follow the canonical profile once.
 
@@ -241,7 +224,13 @@ class _Run:
         return outcome, profile_id
 
     def report(self, result: DeliveryResult) -> Delivery:
-        return Delivery(result, frozenset(self.accepted), frozenset(self.in_doubt), len(self.created))
+        return Delivery(
+            result,
+            frozenset(self.accepted),
+            frozenset(self.in_doubt),
+            len(self.created),
+            tuple(self.metrics.items()),
+        )
 
     def park(
         self,
@@ -281,7 +270,7 @@ class _Run:
         return self.report(Parked(kind=kind, stage=stage, status=failure.status, code=failure.code))
 
 
-def _vanished(outcome: Outcome | str) -> bool:
+def _vanished(outcome: object) -> bool:
     """404 Not Found (20404) on a post: the profile is gone (deleted, or never in this store)."""
     return isinstance(outcome, Permanent) and outcome.status == 404 and outcome.code == 20404
 

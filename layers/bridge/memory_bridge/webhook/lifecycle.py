@@ -32,6 +32,7 @@ from memory_bridge.ports import (
     ProfileDirectory,
 )
 from memory_bridge.profiles import ProfileCache, lookup_profile
+from memory_bridge.room import Room
 from memory_bridge.webhook.answers import Answer, response
 from memory_bridge.webhook.delivery import RESERVE_SECONDS, Prepared, Skipped
 from memory_bridge.webhook.finding import (
@@ -56,6 +57,7 @@ class Removals:
     metrics: MetricsSink
     logger: KeyedLogger
     wall_clock: Callable[[], float]
+    room: Room | None = None  # Memory's limit per profile: what a removal deletes is given back
 
     def remove(self, prepared: Prepared | Skipped, message: MessageAdded, deadline: Deadline) -> Answer:
         metrics, logger, sid = self.metrics, self.logger, message.message_sid
@@ -85,6 +87,7 @@ class Removals:
                 self.profiles,
                 deadline,
                 self.wall_clock,
+                self.room,
             )
             self.ledger.finish_removal(sid, timeout=max(deadline.remaining(), 0.05))
         except Unfinished as unfinished:
@@ -114,6 +117,7 @@ def _delete_parts(
     profiles: ProfileCache,
     deadline: Deadline,
     wall_clock: Callable[[], float],
+    room: Room | None = None,
 ) -> int:
     """Delete what Memory holds of the message; the number of observations deleted. Raises Unfinished."""
     if record.leased_to_another("", wall_clock()):
@@ -134,12 +138,7 @@ def _delete_parts(
         raise Unfinished(describe(profile_id))
     search = search_for(set(parts), prepared.observations, record.keys, record.ids)
     found = find_parts(editor, store_id, profile_id, search, deadline)
-    for observation_id in found.values():
-        gone = editor.delete_observation(
-            store_id, profile_id, observation_id, timeout=time_for_call(deadline)
-        )
-        if not (isinstance(gone, Accepted) or observation_gone(gone)):
-            raise Unfinished(said(gone))
+    _delete_found(editor, store_id, profile_id, list(found.values()), deadline, room)
     missing = [p for p in parts if p in record.accepted and p not in found]
     if missing and not missing_is_gone(
         record, search.first, lambda: datetime.fromtimestamp(wall_clock(), UTC)
@@ -149,3 +148,26 @@ def _delete_parts(
     # Parts only in doubt and not listed: the post that left them in doubt never landed. Parts Memory
     # took and has not listed for longer than it lags: it dropped them (past its 500, reconciled).
     return len(found)
+
+
+def _delete_found(
+    editor: ObservationEditor,
+    store_id: str,
+    profile_id: str,
+    found: list[str],
+    deadline: Deadline,
+    room: Room | None,
+) -> None:
+    """DELETE each; what Memory accepted is given back to the profile's count (Memory's limit)."""
+    deleted = 0
+    try:
+        for observation_id in found:
+            gone = editor.delete_observation(
+                store_id, profile_id, observation_id, timeout=time_for_call(deadline)
+            )
+            if not (isinstance(gone, Accepted) or observation_gone(gone)):
+                raise Unfinished(said(gone))
+            deleted += isinstance(gone, Accepted)  # one already gone was given back by whoever deleted it
+    finally:
+        if room is not None:
+            room.give_back(profile_id, deleted, lambda: min(deadline.remaining(), 0.5))

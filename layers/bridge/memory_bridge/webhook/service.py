@@ -2,15 +2,13 @@
 
   a body larger than any webhook → 413, on its length alone
   verify the signature (fail closed) → 403
-  read the event; not onMessageAdded/Removed → 200 ignored; malformed → 400; another account's → 403
+  read the event; not a message's add/update/removal → 200 ignored; malformed → 400; another account's → 403
   claim the MessageSid in the ledger → deliver → settle → 200 posted | parked | skipped | duplicate
-  onMessageRemoved: the same steps to prepare, then webhook/lifecycle.py (tombstone, find, delete)
-  the ledger or the queue could not be written → 503 (Twilio retries; nothing lost, nothing doubled)
-  anything unexpected → 503, logged by type only
+  an update or a removal: prepared the same, then webhook/edits.py or webhook/lifecycle.py
+  the ledger or the queue unwritable → 503 (Twilio retries); anything unexpected → 503, logged by type only
 
-Every answer leaves within the budget (4 s, less whatever Lambda has not left): each outbound call
-gets its deadline from the time left. Every part is injected, so the same code runs in Lambda, the
-local stack and the tests.
+Every answer leaves within the budget (4 s, less whatever Lambda has not left): each outbound call gets
+its deadline from the time left. Every part is injected (Lambda, the local stack and the tests).
 """
 
 from __future__ import annotations
@@ -45,6 +43,7 @@ from memory_bridge.ports import (
     ObservationWriter,
 )
 from memory_bridge.profiles import ProfileCache
+from memory_bridge.room import Room
 from memory_bridge.speaking import Speakers
 from memory_bridge.webhook.answers import (
     Answer,
@@ -90,6 +89,7 @@ class WebhookService:
     sleep: Callable[[float], None] = time.sleep
     # Memory's after-posting calls (issue 22); without them, removals are acknowledged and ignored.
     editor: ObservationEditor | None = None
+    room: Room | None = None  # Memory's limit per profile (issue 22, room.py); None: no limit
 
     def __post_init__(self) -> None:
         self.verifier = Verifier(self.public_webhook_url, self.credentials, self.metrics, self.logger)
@@ -97,7 +97,7 @@ class WebhookService:
         self.edits: Edits | None = None
         if self.editor is not None:
             ports = (self.memory, self.editor, self.profiles, self.ledger, self.metrics, self.logger)
-            self.removals = Removals(self.rules.store_id, *ports, self.wall_clock)
+            self.removals = Removals(self.rules.store_id, *ports, self.wall_clock, self.room)
             self.edits = Edits(
                 self.rules,
                 self.memory,
@@ -152,8 +152,8 @@ class WebhookService:
         if isinstance(claim, dict):
             return claim
         delivery = self._deliver(prepared, claim, deadline)
-        if delivery.profiles_created:
-            self.metrics.add_metric("ProfilesCreated", "Count", delivery.profiles_created)
+        for name, value in delivery.metrics():
+            self.metrics.add_metric(name, "Count", value)
         return self._settle(message.message_sid, owner, prepared, delivery, deadline)
 
     # ---- steps ----------------------------------------------------------------------------
@@ -238,6 +238,7 @@ class WebhookService:
             deadline=deadline,
             plan=plan,
             sleep=self.sleep,
+            room=self.room,
         )
 
     def _settle(
