@@ -14,6 +14,7 @@ from memory_bridge.domain.speakers import AgentRules, Participant, Roster
 from memory_bridge.ports import QueuedMessage
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook.delivery import Posted
+from memory_bridge_cli.erase.dead_letters import PurgingQueue
 from memory_bridge_cli.erase.plan import (
     NotAnAddress,
     ObservationPlan,
@@ -25,7 +26,6 @@ from memory_bridge_cli.erase.plan import (
     sids_to_tombstone,
     subject_identifier,
 )
-from memory_bridge_cli.erase.steps import PurgingQueue
 from tests.support import ScriptedMemory
 from tests.unit.test_delivery import OK, PROFILE, run
 

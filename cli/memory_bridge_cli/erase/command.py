@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,8 +30,9 @@ from memory_bridge_cli.common import (
     writable_path,
     write_private_file,
 )
-from memory_bridge_cli.erase import steps
+from memory_bridge_cli.erase import dead_letters, steps
 from memory_bridge_cli.erase.plan import (
+    TOMBSTONE_KEEP_DAYS,
     NotAnAddress,
     ObservationPlan,
     SpeakerRulesView,
@@ -40,10 +40,8 @@ from memory_bridge_cli.erase.plan import (
     identifiers_from_sets,
     subject_identifier,
 )
+from memory_bridge_cli.erase.reporting import report, summary
 
-# An erasure's tombstones outlive the ledger's 15 days: a backfill run a year on must still skip them.
-# They hold a MessageSid and a time, no content and no identifier.
-TOMBSTONE_KEEP_DAYS = 3650
 STACK_SPEAKER_PARAMETERS = {
     "ObservationSource": "OBSERVATION_SOURCE",
     "ChatIdType": "CHAT_ID_TYPE",
@@ -78,7 +76,7 @@ class Run:
     profile_deleted: bool | None = None
     found: steps.Found = field(default_factory=steps.Found)
     tombstones: steps.Tombstones = field(default_factory=steps.Tombstones)
-    purge: steps.Purge = field(default_factory=steps.Purge)
+    purge: dead_letters.Purge = field(default_factory=dead_letters.Purge)
     left: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -122,6 +120,7 @@ def command_erase(args: argparse.Namespace, console: Console) -> int:
         identify(args, memory, store_id, settings, run, console)
         find_and_tombstone(args, settings, ledger, run, console)
         erase_memory(memory, store_id, settings, run, console)
+        forget_count(ledger, run)
         purge(queue, run, console)
     except steps.Left as left:
         run.left.append(str(left))
@@ -205,99 +204,27 @@ def erase_memory(memory: Any, store_id: str, settings: Any, run: Run, console: C
     steps.delete_observations(memory, store_id, run.profile_id, plan.delete, run.deleted)
 
 
+def forget_count(ledger: Any, run: Run) -> None:
+    """The profile's count of the bridge's observations (Memory's 500 limit): none are left, so it goes,
+    else the erased profile would keep room it no longer needs (or, deleted whole, a fresh one of the
+    same id never happens: ids are not reused, and the item only expires)."""
+    if run.dry_run or run.profile_id is None:
+        return
+    from memory_bridge.adapters.profile_counts import KEY_PREFIX
+
+    try:
+        ledger.client.delete_item(TableName=ledger.table_name, Key={"id": {"S": KEY_PREFIX + run.profile_id}})
+    except Exception as error:  # noqa: BLE001 - botocore raises many types; all mean "not deleted"
+        run.left.append(f"the profile's observation count was not reset ({type(error).__name__})")
+
+
 def purge(queue: Any, run: Run, console: Console) -> None:
     profile_ids = {run.profile_id} if run.profile_id else set()
-    run.purge = steps.purge_dead_letters(queue, run.subject, profile_ids, set(run.found.sids), run.dry_run)
+    run.purge = dead_letters.purge_dead_letters(
+        queue, run.subject, profile_ids, set(run.found.sids), run.dry_run
+    )
     console.progress(f"  dead-letter queue: {len(run.purge.deleted)} of {run.purge.read} envelope(s) theirs")
     if run.purge.failed:
         run.left.append(f"{run.purge.failed} parked envelope(s) of theirs could not be deleted")
     if not run.purge.complete:
         run.left.append(f"the dead-letter queue was not read to its end ({run.purge.stopped})")
-
-
-def report(run: Run, store_id: str, args: argparse.Namespace) -> dict[str, Any]:
-    """For the data-protection officer: what was deleted, by id and count; never message content."""
-    from memory_bridge_cli.dlq import who_am_i
-
-    plan, whole = run.observations, run.whole_profile
-    deleted_ids = plan.delete if whole and run.profile_deleted else run.deleted.ids
-    return {
-        "what": "erase" + (" --whole-profile" if whole else "") + (" --dry-run" if run.dry_run else ""),
-        "dryRun": run.dry_run,
-        "subject": [i.to_json() for i in run.subject],
-        "storeId": store_id,
-        "profileId": run.profile_id,
-        "profileDeleted": run.profile_deleted,
-        "observations": {
-            "ofTheBridge": len(plan.delete),
-            "bySource": dict(plan.by_source),
-            "deleted": len(deleted_ids),
-            "deletedIds": deleted_ids,
-            "alreadyGone": run.deleted.already_gone,
-            "keptOtherWriters": plan.kept,
-        },
-        "tombstones": {
-            "conversations": run.found.conversations,
-            "messages": len(run.found.sids),
-            "written": run.tombstones.written,
-            "already": run.tombstones.already,
-            "keptDays": TOMBSTONE_KEEP_DAYS,
-        },
-        "deadLetters": {
-            "read": run.purge.read,
-            "deleted": len(run.purge.deleted),
-            "envelopes": run.purge.deleted,
-            "malformedLeft": run.purge.malformed,
-            "inFlightAtStart": run.purge.in_flight_at_start,
-        },
-        "nothingToDo": nothing_to_do(run),
-        "complete": not run.left,
-        "left": run.left,
-        "notes": run.notes,
-        "startedAt": run.started,
-        "finishedAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "audit": {"who": who_am_i(args), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-    }
-
-
-def nothing_to_do(run: Run) -> bool:
-    return not (
-        run.observations.delete or run.tombstones.written or run.purge.deleted or run.profile_deleted
-    ) and (not run.whole_profile or run.profile_id is None)
-
-
-def summary(run: Run) -> str:
-    plan = run.observations
-    verb = "would delete" if run.dry_run else "deleted"
-    by_source = ", ".join(f"{s} {n}" for s, n in sorted(plan.by_source.items())) or "none"
-    if run.whole_profile:
-        gone = (
-            "the profile " + (run.profile_id or "-")
-            if (run.profile_deleted or run.dry_run) and run.profile_id
-            else "no profile"
-        )
-        memory_line = (
-            f"  Memory: {verb} {gone} ({len(plan.delete)} bridge observation(s): {by_source}; "
-            f"{plan.kept} by other writers)"
-        )
-    else:
-        count = len(plan.delete) if run.dry_run else len(run.deleted.ids)
-        memory_line = (
-            f"  Memory: {verb} {count} observation(s) ({by_source}); kept {plan.kept} by other writers"
-        )
-    tomb = run.tombstones
-    lines = [
-        ("DRY RUN — " if run.dry_run else "") + f"erase of profile {run.profile_id or '(none in Memory)'}",
-        memory_line,
-        f"  tombstones: {'would write' if run.dry_run else 'wrote'} {tomb.written}, "
-        f"{tomb.already} already there ({len(run.found.sids)} message(s) in "
-        f"{run.found.conversations} conversation(s))",
-        f"  dead-letter queue: {verb} {len(run.purge.deleted)} envelope(s) of {run.purge.read} read",
-    ]
-    if nothing_to_do(run) and not run.left:
-        lines.append("  nothing left to erase: already erased (or never there)")
-    lines.extend(f"  note: {note}" for note in run.notes)
-    if run.left:
-        lines.extend(f"  LEFT: {what}" for what in run.left)
-        lines.append("  run the same command again to finish (it deletes only what is left)")
-    return "\n".join(lines)

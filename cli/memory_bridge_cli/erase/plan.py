@@ -22,6 +22,10 @@ from memory_bridge.domain.envelope import Envelope
 from memory_bridge.domain.identifiers import Identifier, NotACustomer, identifier_for
 from memory_bridge.domain.speakers import AgentRules, Roster, author_of, classify, customers_of
 
+# An erasure's tombstones outlive the ledger's 15 days: a backfill run a year on must still skip them.
+# They hold a MessageSid and a time, no content and no identifier.
+TOMBSTONE_KEEP_DAYS = 3650
+
 
 class NotAnAddress(ValueError):
     """The address is no customer's (empty, `system`): the message names the rule."""

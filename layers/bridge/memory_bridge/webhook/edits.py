@@ -36,6 +36,7 @@ from memory_bridge.ports import (
     ObservationWriter,
 )
 from memory_bridge.profiles import ProfileCache, lookup_profile
+from memory_bridge.room import Room
 from memory_bridge.webhook.answers import Answer, response, result_json
 from memory_bridge.webhook.delivery import (
     RESERVE_SECONDS,
@@ -66,6 +67,7 @@ class Change:
     dropped: list[int] = field(default_factory=list)  # Memory dropped them: never brought back
     post: list[int] = field(default_factory=list)  # parts Memory does not hold: posted anew
     delivery: Delivery | None = None
+    profile_id: str | None = None  # where the parts it changed or deleted are
 
     @property
     def gone(self) -> list[int]:
@@ -108,6 +110,7 @@ class Editor:
             return
         if not isinstance(profile_id, str):
             raise Unfinished(said(profile_id))
+        change.profile_id = profile_id
         search = search_for(set(held), change.observations or shape.observations, record.keys, record.ids)
         search.first = shape.observations[0]
         found = find_parts(self.editor, store, profile_id, search, deadline)
@@ -164,6 +167,7 @@ class Edits:
     logger: KeyedLogger
     wall_clock: Callable[[], float]
     sleep: Callable[[float], None]
+    room: Room | None = None  # Memory's limit per profile: what an edit posts or deletes is counted
 
     def edit(
         self, prepared: Prepared | Skipped, shape: Prepared, owner: str, lease: float, deadline: Deadline
@@ -225,6 +229,7 @@ class Edits:
             deadline=deadline,
             plan=PartsPlan(done=done, post=tuple(change.post)),
             sleep=self.sleep,
+            room=self.room,
         )
 
     def _settle(self, change: Change, shape: Prepared, owner: str, at: str, deadline: Deadline) -> Answer:
@@ -247,6 +252,10 @@ class Edits:
             at=self.wall_clock(),
         )
         self.ledger.settle(settlement, timeout=max(deadline.remaining(), 0.05))
+        if self.room is not None and change.deleted and change.profile_id:
+            self.room.give_back(
+                change.profile_id, len(change.deleted), lambda: min(deadline.remaining(), 0.5)
+            )
         if unparked:
             self.metrics.add_metric("DeadLetterQueueUnavailable", "Count", 1)
             return response(503, "queue_unavailable")

@@ -98,18 +98,9 @@ class WebhookService:
         if self.editor is not None:
             ports = (self.memory, self.editor, self.profiles, self.ledger, self.metrics, self.logger)
             self.removals = Removals(self.rules.store_id, *ports, self.wall_clock, self.room)
-            self.edits = Edits(
-                self.rules,
-                self.memory,
-                self.editor,
-                self.profiles,
-                self.dead_letters,
-                self.ledger,
-                self.metrics,
-                self.logger,
-                self.wall_clock,
-                self.sleep,
-            )
+            parts = (self.memory, self.editor, self.profiles, self.dead_letters, self.ledger, self.metrics)
+            clocks = (self.logger, self.wall_clock, self.sleep, self.room)
+            self.edits = Edits(self.rules, *parts, *clocks)
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         deadline = Deadline(self._budget(context), self.clock)
