@@ -148,13 +148,19 @@ def missing_is_gone(record: LedgerRecord, first: Observation, now: Callable[[], 
 
 
 def search_for(
-    parts: Set[int], observations: tuple[Observation, ...], keys: Mapping[int, str], ids: Mapping[int, str]
+    parts: Set[int],
+    observations: tuple[Observation, ...],
+    keys: Mapping[int, str],
+    ids: Mapping[int, str],
+    pending: Mapping[int, Set[str]] | None = None,
 ) -> Search:
     """Per part: the ledger's digest, and that of the words given (a removal's words, an edit's new
     ones: what Memory holds if an earlier try of this edit got that far)."""
     wanted: dict[int, list[str]] = {}
     for part in parts:
         digests = [keys[part]] if part in keys else []
+        # Words an earlier edit was writing when its settle was lost (LedgerRecord.pending).
+        digests += sorted(d for d in (pending or {}).get(part, ()) if d not in digests)
         if part < len(observations) and observation_digest(observations[part]) not in digests:
             digests.append(observation_digest(observations[part]))
         wanted[part] = digests

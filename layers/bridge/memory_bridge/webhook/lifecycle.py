@@ -132,7 +132,7 @@ def _delete_parts(
         return 0  # no profile: Memory holds nothing of theirs
     if not isinstance(profile_id, str):
         raise Unfinished(describe(profile_id))
-    search = search_for(set(parts), prepared.observations, record.keys, record.ids)
+    search = search_for(set(parts), prepared.observations, record.keys, record.ids, record.pending)
     found = find_parts(editor, store_id, profile_id, search, deadline)
     for observation_id in found.values():
         gone = editor.delete_observation(
