@@ -288,7 +288,14 @@ class InMemoryLedger:
         self.records[message_sid] = replace(base, removal_done=True, version=base.version + 1)
 
     def claim_edit(
-        self, message_sid: str, owner: str, edited_at: str, lease_until: float, now: float, timeout: float
+        self,
+        message_sid: str,
+        owner: str,
+        edited_at: str,
+        lease_until: float,
+        now: float,
+        timeout: float,
+        pending: Mapping[int, str] | None = None,
     ) -> ClaimResult:
         self._check()
         record = self.records.get(message_sid)

@@ -223,7 +223,14 @@ class DeliveryLedger(Protocol):
     def finish_removal(self, message_sid: str, timeout: float) -> None: ...
 
     def claim_edit(
-        self, message_sid: str, owner: str, edited_at: str, lease_until: float, now: float, timeout: float
+        self,
+        message_sid: str,
+        owner: str,
+        edited_at: str,
+        lease_until: float,
+        now: float,
+        timeout: float,
+        pending: Mapping[int, str] | None = None,
     ) -> ClaimResult: ...
 
     def mark_unsure(

@@ -58,11 +58,20 @@ class LedgerLifecycle:
     # ---- edits (issue 22) -------------------------------------------------------------
 
     def claim_edit(
-        self, message_sid: str, owner: str, edited_at: str, lease_until: float, now: float, timeout: float
+        self,
+        message_sid: str,
+        owner: str,
+        edited_at: str,
+        lease_until: float,
+        now: float,
+        timeout: float,
+        pending: Mapping[int, str] | None = None,
     ) -> ClaimResult:
         """The lease for an edit: Claimed(the record before), Busy (leased), or Finished (removed,
         this edit done, or a newer one seen: the record says which)."""
-        update = edit_claim_update(owner, edited_at, lease_until, now, int(now) + self._expires_after)
+        update = edit_claim_update(
+            owner, edited_at, lease_until, now, int(now) + self._expires_after, pending or {}
+        )
         client = self.client
 
         def call() -> ClaimResult:

@@ -126,6 +126,9 @@ def settle_update(settlement: Settlement) -> dict[str, Any]:
     _set_parts("k", settlement.keys, sets, part_attrs, values)
     _set_parts("o", settlement.ids, sets, part_attrs, values)
     clauses.append("SET " + ", ".join(sets))
+    if settlement.settled_pending:  # the edit's words are its keys now: its pending digests go
+        part_attrs.update(pending := part_names("p", settlement.settled_pending))
+        clauses.append("REMOVE " + ", ".join(sorted(pending)))
     if settlement.accepted:
         clauses.append("ADD #acc :acc")
         names.append("#acc")
@@ -194,22 +197,27 @@ def removal_done_update() -> dict[str, Any]:
 
 
 def edit_claim_update(
-    owner: str, edited_at: str, lease_until: float, now: float, expires_at: int
+    owner: str, edited_at: str, lease_until: float, now: float, expires_at: int, pending: Mapping[int, str]
 ) -> dict[str, Any]:
     """onMessageUpdated's claim (issue 22): the lease and the newest edit's time, unless the message
     was removed, is leased, or this edit (or a newer one) was seen. Unlike an add's claim it holds
     after the add answered: an edit changes what an earlier delivery posted. No part is marked
-    unsure here: an edit changes observations in place; what it posts anew is marked before."""
+    unsure here: an edit changes observations in place; what it posts anew is marked before.
+    `pending`: per part, the digest of the words it will write (a lost settle leaves only these)."""
+    adds = "".join(f", #p{p} :p{p}" for p in sorted(pending))
     return {
         "UpdateExpression": "SET #owner = :owner, #until = :until, #edited = :at, "
-        "#ver = if_not_exists(#ver, :zero) + :one, #exp = if_not_exists(#exp, :exp)",
+        "#ver = if_not_exists(#ver, :zero) + :one, #exp = if_not_exists(#exp, :exp)"
+        + (" ADD" + adds[1:] if adds else ""),
         "ConditionExpression": "(attribute_not_exists(id) OR (attribute_not_exists(#rem) AND #until < :now)) "
         "AND (attribute_not_exists(#edited) OR #edited <= :at) "
         "AND (attribute_not_exists(#edone) OR #edone < :at)",
-        "ExpressionAttributeNames": used_names(
-            "#owner", "#until", "#edited", "#ver", "#exp", "#rem", "#edone"
-        ),
+        "ExpressionAttributeNames": {
+            **used_names("#owner", "#until", "#edited", "#ver", "#exp", "#rem", "#edone"),
+            **part_names("p", pending),
+        },
         "ExpressionAttributeValues": {
+            **{f":p{p}": {"SS": [digest]} for p, digest in pending.items()},
             ":owner": {"S": owner},
             ":until": {"N": f"{lease_until:.3f}"},
             ":now": {"N": f"{now:.3f}"},
@@ -242,10 +250,9 @@ def mark_unsure_update(owner: str, parts: Iterable[int], keys: Mapping[int, str]
 
 
 def forget_parts_update(parts: Iterable[int]) -> dict[str, Any]:
-    """Parts Memory no longer holds (an edit made the message shorter; Memory dropped them): not
-    accepted, not unsure, no digest or id."""
+    """Parts Memory no longer holds (an edit shortened it, Memory dropped them): all forgotten."""
     chosen = sorted(set(parts))
-    attrs = {**part_names("k", chosen), **part_names("o", chosen)}
+    attrs = {**part_names("k", chosen), **part_names("o", chosen), **part_names("p", chosen)}
     return {
         "UpdateExpression": "SET #ver = if_not_exists(#ver, :zero) + :one REMOVE "
         + ", ".join(sorted(attrs))
@@ -266,11 +273,11 @@ def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRec
         value: str | None = (item.get(name) or {}).get("S")
         return value
 
-    def by_part(prefix: str) -> dict[int, str]:
+    def by_part(prefix: str, kind: str = "S") -> dict[int, Any]:
         return {
-            int(name[1:]): value["S"]
+            int(name[1:]): value[kind]
             for name, value in item.items()
-            if name[:1] == prefix and name[1:].isdigit() and "S" in value
+            if name[:1] == prefix and name[1:].isdigit() and kind in value
         }
 
     outcome_text = text("outcome")
@@ -286,6 +293,7 @@ def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRec
         removal_done=bool((item.get("removal_done") or {}).get("BOOL", False)),
         keys=by_part("k"),
         ids=by_part("o"),
+        pending={p: frozenset(d) for p, d in by_part("p", "SS").items()},
         edited=text("edited"),
         edit_done=text("edit_done"),
         posted_at=float((item.get("posted_at") or {}).get("N", 0)),

@@ -47,6 +47,9 @@ class LedgerRecord:
     ids: Mapping[int, str] = field(default_factory=dict)
     edited: str | None = None
     edit_done: str | None = None
+    # Per part: the digests of words an edit was about to write when it claimed the message. Its
+    # PATCH may land and its settle not: a later edit then finds the observation by these.
+    pending: Mapping[int, frozenset[str]] = field(default_factory=dict)
     posted_at: float = 0.0  # epoch seconds of the last settle that recorded a part accepted
 
     @property
@@ -138,4 +141,6 @@ class Settlement:
     keys: Mapping[int, str] = field(default_factory=dict)
     ids: Mapping[int, str] = field(default_factory=dict)
     edit_done: str | None = None
+    # Parts whose pending digests (LedgerRecord.pending) an edit finished with: no longer needed.
+    settled_pending: frozenset[int] = frozenset()
     at: float = 0.0  # wall-clock of the settle (epoch seconds): kept as posted_at with accepted parts

@@ -111,7 +111,9 @@ class Editor:
         if not isinstance(profile_id, str):
             raise Unfinished(said(profile_id))
         change.profile_id = profile_id
-        search = search_for(set(held), change.observations or shape.observations, record.keys, record.ids)
+        search = search_for(
+            set(held), change.observations or shape.observations, record.keys, record.ids, record.pending
+        )
         search.first = shape.observations[0]
         found = find_parts(self.editor, store, profile_id, search, deadline)
         for part in held:
@@ -175,6 +177,7 @@ class Edits:
         """`prepared`: the new words (Skipped: they say nothing now); `shape`: where they go."""
         message = shape.message
         at = message.edited_at or ""
+        new = prepared.observations if isinstance(prepared, Prepared) else ()
         try:
             claim = self.ledger.claim_edit(
                 message.message_sid,
@@ -183,6 +186,7 @@ class Edits:
                 lease_until=self.wall_clock() + lease,
                 now=self.wall_clock(),
                 timeout=max(deadline.remaining() - RESERVE_SECONDS, 0.05),
+                pending={p: observation_digest(o) for p, o in enumerate(new)},
             )
         except LedgerUnavailable as error:
             return self._unavailable(error, "edit not started")
@@ -191,7 +195,6 @@ class Edits:
         if isinstance(claim, Busy):
             self.metrics.add_metric("DuplicatesInProgress", "Count", 1)
             return retry_later(409, "in_progress", "another delivery of this message is in flight")
-        new = prepared.observations if isinstance(prepared, Prepared) else ()
         editor = Editor(
             self.rules,
             self.memory,
@@ -249,6 +252,7 @@ class Edits:
             keys={p: observation_digest(change.observations[p]) for p in in_memory},
             ids=change.ids,
             edit_done=None if unparked else at,
+            settled_pending=frozenset() if unparked else frozenset(range(len(change.observations))),
             at=self.wall_clock(),
         )
         self.ledger.settle(settlement, timeout=max(deadline.remaining(), 0.05))

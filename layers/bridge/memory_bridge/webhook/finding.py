@@ -43,7 +43,10 @@ class Search:
     """What to look for: per part, the digests its words may have in Memory right now."""
 
     first: Observation  # any part as posted: its source and moment bound the List
-    wanted: dict[int, set[str]]
+    # Per part, best first: the ledger's digest (the words Memory took for this very message), then
+    # that of the words given. Only the first is proof: another message said in the same moment may
+    # hold the given words already, and must not be taken for this one while the ledger's is listed.
+    wanted: dict[int, list[str]]
     ids: Mapping[int, str] = field(default_factory=dict)  # known already: no List needed
     keyless: Set[int] = frozenset()  # posted before the ledger kept digests
 
@@ -60,25 +63,47 @@ def find_parts(
     unknown = search.unknown
     if not unknown:
         return found
-    left = {p: set(search.wanted[p]) for p in unknown}
+    left = {p: list(search.wanted[p]) for p in unknown}
     moment_key = observation_key(search.first)[1:]
     bare: list[str] = []  # same moment and source, words unknown: for parts with no digest
+    best: dict[int, str] = {}  # found by the first digest wanted: final
+    fallback: dict[int, str] = {}  # found by a later one: taken only if the first is not listed
     for observation in _listed(editor, store_id, profile_id, search.first, deadline):
         digest, oid = observation_digest(observation), observation.get("id")
         if not oid:
             continue
-        match = next((p for p in sorted(left) if digest in left[p]), None)
+        match = _match(left, digest, best, fallback)
         if match is not None:
-            found[match] = str(oid)
-            del left[match]
+            (best if left[match][:1] == [digest] else fallback)[match] = str(oid)
         elif observation_key(observation)[1:] == moment_key:
             bare.append(str(oid))
-        if not left:
+        if len(best) == len(left):
             break
+    taken = set(best.values())
+    for part, oid in sorted(fallback.items()):
+        if part not in best and oid not in taken:
+            best[part] = oid
+            taken.add(oid)
+    found.update(best)
+    left = {p: d for p, d in left.items() if p not in best}
     blind = sorted(p for p in left if p in search.keyless)
     if blind and len(bare) == len(blind):  # posted before digests were kept, and unambiguous
         found.update(zip(blind, bare, strict=True))
     return found
+
+
+def _match(
+    left: dict[int, list[str]], digest: str, best: Mapping[int, str], fallback: Mapping[int, str]
+) -> int | None:
+    """The part a listed observation with this digest stands for: one still wanting it as its first
+    digest, else one that could take it as a fallback; None if neither."""
+    for part in sorted(left):
+        if part not in best and left[part][:1] == [digest]:
+            return part
+    for part in sorted(left):
+        if part not in best and part not in fallback and digest in left[part][1:]:
+            return part
+    return None
 
 
 def _listed(
@@ -123,15 +148,21 @@ def missing_is_gone(record: LedgerRecord, first: Observation, now: Callable[[], 
 
 
 def search_for(
-    parts: Set[int], observations: tuple[Observation, ...], keys: Mapping[int, str], ids: Mapping[int, str]
+    parts: Set[int],
+    observations: tuple[Observation, ...],
+    keys: Mapping[int, str],
+    ids: Mapping[int, str],
+    pending: Mapping[int, Set[str]] | None = None,
 ) -> Search:
     """Per part: the ledger's digest, and that of the words given (a removal's words, an edit's new
     ones: what Memory holds if an earlier try of this edit got that far)."""
-    wanted: dict[int, set[str]] = {}
+    wanted: dict[int, list[str]] = {}
     for part in parts:
-        digests = {keys[part]} if part in keys else set()
-        if part < len(observations):
-            digests.add(observation_digest(observations[part]))
+        digests = [keys[part]] if part in keys else []
+        # Words an earlier edit was writing when its settle was lost (LedgerRecord.pending).
+        digests += sorted(d for d in (pending or {}).get(part, ()) if d not in digests)
+        if part < len(observations) and observation_digest(observations[part]) not in digests:
+            digests.append(observation_digest(observations[part]))
         wanted[part] = digests
     first = observations[0] if observations else {}
     return Search(

@@ -136,7 +136,7 @@ def _delete_parts(
         return 0  # no profile: Memory holds nothing of theirs
     if not isinstance(profile_id, str):
         raise Unfinished(describe(profile_id))
-    search = search_for(set(parts), prepared.observations, record.keys, record.ids)
+    search = search_for(set(parts), prepared.observations, record.keys, record.ids, record.pending)
     found = find_parts(editor, store_id, profile_id, search, deadline)
     _delete_found(editor, store_id, profile_id, list(found.values()), deadline, room)
     missing = [p for p in parts if p in record.accepted and p not in found]
