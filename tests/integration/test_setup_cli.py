@@ -17,7 +17,7 @@ from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 pytestmark = pytest.mark.integration
 
 # The post-event filters setup subscribes the bridge to (memory_bridge.domain.events.WEBHOOK_FILTERS).
-FILTERS = ["onMessageAdded", "onMessageRemoved"]
+FILTERS = ["onMessageAdded", "onMessageUpdated", "onMessageRemoved"]
 
 
 @pytest.fixture
@@ -290,18 +290,19 @@ def test_the_account_level_webhook_is_pointed_at_the_stack_and_a_second_run_chan
     assert (hook.post_webhook_url, hook.method, hook.filters) == (HOOK, "POST", FILTERS)
     assert hook.pre_webhook_url is None
     assert json.loads(out)["webhook"]["changed"] is True
-    assert f"set to {HOOK}, POST, onMessageAdded, onMessageRemoved" in err
+    assert f"set to {HOOK}, POST, onMessageAdded, onMessageUpdated, onMessageRemoved" in err
     [update] = conversations.requests_to("UpdateConfigurationWebhook")
     assert sorted(update.form) == [
         ("Filters", "onMessageAdded"),
         ("Filters", "onMessageRemoved"),
+        ("Filters", "onMessageUpdated"),
         ("Method", "POST"),
         ("PostWebhookUrl", HOOK),
     ]
 
     code, out, err = run_full(setup_env, conversations, *argv)
     assert code == 0, err
-    assert f"already {HOOK}, POST, onMessageAdded, onMessageRemoved: unchanged" in err
+    assert f"already {HOOK}, POST, onMessageAdded, onMessageUpdated, onMessageRemoved: unchanged" in err
     assert len(conversations.requests_to("UpdateConfigurationWebhook")) == 1
     assert json.loads(out)["webhook"]["changed"] is False
 
