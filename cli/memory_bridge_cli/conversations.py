@@ -21,6 +21,7 @@ import urllib3
 
 from memory_bridge.adapters.guarded_http import guarded_pool_manager
 from memory_bridge.adapters.memory_api import outcome_from_response
+from memory_bridge.config import DEFAULT_CONVERSATIONS_API_BASE_URL
 from memory_bridge.deadlines import RequestGuard, active_guard
 from memory_bridge.domain.credentials import TwilioCredentials
 from memory_bridge.domain.outcomes import Accepted, Outcome, Retryable
@@ -32,7 +33,6 @@ from memory_bridge_cli.common import (
     operator_credentials,
 )
 
-DEFAULT_CONVERSATIONS_API_BASE_URL = "https://conversations.twilio.com"
 CONVERSATIONS_URL_VARIABLE = "CONVERSATIONS_API_BASE_URL"
 SERVICE_SID_PATTERN = re.compile(r"^IS[0-9a-fA-F]{32}$")
 WEBHOOK_METHOD = "POST"  # the bridge reads a form body and checks its signature: never GET

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from memory_bridge.config import DEFAULT_MEMORY_API_BASE_URL
+from memory_bridge.config import DEFAULT_CONVERSATIONS_API_BASE_URL, DEFAULT_MEMORY_API_BASE_URL
 from memory_bridge.domain.credentials import CredentialsError, TwilioCredentials, parse_secret_string
 from memory_bridge.domain.events import WEBHOOK_FILTERS
 from memory_bridge.domain.identifiers import identifier_types
@@ -48,7 +48,6 @@ from memory_bridge_cli.common import (
     local_state_path,
 )
 from memory_bridge_cli.conversations import (
-    DEFAULT_CONVERSATIONS_API_BASE_URL,
     ConversationsClient,
     add_conversations_url_option,
     conversations_url,

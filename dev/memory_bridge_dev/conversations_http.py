@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
 import time
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from memory_bridge_dev.conversations_store import TwilioError
-from memory_bridge_dev.sandbox import HANG_CAP_SECONDS, BodyError, body_length, read_body
+from memory_bridge_dev.quiet_server import FaultingHandler
+from memory_bridge_dev.sandbox import BodyError, body_length, read_body
 
 if TYPE_CHECKING:
-    from memory_bridge_dev.conversations_sandbox import ConversationsSandbox, Fault, Recorded
+    from memory_bridge_dev.conversations_sandbox import ConversationsSandbox, Recorded
 
 ADMIN_PREFIX = "/__sandbox"
 
 
-class ConversationsHandler(BaseHTTPRequestHandler):
+class ConversationsHandler(FaultingHandler):
     sandbox: ConversationsSandbox
     protocol_version = "HTTP/1.1"
     # Headers and body go out as separate writes: without TCP_NODELAY, Nagle's algorithm and the
@@ -91,16 +89,6 @@ class ConversationsHandler(BaseHTTPRequestHandler):
         self._record(record)
         self.close_connection = True
         self._answer(error.status, record.response_body)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def _hang(self, fault: Fault, release: threading.Event) -> None:
-        # No answer; the connection stays open until the faults are cleared (or the cap), then closed.
-        release.wait(min(fault.hang_seconds, HANG_CAP_SECONDS))
-        self._drop()
 
     def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()

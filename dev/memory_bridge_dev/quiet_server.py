@@ -6,9 +6,14 @@ closed socket. socketserver would print that BrokenPipeError's traceback into th
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
-from http.server import ThreadingHTTPServer
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+HANG_CAP_SECONDS = 120.0  # a hung request is let go after this long even if nobody clears it
 
 
 class QuietHTTPServer(ThreadingHTTPServer):
@@ -18,3 +23,18 @@ class QuietHTTPServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], OSError):  # a client that went away: nothing to report
             return
         super().handle_error(request, client_address)
+
+
+class FaultingHandler(BaseHTTPRequestHandler):
+    """The sandboxes' handlers: the two faults that are no answer at all."""
+
+    def _drop(self) -> None:
+        # Close without an answer: the client sees a dropped connection.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _hang(self, fault: Any, release: threading.Event) -> None:
+        # No answer; the connection stays open until released (or the cap), then it is closed.
+        release.wait(min(fault.hang_seconds, HANG_CAP_SECONDS))
+        self._drop()

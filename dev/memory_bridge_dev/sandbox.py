@@ -28,13 +28,12 @@ import json
 import random
 import re
 import signal
-import socket
 import threading
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,7 +43,7 @@ from memory_bridge_dev.identity_settings import (
     normalize,
     parse_settings,
 )
-from memory_bridge_dev.quiet_server import QuietHTTPServer
+from memory_bridge_dev.quiet_server import HANG_CAP_SECONDS, FaultingHandler, QuietHTTPServer
 from memory_bridge_dev.sandbox_common import (
     ApiError,
     check_observation,
@@ -60,7 +59,6 @@ PROFILE_ID = re.compile(r"^mem_profile_[0-7][0-9a-z]{25}$")
 DISPLAY_NAME = re.compile(r"^[a-zA-Z0-9-]+$")
 ADMIN_PREFIX = "/__sandbox"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # larger request bodies are answered 413 without being read
-HANG_CAP_SECONDS = 120.0  # a hung request is let go after this long even if nobody clears it
 # What MemorySandbox.dispatch answers: (operation name, status, JSON body, headers).
 Routed = tuple[str, int, Any, dict[str, str]]
 
@@ -723,7 +721,7 @@ class MemorySandbox:
         return 200, {"observations": page, "meta": meta}, {}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FaultingHandler):
     sandbox: MemorySandbox
     protocol_version = "HTTP/1.1"  # keep-alive, as the real API offers
     # Headers and body go out as separate writes; without TCP_NODELAY, Nagle's algorithm and the
@@ -780,17 +778,6 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:  # the client gave up
                 self.close_connection = True
                 return
-
-    def _drop(self) -> None:
-        # Close without an answer: the client sees a dropped connection.
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def _hang(self, fault: Fault, release: threading.Event) -> None:
-        # No answer; the connection stays open until released (or the cap), then it is closed.
-        release.wait(min(fault.hang_seconds, HANG_CAP_SECONDS))
-        self._drop()
 
     def _record(self, record: RecordedRequest) -> None:
         with self.sandbox.lock:

@@ -6,8 +6,9 @@ import argparse
 
 import pytest
 
+from memory_bridge.config import DEFAULT_CONVERSATIONS_API_BASE_URL
 from memory_bridge_cli.common import UsageError
-from memory_bridge_cli.conversations import DEFAULT_CONVERSATIONS_API_BASE_URL, conversations_target
+from memory_bridge_cli.conversations import conversations_target
 
 STATE = {
     "account_sid": "AC" + "0" * 32,
