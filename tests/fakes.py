@@ -323,7 +323,20 @@ def fake_speakers(
     )
 
 
+class FakeChanges:
+    """ports.ChangeReplayer: finishes the parked changes it is told to, records each hand-off."""
+
+    def __init__(self, finishes: bool = True) -> None:
+        self.finishes = finishes
+        self.handed: list[tuple[str, str, float]] = []
+
+    def finish(self, envelope: Envelope, owner: str, seconds: float) -> bool:
+        self.handed.append((envelope.message_sid, owner, seconds))
+        return self.finishes
+
+
 FAKES: dict[str, type] = {
+    "ChangeReplayer": FakeChanges,
     "ParticipantDirectory": FakeConversations,
     "ProfileDirectory": FakeMemory,
     "ObservationWriter": FakeMemory,
@@ -343,6 +356,7 @@ __all__ = [
     "CONVERSATION",
     "CUSTOMER",
     "FAKES",
+    "FakeChanges",
     "FakeClock",
     "FakeConversations",
     "FakeLedger",

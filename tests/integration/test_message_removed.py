@@ -135,41 +135,47 @@ def test_twilio_delivering_a_removal_twice_deletes_once(bridge):
     assert len(bridge.sandbox.requests_to("ListProfileObservations")) == lists
 
 
-def test_a_memory_503_during_a_removal_answers_503_and_twilios_retry_finishes_it(bridge):
-    assert outcome(bridge.send(added("IM1"))) == "posted"
-    bridge.sandbox.add_fault(Fault(status=503, match=OBSERVATIONS, method="DELETE"))
+def test_a_memory_503_during_a_removal_parks_it_and_the_replay_finishes_it(oncall):
+    assert outcome(oncall.send(added("IM1"))) == "posted"
+    oncall.sandbox.add_fault(Fault(status=503, match=OBSERVATIONS, method="DELETE"))
 
-    failed = bridge.send(removed("IM1"))
+    parked = oncall.send(removed("IM1"))
 
-    assert (failed["statusCode"], body_of(failed)["outcome"]) == (503, "removal_unfinished")
-    assert contents(bridge) == [BODY]  # still there; the 503 makes Twilio retry
+    assert (parked["statusCode"], body_of(parked)["outcome"], body_of(parked)["change"]) == (
+        200,
+        "parked",
+        "remove",
+    )
+    assert contents(oncall) == [BODY]  # still there; the removal waits on the queue
     # Meanwhile the tombstone holds: a late copy of the add posts nothing.
-    assert outcome(bridge.send(added("IM1"))) == "duplicate"
-    assert contents(bridge) == [BODY]
-    bridge.sandbox.clear_faults()
+    assert outcome(oncall.send(added("IM1"))) == "duplicate"
+    assert contents(oncall) == [BODY]
+    oncall.sandbox.clear_faults()
 
-    retried = bridge.send(removed("IM1"))
+    code, out, err = oncall.run("dlq", "replay", "--json")
 
-    assert (retried["statusCode"], body_of(retried)["outcome"]) == (200, "removed")
-    assert contents(bridge) == []
+    assert code == 0, err
+    assert json.loads(out)["counts"]["changes"] == 1
+    assert contents(oncall) == [] and oncall.parked() == []
+    # Twilio's own retry of the removal, late: done already.
+    assert body_of(oncall.send(removed("IM1")))["outcome"] == "duplicate"
 
 
-def test_a_removal_memory_does_not_list_yet_answers_503_until_it_does(bridge):
-    assert outcome(bridge.send(added("IM1"))) == "posted"
+def test_a_removal_memory_does_not_list_yet_is_parked_and_finished_once_listed(oncall):
+    assert outcome(oncall.send(added("IM1"))) == "posted"
     # Memory lists what it took only after a while: a removal then must not be called done.
-    assert len(bridge.observations()) == 1
-    set_rules(bridge, {"listLag": 60})
+    set_rules(oncall, {"listLag": 60})
     try:
         # A second post made while the lag is set is not listed yet.
-        assert outcome(bridge.send(added("IM2", body="a second thought"))) == "posted"
-        early = bridge.send(removed("IM2", body="a second thought"))
-        assert (early["statusCode"], body_of(early)["outcome"]) == (503, "removal_unfinished")
-        assert contents(bridge) == ["a second thought", BODY]
+        assert outcome(oncall.send(added("IM2", body="a second thought"))) == "posted"
+        early = oncall.send(removed("IM2", body="a second thought"))
+        assert (early["statusCode"], body_of(early)["outcome"]) == (200, "parked")
+        assert contents(oncall) == ["a second thought", BODY]
     finally:
-        set_rules(bridge, {"listLag": 0})
-    retried = bridge.send(removed("IM2", body="a second thought"))
-    assert body_of(retried)["outcome"] == "removed"
-    assert contents(bridge) == [BODY]
+        set_rules(oncall, {"listLag": 0})
+    code, out, err = oncall.run("dlq", "replay", "--json")
+    assert code == 0, err
+    assert contents(oncall) == [BODY]
 
 
 def set_rules(bridge, body: dict) -> None:

@@ -119,18 +119,49 @@ def test_edits_arriving_out_of_order_leave_the_newest_words(bridge):
     assert contents(bridge) == ["third words"]
 
 
-def test_a_memory_503_during_an_edit_answers_503_and_twilios_retry_finishes_it(bridge):
-    assert outcome(bridge.send(added("IM1", OLD))) == "posted"
-    bridge.sandbox.add_fault(Fault(status=503, match=OBSERVATIONS, method="PATCH"))
+def test_a_memory_503_during_an_edit_parks_it_and_the_replay_finishes_it(oncall):
+    assert outcome(oncall.send(added("IM1", OLD))) == "posted"
+    oncall.sandbox.add_fault(Fault(status=503, match=OBSERVATIONS, method="PATCH"))
 
-    failed = bridge.send(updated("IM1"))
+    parked = oncall.send(updated("IM1"))
 
-    assert (failed["statusCode"], body_of(failed)["outcome"]) == (503, "edit_unfinished")
-    assert contents(bridge) == [OLD]
-    bridge.sandbox.clear_faults()
-    retried = bridge.send(updated("IM1"))
-    assert (retried["statusCode"], body_of(retried)["outcome"]) == (200, "edited")
-    assert contents(bridge) == [NEW]
+    # Safe on the queue, as an add Memory refuses: Twilio's retries are not needed.
+    assert (parked["statusCode"], body_of(parked)["outcome"], body_of(parked)["change"]) == (
+        200,
+        "parked",
+        "edit",
+    )
+    assert contents(oncall) == [OLD]
+    (envelope,) = oncall.parked()
+    assert envelope.change is not None and envelope.change.kind == "edit"
+    assert "1234" not in json.dumps(envelope.failure.message)
+
+    code, out, err = oncall.run("dlq", "replay", "--json")  # Memory still failing: left queued
+    assert (code, json.loads(out)["counts"]["changes"]) == (1, 0), err
+    assert contents(oncall) == [OLD] and len(oncall.parked()) == 1
+    oncall.sandbox.clear_faults()
+    code, out, err = oncall.run("dlq", "replay", "--json")
+
+    assert code == 0, err
+    assert json.loads(out)["counts"]["changes"] == 1
+    assert contents(oncall) == [NEW]
+    assert oncall.parked() == []
+
+
+def test_twilios_retry_of_a_parked_edit_finishes_it_and_the_replay_changes_nothing_more(oncall):
+    assert outcome(oncall.send(added("IM1", OLD))) == "posted"
+    oncall.sandbox.add_fault(Fault(status=503, match=OBSERVATIONS, method="PATCH"))
+    assert body_of(oncall.send(updated("IM1")))["outcome"] == "parked"
+    oncall.sandbox.clear_faults()
+
+    assert body_of(oncall.send(updated("IM1")))["outcome"] == "edited"
+    patches = len(oncall.sandbox.requests_to("PatchProfileObservation"))
+    code, out, err = oncall.run("dlq", "replay", "--json")
+
+    assert code == 0, err
+    assert json.loads(out)["counts"]["changes"] == 1  # the envelope goes: the edit is done
+    assert len(oncall.sandbox.requests_to("PatchProfileObservation")) == patches
+    assert contents(oncall) == [NEW] and oncall.parked() == []
 
 
 def test_an_edit_whose_settle_is_lost_is_finished_by_the_retry_without_a_copy(bridge, monkeypatch):
@@ -219,14 +250,15 @@ def test_an_edit_that_shrinks_to_one_observation_deletes_the_surplus(bridge):
     assert contents(bridge) == ["short now"]
 
 
-def test_an_edit_memory_does_not_list_yet_answers_503_until_it_does(bridge):
-    assert outcome(bridge.send(added("IM0", "first"))) == "posted"
-    set_rules(bridge, {"listLag": 60})
+def test_an_edit_memory_does_not_list_yet_is_parked_and_finished_once_listed(oncall):
+    assert outcome(oncall.send(added("IM0", "first"))) == "posted"
+    set_rules(oncall, {"listLag": 60})
     try:
-        assert outcome(bridge.send(added("IM1", OLD))) == "posted"
-        early = bridge.send(updated("IM1"))
-        assert (early["statusCode"], body_of(early)["outcome"]) == (503, "edit_unfinished")
+        assert outcome(oncall.send(added("IM1", OLD))) == "posted"
+        early = oncall.send(updated("IM1"))
+        assert (early["statusCode"], body_of(early)["outcome"]) == (200, "parked")
     finally:
-        set_rules(bridge, {"listLag": 0})
-    assert body_of(bridge.send(updated("IM1")))["outcome"] == "edited"
-    assert contents(bridge) == ["first", NEW]
+        set_rules(oncall, {"listLag": 0})
+    code, out, err = oncall.run("dlq", "replay", "--json")
+    assert code == 0, err
+    assert contents(oncall) == ["first", NEW]

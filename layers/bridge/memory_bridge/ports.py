@@ -15,6 +15,7 @@ in-memory fake of each, so that a flow's unit tests need no socket.
   ReplayQueue           dead_letters.DeadLetterQueue           FakeQueue
   DeliveryLedger        ledger_table.LedgerTable               FakeLedger
   ReplayLedger          ledger_table.LedgerTable               FakeLedger
+  ChangeReplayer        webhook.changes.ParkedChanges          FakeChanges
   ProfileCounter        profile_counts.ProfileCountTable       FakeProfileCounter
   MetricsSink           Powertools' Metrics                    RecordingMetrics
   KeyedLogger           Powertools' Logger                     webhook.answers.stdlib_logger
@@ -264,6 +265,13 @@ class ProfileCounter(Protocol):
     def add_observations(self, profile_id: str, count: int, timeout: float) -> int:
         """Add `count` (negative: give back, never below 0) and return the profile's count now."""
         ...
+
+
+class ChangeReplayer(Protocol):
+    """The replay's hand-off of a parked edit or removal (issue 22, webhook/changes.py): True once
+    it is finished (the envelope may go), False to leave it on the queue for a later run."""
+
+    def finish(self, envelope: Envelope, owner: str, seconds: float) -> bool: ...
 
 
 # ---- observability ----------------------------------------------------------------------------

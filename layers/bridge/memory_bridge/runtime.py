@@ -236,6 +236,7 @@ def build_replay_engine(
     local stack), the function takes the defaults built from its environment.
     """
     from memory_bridge.replay import ReplayEngine  # not on the webhook's cold-start path
+    from memory_bridge.webhook.parked import parked_changes
 
     if queue is None:
         queue = DeadLetterQueue(_needed(settings.dead_letter_queue_url, "DEAD_LETTER_QUEUE_URL"))
@@ -254,11 +255,12 @@ def build_replay_engine(
     )
     # The replay's client makes room too (List, DELETE); a Memory without those posts unlimited.
     editor = cast("ObservationEditor", memory) if hasattr(memory, "delete_observation") else None
+    room = build_room(settings.profile_limit, ledger, editor, settings.observation_source)
     return ReplayEngine(
         queue,
         memory,
         ledger=ledger,
-        room=build_room(settings.profile_limit, ledger, editor, settings.observation_source),
+        room=room,
         # After a wrong MemoryStoreId was fixed and redeployed, what was parked against the old
         # store is replayed to the right one (the function's; the CLI's only with --store).
         target_store=settings.target_store,
@@ -266,6 +268,7 @@ def build_replay_engine(
         speakers=speakers,
         source=settings.observation_source,
         progress=progress,
+        changes=parked_changes(settings, memory, ledger, queue, room),
     )
 
 

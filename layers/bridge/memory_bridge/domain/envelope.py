@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from memory_bridge.domain.envelope_records import (
+    ChangeRecord,
     FailureRecord,
     MalformedEnvelope,
     SpeakerRecord,
     Stage,
+    get_field,
+    read_change,
     read_failure,
     read_speaker,
 )
@@ -63,6 +66,8 @@ class Envelope:
     speaker: SpeakerRecord | None = None
     # The edit (DateUpdated) whose words these are; None for the words as first added (issue 22).
     edited: str | None = None
+    # An edit or a removal to finish, rather than words to post (issue 22).
+    change: ChangeRecord | None = None
 
     @property
     def speaker_unknown(self) -> bool:
@@ -103,6 +108,8 @@ class Envelope:
             document["speaker"] = self.speaker.to_json()
         if self.edited:
             document["edited"] = self.edited
+        if self.change is not None:
+            document["change"] = self.change.to_json()
         text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
         return _REFUSED_BY_SQS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -208,41 +215,30 @@ def new_envelope(
     )
 
 
-def _get(
-    document: Mapping[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False
-) -> Any:
-    value = document.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise MalformedEnvelope(f"field {name!r} is missing or of the wrong type")
-    return value
-
-
 def parse_envelope(text: str) -> Envelope:
     """Read an envelope; raises MalformedEnvelope saying what is wrong (never the content)."""
     document = _document(text)
-    kind = _get(document, "kind", str)
+    kind = get_field(document, "kind", str)
     if kind not in ("retryable", "permanent"):
         raise MalformedEnvelope(f"unknown kind {kind!r}")
-    observations: list[Observation] = _get(document, "observations", list)
+    observations: list[Observation] = get_field(document, "observations", list)
     if not observations or not all(isinstance(o, dict) for o in observations):
         raise MalformedEnvelope("observations must be a non-empty list of objects")
-    failure = read_failure(_get(document, "failure", dict))
-    identifier_doc = _get(document, "identifier", dict, optional=True)
+    failure = read_failure(get_field(document, "failure", dict))
+    identifier_doc = get_field(document, "identifier", dict, optional=True)
     identifier = None
     if identifier_doc is not None:
         id_type, value = identifier_doc.get("idType"), identifier_doc.get("value")
         if not isinstance(id_type, str) or not isinstance(value, str):
             raise MalformedEnvelope("identifier needs idType and value")
         identifier = Identifier(id_type, value)
-    profile_id = _get(document, "profileId", str, optional=True)
+    profile_id = get_field(document, "profileId", str, optional=True)
     if profile_id is not None and not _PROFILE_ID.match(profile_id):
         raise MalformedEnvelope("profileId is not a profile id")
     speaker = read_speaker(document.get("speaker"))
     if profile_id is None and identifier is None and (speaker is None or speaker.kind is not None):
         raise MalformedEnvelope("neither profileId, identifier nor an unclassified speaker is set")
-    attempts = _get(document, "attempts", int)
+    attempts = get_field(document, "attempts", int)
     parts = document.get("parts")
     if parts is not None and (
         not isinstance(parts, list)
@@ -253,12 +249,12 @@ def parse_envelope(text: str) -> Envelope:
     return Envelope(
         version=ENVELOPE_VERSION,
         kind=kind,
-        store_id=_get(document, "storeId", str),
+        store_id=get_field(document, "storeId", str),
         profile_id=profile_id,
         identifier=identifier,
         trait_group=document.get("traitGroup") or "Contact",
-        message_sid=_get(document, "messageSid", str),
-        conversation_sid=_get(document, "conversationSid", str),
+        message_sid=get_field(document, "messageSid", str),
+        conversation_sid=get_field(document, "conversationSid", str),
         observations=tuple(observations),
         failure=failure,
         attempts=attempts,
@@ -268,7 +264,8 @@ def parse_envelope(text: str) -> Envelope:
         parts=tuple(parts) if parts is not None else None,
         left_for_people_at=str(document.get("leftForPeopleAt") or ""),
         speaker=speaker,
-        edited=_get(document, "edited", str, optional=True),
+        edited=get_field(document, "edited", str, optional=True),
+        change=read_change(document.get("change")),
     )
 
 

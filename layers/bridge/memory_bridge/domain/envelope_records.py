@@ -13,13 +13,21 @@ from memory_bridge.domain.speakers import KINDS, SpeakerKind
 # resolve_profile: the customer's profile could not be found or made; post_observations: Memory refused;
 # make_room: the oldest could not be deleted to make room on a full profile; profile_full: the profile
 # is full and PROFILE_FULL_POLICY is park (issue 22).
-Stage = Literal["resolve_speaker", "resolve_profile", "post_observations", "make_room", "profile_full"]
+Stage = Literal[
+    "resolve_speaker",
+    "resolve_profile",
+    "post_observations",
+    "make_room",
+    "profile_full",
+    "change_observations",
+]
 STAGES: tuple[Stage, ...] = (
     "resolve_speaker",
     "resolve_profile",
     "post_observations",
     "make_room",
     "profile_full",
+    "change_observations",
 )
 
 
@@ -71,6 +79,29 @@ class SpeakerRecord:
         }
 
 
+@dataclass(frozen=True)
+class ChangeRecord:
+    """An edit or a removal Memory could not take (issue 22), parked for the replay to finish: the
+    envelope's observations are the new words (an edit) or the words to find (a removal); with
+    `says_nothing`, an edit whose new words say nothing, the observations only show where to look."""
+
+    kind: Literal["edit", "remove"]
+    at: str  # DateUpdated of the edit (its place among edits), or DateRemoved
+    says_nothing: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "at": self.at, "saysNothing": self.says_nothing}
+
+
+def read_change(document: Any) -> ChangeRecord | None:
+    if document is None:
+        return None
+    kind, at = (document.get("kind"), document.get("at")) if isinstance(document, dict) else (None, None)
+    if kind not in ("edit", "remove") or not isinstance(at, str) or not at:
+        raise MalformedEnvelope("change needs kind edit or remove, and at")
+    return ChangeRecord(kind, at, document.get("saysNothing") is True)
+
+
 def read_speaker(document: Any) -> SpeakerRecord | None:
     if document is None:
         return None
@@ -100,3 +131,14 @@ def read_failure(failure_doc: Mapping[str, Any]) -> FailureRecord:
         ambiguous=bool(failure_doc.get("ambiguous")),
         retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
     )
+
+
+def get_field(
+    document: Mapping[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False
+) -> Any:
+    value = document.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise MalformedEnvelope(f"field {name!r} is missing or of the wrong type")
+    return value

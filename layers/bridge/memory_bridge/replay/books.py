@@ -157,7 +157,12 @@ class Books:
     # ---- the queue ----------------------------------------------------------------------------
 
     def delete(
-        self, items: list[Pending], already_posted: bool = False, skipped: bool = False, removed: bool = False
+        self,
+        items: list[Pending],
+        already_posted: bool = False,
+        skipped: bool = False,
+        removed: bool = False,
+        changed: bool = False,
     ) -> None:
         """The one place a replayed message leaves the queue: after the ledger holds all of it."""
         if not items:
@@ -170,7 +175,9 @@ class Books:
         except QueueUnavailable as error:
             # They come back after their hold; the ledger then says they are in Memory.
             run.summary.notes.append(f"{len(items)} message(s) not deleted ({error}); a later run drops them")
-        if skipped:
+        if changed:
+            run.counts.changes += len(items)
+        elif skipped:
             run.counts.skipped += len(items)
         elif removed:
             run.counts.removed += len(items)

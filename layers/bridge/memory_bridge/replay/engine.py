@@ -30,7 +30,15 @@ from types import TracebackType
 
 from memory_bridge.config import DEFAULT_OBSERVATION_SOURCE
 from memory_bridge.domain.redaction import KINDS
-from memory_bridge.ports import Clock, LedgerUnavailable, ReplayLedger, ReplayMemory, ReplayQueue, Sleep
+from memory_bridge.ports import (
+    ChangeReplayer,
+    Clock,
+    LedgerUnavailable,
+    ReplayLedger,
+    ReplayMemory,
+    ReplayQueue,
+    Sleep,
+)
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.replay.books import Books
 from memory_bridge.replay.check import MemoryCheck
@@ -47,6 +55,9 @@ from memory_bridge.replay.slicing import MAX_SLICE, SliceBudget
 from memory_bridge.replay.summary import ReplaySummary
 from memory_bridge.room import Room
 from memory_bridge.speaking import Speakers
+
+# The time one parked edit or removal gets (a Lookup, a List page, a PATCH or DELETE per part).
+CHANGE_SECONDS = 20.0
 
 
 class ReplayEngine:
@@ -70,6 +81,7 @@ class ReplayEngine:
         speakers: Speakers | None = None,
         source: str = DEFAULT_OBSERVATION_SOURCE,
         room: Room | None = None,
+        changes: ChangeReplayer | None = None,
     ):
         self.queue, self.memory, self.ledger = queue, memory, ledger
         self.target_store = target_store
@@ -82,6 +94,7 @@ class ReplayEngine:
         # functions' OBSERVATION_SOURCE, which agents' and the brand's sources extend.
         self.speakers, self.source = speakers, source
         self.room = room  # Memory's limit per profile (memory_bridge/room.py); None: no limit
+        self.changes = changes  # parked edits and removals (webhook/changes.py); None: left queued
 
     def run(self, options: ReplayOptions) -> ReplaySummary:
         with Run(self, options) as run:
@@ -181,12 +194,25 @@ class Run:
                 # Not one request fitted in the messages' hold: another slice would do the same.
                 run.stop("the hold ran out before any request; raise the visibility timeout or lower --rate")
 
+    def finish_changes(self, items: list[Pending]) -> None:
+        """Parked edits and removals: the webhook's own flow runs them again (webhook/changes.py)."""
+        run, changes = self.context, self.engine.changes
+        for item in items:
+            seconds = min(CHANGE_SECONDS, max(run.time_left() - 1.0, 0.0))
+            ready = not run.stopped and seconds > 1.0
+            if changes is not None and ready and changes.finish(item.envelope, run.owner, seconds):
+                self.books.delete([item], changed=True)
+                continue
+            run.counts.left += 1  # Memory still failing (or no time): a later run tries again
+            run.hold(item.message)
+
     def _finished(self) -> int:
         counts = self.context.counts
         return (
             counts.replayed
             + counts.already_posted
             + counts.removed
+            + counts.changes
             + counts.failed
             + counts.observations_posted
         )
@@ -220,7 +246,8 @@ class Run:
         done: list[Pending] = []
         removed: list[Pending] = []
         now = run.wall_clock()
-        for item in items:
+        self.finish_changes([i for i in items if i.envelope.change is not None])
+        for item in (i for i in items if i.envelope.change is None):
             record = records.get(item.message_sid)
             if record is not None and record.leased_to_another(run.owner, now):
                 run.counts.busy += 1

@@ -16,6 +16,7 @@ class ReplayCounts:
     replayed: int = 0  # posted now and deleted
     already_posted: int = 0  # found in Memory (ledger or List Observations); deleted without posting
     removed: int = 0  # removed in Twilio since it was parked (the ledger's tombstone): deleted, not posted
+    changes: int = 0  # parked edits and removals finished (issue 22), and deleted
     failed: int = 0  # put back with attempts raised
     left: int = 0  # untouched: the run stopped first, or the hold ran out
     busy: int = 0  # another replay or webhook holds its ledger lease right now; left in place

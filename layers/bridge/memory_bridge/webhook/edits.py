@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from memory_bridge.deadlines import Deadline
+from memory_bridge.domain.envelope_records import ChangeRecord
 from memory_bridge.domain.ledger import Busy, Finished, LedgerRecord, PartsPlan, Settlement
-from memory_bridge.domain.observations import Observation, observation_digest
-from memory_bridge.domain.outcomes import Accepted, observation_gone
+from memory_bridge.domain.observations import observation_digest
 from memory_bridge.ports import (
     DeadLetterSink,
     DeliveryLedger,
@@ -35,12 +35,13 @@ from memory_bridge.ports import (
     ObservationEditor,
     ObservationWriter,
 )
-from memory_bridge.profiles import ProfileCache, lookup_profile
+from memory_bridge.profiles import ProfileCache
 from memory_bridge.room import Room
 from memory_bridge.webhook.answers import Answer, response, result_json
+from memory_bridge.webhook.attempts import SETTLE_RESERVE_SECONDS
+from memory_bridge.webhook.changes import park_change, retry_later
 from memory_bridge.webhook.delivery import (
     RESERVE_SECONDS,
-    Delivery,
     DeliveryRules,
     Prepared,
     Skipped,
@@ -49,110 +50,9 @@ from memory_bridge.webhook.delivery import (
 )
 from memory_bridge.webhook.finding import (
     Unfinished,
-    find_parts,
-    missing_is_gone,
-    said,
-    search_for,
     time_for_call,
 )
-
-
-@dataclass
-class Change:
-    """What one edit did and learnt, part by part."""
-
-    observations: tuple[Observation, ...]  # the new words
-    ids: dict[int, str] = field(default_factory=dict)  # parts changed in place, by observation id
-    deleted: list[int] = field(default_factory=list)  # parts the edit no longer has: deleted
-    dropped: list[int] = field(default_factory=list)  # Memory dropped them: never brought back
-    post: list[int] = field(default_factory=list)  # parts Memory does not hold: posted anew
-    delivery: Delivery | None = None
-    profile_id: str | None = None  # where the parts it changed or deleted are
-
-    @property
-    def gone(self) -> list[int]:
-        """Parts Memory no longer holds: the ledger forgets them."""
-        return sorted({*self.deleted, *self.dropped})
-
-
-@dataclass
-class Editor:
-    """Steps 3 and 4: find the parts in Memory and change them in place."""
-
-    rules: DeliveryRules
-    memory: ObservationWriter
-    editor: ObservationEditor
-    profiles: ProfileCache
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-    def change(
-        self, shape: Prepared, new: tuple[Observation, ...], record: LedgerRecord | None, deadline: Deadline
-    ) -> Change:
-        change = Change(new)
-        held = sorted(record.maybe_in_memory) if record else []
-        if record is not None and any(p not in record.keys and p not in record.ids for p in record.in_doubt):
-            raise Unfinished("a part is in doubt: the replay looks in Memory first")
-        if record is not None and held:
-            self._rewrite(change, shape, record, held, deadline)
-        change.post = [p for p in range(len(new)) if p not in change.ids and p not in change.dropped]
-        return change
-
-    def _rewrite(
-        self, change: Change, shape: Prepared, record: LedgerRecord, held: list[int], deadline: Deadline
-    ) -> None:
-        store = self.rules.store_id
-        who = shape.who
-        if who is None:
-            raise Unfinished("participants not read: the customer's profile is unknown")
-        profile_id = self.profiles.get(who) or lookup_profile(self.memory, store, who)
-        if profile_id is None:
-            change.dropped.extend(held)  # no profile (erased): nothing to change, nothing to bring back
-            return
-        if not isinstance(profile_id, str):
-            raise Unfinished(said(profile_id))
-        change.profile_id = profile_id
-        search = search_for(
-            set(held), change.observations or shape.observations, record.keys, record.ids, record.pending
-        )
-        search.first = shape.observations[0]
-        found = find_parts(self.editor, store, profile_id, search, deadline)
-        for part in held:
-            oid = found.get(part)
-            if oid is None:
-                if part in record.accepted and not missing_is_gone(record, search.first, self.now):
-                    raise Unfinished("a part Memory took is not listed yet")
-                if part in record.accepted or part >= len(change.observations):
-                    change.dropped.append(part)  # Memory dropped it (past its 500, reconciled)
-                # else: a post in doubt that never landed, posted anew below
-            elif part < len(change.observations):
-                self._patch(change, store, profile_id, part, oid, deadline)
-            else:
-                self._delete(change, store, profile_id, part, oid, deadline)
-
-    def _patch(
-        self, change: Change, store: str, profile_id: str, part: int, oid: str, deadline: Deadline
-    ) -> None:
-        fields = {
-            "content": change.observations[part]["content"],
-            "source": change.observations[part]["source"],
-        }
-        answer = self.editor.update_observation(
-            store, profile_id, oid, fields, timeout=time_for_call(deadline)
-        )
-        if isinstance(answer, Accepted):
-            change.ids[part] = oid
-        elif observation_gone(answer):
-            change.dropped.append(part)
-        else:
-            raise Unfinished(said(answer))
-
-    def _delete(
-        self, change: Change, store: str, profile_id: str, part: int, oid: str, deadline: Deadline
-    ) -> None:
-        answer = self.editor.delete_observation(store, profile_id, oid, timeout=time_for_call(deadline))
-        if not (isinstance(answer, Accepted) or observation_gone(answer)):
-            raise Unfinished(said(answer))
-        change.deleted.append(part)
+from memory_bridge.webhook.rewriting import Change, Editor
 
 
 @dataclass
@@ -170,6 +70,9 @@ class Edits:
     wall_clock: Callable[[], float]
     sleep: Callable[[float], None]
     room: Room | None = None  # Memory's limit per profile: what an edit posts or deletes is counted
+    # The webhook parks an edit Memory cannot take now (webhook/changes.py); the replay finishing a
+    # parked one leaves it on the queue instead.
+    park_unfinished: bool = True
 
     def edit(
         self, prepared: Prepared | Skipped, shape: Prepared, owner: str, lease: float, deadline: Deadline
@@ -208,9 +111,7 @@ class Edits:
             return self._settle(change, shape, owner, at, deadline)
         except Unfinished as unfinished:
             self._release(message.message_sid, owner, deadline)
-            self.metrics.add_metric("EditsUnfinished", "Count", 1)
-            self.logger.warning("edit not finished; Twilio retries it", extra={"reason": unfinished.reason})
-            return retry_later(unfinished.status, "edit_unfinished", unfinished.reason)
+            return self._unfinished(unfinished, prepared, shape, at, deadline)
         except LedgerUnavailable as error:
             return self._unavailable(error, "edit not recorded")
 
@@ -275,6 +176,40 @@ class Edits:
             parked=result.get("outcome") == "parked",
         )
 
+    def _unfinished(
+        self,
+        unfinished: Unfinished,
+        prepared: Prepared | Skipped,
+        shape: Prepared,
+        at: str,
+        deadline: Deadline,
+    ) -> Answer:
+        """Parked for the replay to finish when Memory failed (nothing left to Twilio's retries); else
+        409/503 for Twilio to retry (another delivery in flight, the customer unknown)."""
+        self.metrics.add_metric("EditsUnfinished", "Count", 1)
+        if unfinished.status == 503 and self.park_unfinished:
+            words = prepared.observations if isinstance(prepared, Prepared) else ()
+            now = datetime.fromtimestamp(self.wall_clock(), UTC)
+            timeout = max(deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05)
+            change = ChangeRecord("edit", at)
+            parked = park_change(
+                self.dead_letters,
+                (self.rules.store_id, self.rules.trait_group),
+                shape,
+                words,
+                change,
+                unfinished.reason,
+                now,
+                timeout,
+            )
+            if parked is not None:
+                self.logger.warning(
+                    "edit not finished; parked for the replay", extra={"reason": unfinished.reason}
+                )
+                return parked
+        self.logger.warning("edit not finished; Twilio retries it", extra={"reason": unfinished.reason})
+        return retry_later(unfinished.status, "edit_unfinished", unfinished.reason)
+
     def _refused(self, record: LedgerRecord, at: str) -> Answer:
         if record.removed is not None:
             self.metrics.add_metric("EditsOfRemoved", "Count", 1)
@@ -290,10 +225,3 @@ class Edits:
         self.metrics.add_metric("LedgerUnavailable", "Count", 1)
         self.logger.error(f"ledger unavailable; {what}, answering 503", extra={"reason": str(error)})
         return response(503, "ledger_unavailable")
-
-
-def retry_later(status: int, outcome: str, reason: str) -> Answer:
-    answer = response(status, outcome, reason=reason)
-    if status == 409:
-        answer["headers"] = {"Content-Type": "application/json", "Retry-After": "2"}
-    return answer

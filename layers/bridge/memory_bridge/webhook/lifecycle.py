@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from memory_bridge.deadlines import Deadline
+from memory_bridge.domain.envelope_records import ChangeRecord
 from memory_bridge.domain.events import MessageAdded
 from memory_bridge.domain.ledger import LedgerRecord
 from memory_bridge.domain.outcomes import Accepted, describe, observation_gone
 from memory_bridge.ports import (
+    DeadLetterSink,
     DeliveryLedger,
     KeyedLogger,
     LedgerUnavailable,
@@ -34,6 +36,8 @@ from memory_bridge.ports import (
 from memory_bridge.profiles import ProfileCache, lookup_profile
 from memory_bridge.room import Room
 from memory_bridge.webhook.answers import Answer, response
+from memory_bridge.webhook.attempts import SETTLE_RESERVE_SECONDS
+from memory_bridge.webhook.changes import park_change, retry_later
 from memory_bridge.webhook.delivery import RESERVE_SECONDS, Prepared, Skipped
 from memory_bridge.webhook.finding import (
     Unfinished,
@@ -58,6 +62,10 @@ class Removals:
     logger: KeyedLogger
     wall_clock: Callable[[], float]
     room: Room | None = None  # Memory's limit per profile: what a removal deletes is given back
+    # Where a removal Memory cannot take now is parked (webhook/changes.py), and the profile's trait
+    # group; None: 503 for Twilio to retry (the replay finishing a parked one leaves it queued).
+    dead_letters: DeadLetterSink | None = None
+    trait_group: str = "Contact"
 
     def remove(self, prepared: Prepared | Skipped, message: MessageAdded, deadline: Deadline) -> Answer:
         metrics, logger, sid = self.metrics, self.logger, message.message_sid
@@ -91,12 +99,7 @@ class Removals:
             )
             self.ledger.finish_removal(sid, timeout=max(deadline.remaining(), 0.05))
         except Unfinished as unfinished:
-            metrics.add_metric("RemovalsUnfinished", "Count", 1)
-            logger.warning("removal not finished; Twilio retries it", extra={"reason": unfinished.reason})
-            answer = response(unfinished.status, "removal_unfinished", reason=unfinished.reason)
-            if unfinished.status == 409:
-                answer["headers"] = {"Content-Type": "application/json", "Retry-After": "2"}
-            return answer
+            return self._unfinished(unfinished, prepared, message, deadline)
         except LedgerUnavailable as error:
             # Memory holds nothing of it now; the record says "not done", so a retry looks once more.
             metrics.add_metric("LedgerWriteFailed", "Count", 1)
@@ -106,6 +109,29 @@ class Removals:
         if deleted:
             metrics.add_metric("ObservationsDeleted", "Count", deleted)
         return response(200, "removed", deleted=deleted)
+
+    def _unfinished(
+        self, unfinished: Unfinished, prepared: Prepared | Skipped, message: MessageAdded, deadline: Deadline
+    ) -> Answer:
+        """Parked for the replay when Memory failed and the customer is known; else 409/503 for
+        Twilio to retry. The tombstone already keeps any add of it from posting."""
+        self.metrics.add_metric("RemovalsUnfinished", "Count", 1)
+        if unfinished.status == 503 and self.dead_letters is not None and isinstance(prepared, Prepared):
+            now = datetime.fromtimestamp(self.wall_clock(), UTC)
+            change = ChangeRecord("remove", message.removed_at or "unknown")
+            where = (self.store_id, self.trait_group)
+            timeout = max(deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05)
+            words = prepared.observations
+            parked = park_change(
+                self.dead_letters, where, prepared, words, change, unfinished.reason, now, timeout
+            )
+            if parked is not None:
+                self.logger.warning(
+                    "removal not finished; parked for the replay", extra={"reason": unfinished.reason}
+                )
+                return parked
+        self.logger.warning("removal not finished; Twilio retries it", extra={"reason": unfinished.reason})
+        return retry_later(unfinished.status, "removal_unfinished", unfinished.reason)
 
 
 def _delete_parts(

@@ -97,7 +97,8 @@ class WebhookService:
         self.edits: Edits | None = None
         if self.editor is not None:
             ports = (self.memory, self.editor, self.profiles, self.ledger, self.metrics, self.logger)
-            self.removals = Removals(self.rules.store_id, *ports, self.wall_clock, self.room)
+            where = (self.room, self.dead_letters, self.rules.trait_group)
+            self.removals = Removals(self.rules.store_id, *ports, self.wall_clock, *where)
             parts = (self.memory, self.editor, self.profiles, self.dead_letters, self.ledger, self.metrics)
             clocks = (self.logger, self.wall_clock, self.sleep, self.room)
             self.edits = Edits(self.rules, *parts, *clocks)
