@@ -21,7 +21,11 @@ def plan(pending: list[Pending], records: dict[str, LedgerRecord]) -> tuple[list
     groups: OrderedDict[GroupKey, list[Pending]] = OrderedDict()
     planned: set[str] = set()
     twins = 0
+    changes: list[Pending] = []
     for item in pending:
+        if item.envelope.change is not None:
+            changes.append(item)  # an edit or a removal: changed in place, not posted
+            continue
         sort_parts(item, records.get(item.message_sid))
         if not item.parts:
             continue
@@ -34,7 +38,8 @@ def plan(pending: list[Pending], records: dict[str, LedgerRecord]) -> tuple[list
         identifier = None if item.profile_id else item.envelope.identifier
         who = item.profile_id or (f"unresolved {identifier.id_type}" if identifier else "unresolved")
         groups.setdefault((item.envelope.store_id, who, identifier), []).append(item)
-    return [_row(key, items) for key, items in groups.items()], twins
+    rows = [_row(key, items) for key, items in groups.items()]
+    return rows + ([_changes_row(changes)] if changes else []), twins
 
 
 def more_than_one_slice(run: RunContext, rows: list[dict[str, Any]]) -> str | None:
@@ -68,4 +73,21 @@ def _row(key: GroupKey, items: list[Pending]) -> dict[str, Any]:
         "lookups": lookups,
         "messageSids": [i.message_sid for i in items],
         "ambiguous": sum(1 for i in items if i.check),
+    }
+
+
+def _changes_row(items: list[Pending]) -> dict[str, Any]:
+    """Parked edits and removals: per message a Lookup, a List page and a PATCH or DELETE per part
+    (fewer when the profile is cached or the ledger has the ids)."""
+    parts = sum(len(i.envelope.observations) for i in items)
+    return {
+        "storeId": items[0].envelope.store_id,
+        "profile": "edits and removals",
+        "messages": len(items),
+        "observations": parts,
+        "requests": 2 * len(items) + parts,
+        "checks": 0,
+        "lookups": len(items),
+        "messageSids": [i.message_sid for i in items],
+        "ambiguous": 0,
     }
