@@ -228,7 +228,14 @@ class InMemoryLedger:
             raise LedgerUnavailable("ledger down (fake)")
 
     def claim(
-        self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
+        self,
+        message_sid: str,
+        owner: str,
+        parts: int,
+        lease_until: float,
+        now: float,
+        timeout: float,
+        keys: Mapping[int, str] | None = None,
     ) -> ClaimResult:
         self._check()
         record = self.records.get(message_sid)
@@ -243,6 +250,7 @@ class InMemoryLedger:
             lease_owner=owner,
             lease_until=lease_until,
             version=base.version + 1,
+            keys={**base.keys, **(keys or {})},
         )
         return Claimed(record)
 
@@ -347,6 +355,7 @@ class InMemoryLedger:
         lease_until: float,
         now: float,
         timeout: float,
+        keys: Mapping[str, Mapping[int, str]] | None = None,
     ) -> dict[str, int]:
         self._check()
         claimed: dict[str, int] = {}
@@ -360,6 +369,7 @@ class InMemoryLedger:
                 lease_owner=owner,
                 lease_until=lease_until,
                 version=base.version + 1,
+                keys={**base.keys, **((keys or {}).get(sid) or {})},
             )
             claimed[sid] = base.version + 1
         return claimed

@@ -198,6 +198,15 @@ def test_an_edit_whose_settle_is_lost_is_finished_by_the_retry_without_a_copy(br
     assert len(bridge.sandbox.requests_to("CreateProfileObservation")) == 1
 
 
+def end_lease(bridge) -> None:
+    bridge.dynamodb.update_item(
+        TableName=bridge.table,
+        Key={"id": {"S": "message#" + body_sid(bridge)}},
+        UpdateExpression="SET lease_until = :zero",
+        ExpressionAttributeValues={":zero": {"N": "0"}},
+    )
+
+
 def body_sid(bridge) -> str:
     items = bridge.dynamodb.scan(TableName=bridge.table)["Items"]
     (item,) = [i for i in items if i["id"]["S"].startswith("message#")]
@@ -262,3 +271,34 @@ def test_an_edit_memory_does_not_list_yet_is_parked_and_finished_once_listed(onc
     code, out, err = oncall.run("dlq", "replay", "--json")
     assert code == 0, err
     assert contents(oncall) == ["first", NEW]
+
+
+def test_an_edit_of_a_message_whose_settle_was_lost_finds_it_by_the_claims_digest(bridge, monkeypatch):
+    """The add's POST landed and its ledger write after did not (a table outage): its part is in
+    doubt. The claim wrote the digest of its words, so an edit still finds and changes it (before: the
+    edit waited on a replay check that no envelope would ever make, and was lost)."""
+    from memory_bridge.adapters.ledger_table import LedgerTable
+    from memory_bridge.ports import LedgerUnavailable
+
+    real = LedgerTable.settle
+
+    def lost(self, settlement, timeout):
+        if (settlement.outcome or {}).get("outcome") == "posted":
+            raise LedgerUnavailable("table down (test)")
+        return real(self, settlement, timeout)
+
+    monkeypatch.setattr(LedgerTable, "settle", lost)
+    assert outcome(bridge.send(added("IM1", OLD))) == "posted"
+    monkeypatch.setattr(LedgerTable, "settle", real)
+    assert contents(bridge) == [OLD]
+    end_lease(bridge)  # the add's invocation ended long ago
+
+    response = bridge.send(updated("IM1"))
+
+    assert (response["statusCode"], body_of(response)["outcome"], body_of(response)["changed"]) == (
+        200,
+        "edited",
+        1,
+    )
+    assert contents(bridge) == [NEW]
+    assert bridge.parked() == []

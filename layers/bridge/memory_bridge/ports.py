@@ -155,11 +155,7 @@ class StaticCredentials:
     def get(self, timeout: float | None = None) -> TwilioCredentials:  # noqa: ARG002
         return self._credentials
 
-    def refresh(
-        self,
-        min_interval: float | None = None,  # noqa: ARG002
-        timeout: float | None = None,  # noqa: ARG002
-    ) -> TwilioCredentials | None:
+    def refresh(self, min_interval: float | None = None, timeout: float | None = None) -> None:  # noqa: ARG002
         return None
 
 
@@ -214,7 +210,14 @@ class DeliveryLedger(Protocol):
     LedgerUnavailable."""
 
     def claim(
-        self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
+        self,
+        message_sid: str,
+        owner: str,
+        parts: int,
+        lease_until: float,
+        now: float,
+        timeout: float,
+        keys: Mapping[int, str] | None = None,
     ) -> ClaimResult: ...
 
     def settle(self, settlement: Settlement, timeout: float) -> int | None: ...
@@ -253,6 +256,7 @@ class ReplayLedger(Protocol):
         lease_until: float,
         now: float,
         timeout: float,
+        keys: Mapping[str, Mapping[int, str]] | None = None,
     ) -> dict[str, int]: ...
 
     def settle_many(self, settlements: Sequence[Settlement], timeout: float) -> dict[str, int]: ...
@@ -268,10 +272,10 @@ class ProfileCounter(Protocol):
 
 
 class ChangeReplayer(Protocol):
-    """The replay's hand-off of a parked edit or removal (issue 22, webhook/changes.py): True once
-    it is finished (the envelope may go), False to leave it on the queue for a later run."""
+    """A parked edit or removal, handed over by the replay (issue 22, webhook/changes.py): None once
+    finished (the envelope may go), else why not (it stays queued)."""
 
-    def finish(self, envelope: Envelope, owner: str, seconds: float) -> bool: ...
+    def finish(self, envelope: Envelope, owner: str, seconds: float) -> str | None: ...
 
 
 # ---- observability ----------------------------------------------------------------------------

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from memory_bridge.adapters.ledger_records import record_from_item
 from memory_bridge.adapters.ledger_updates import (
     edit_claim_update,
     forget_parts_update,
     mark_unsure_update,
-    record_from_item,
     removal_done_update,
     tombstone_update,
 )

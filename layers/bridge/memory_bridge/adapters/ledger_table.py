@@ -10,14 +10,14 @@ Calls per message: the webhook makes two (claim, settle); a replay makes one bat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from memory_bridge.adapters.ledger_lifecycle import LedgerLifecycle
+from memory_bridge.adapters.ledger_records import record_from_item
 from memory_bridge.adapters.ledger_updates import (
     accepted_update,
     claim_update,
-    record_from_item,
     replay_claim_update,
     settle_update,
     version_of,
@@ -103,10 +103,18 @@ class LedgerTable(LedgerLifecycle):
     # ---- the webhook -----------------------------------------------------------------
 
     def claim(
-        self, message_sid: str, owner: str, parts: int, lease_until: float, now: float, timeout: float
+        self,
+        message_sid: str,
+        owner: str,
+        parts: int,
+        lease_until: float,
+        now: float,
+        timeout: float,
+        keys: Mapping[int, str] | None = None,
     ) -> ClaimResult:
-        """Take the lease unless the message finished or is leased; mark every part unsure."""
-        update = claim_update(owner, parts, lease_until, now, int(now) + self._expires_after)
+        """Take the lease unless the message finished or is leased; mark every part unsure (with the
+        digests of its words, `keys`)."""
+        update = claim_update(owner, parts, lease_until, now, int(now) + self._expires_after, keys)
         client = self.client
 
         def call() -> ClaimResult:
@@ -192,8 +200,10 @@ class LedgerTable(LedgerLifecycle):
         lease_until: float,
         now: float,
         timeout: float,
+        keys: Mapping[str, Mapping[int, str]] | None = None,
     ) -> dict[str, int]:
-        """Mark parts unsure and take the lease on several messages, one conditional update each.
+        """Mark parts unsure and take the lease on several messages, one conditional update each
+        (`keys`: per MessageSid, the digests of the parts' words, written with them).
 
         Each claim is (MessageSid, the version read before, parts); it holds only if the record is
         unchanged since, or if it is this very claim (same owner, same lease end) that boto3 retried
@@ -207,7 +217,9 @@ class LedgerTable(LedgerLifecycle):
             request = {
                 "TableName": self.table_name,
                 "Key": self._key(sid),
-                **replay_claim_update(version, parts, owner, lease_until, int(now) + self._expires_after),
+                **replay_claim_update(
+                    version, parts, owner, lease_until, int(now) + self._expires_after, (keys or {}).get(sid)
+                ),
                 "ReturnValues": "UPDATED_NEW",
             }
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from memory_bridge.domain.ledger import LedgerRecord, Settlement
+from memory_bridge.domain.ledger import Settlement
 
 # Attribute names, always through ExpressionAttributeNames (several are DynamoDB reserved words).
 NAMES = {
@@ -50,8 +50,16 @@ def used_names(*names: str) -> dict[str, str]:
     return {name: NAMES[name] for name in names}
 
 
-def claim_update(owner: str, parts: int, lease_until: float, now: float, expires_at: int) -> dict[str, Any]:
-    """The webhook's claim: the lease unless the message finished or is leased; every part unsure."""
+def claim_update(
+    owner: str,
+    parts: int,
+    lease_until: float,
+    now: float,
+    expires_at: int,
+    keys: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    """The webhook's claim: the lease unless the message finished or is leased; every part unsure, with
+    the digest of its words (an edit finds a part in doubt by it, even when the settle never came)."""
     values: dict[str, Any] = {
         ":owner": {"S": owner},
         ":until": {"N": f"{lease_until:.3f}"},
@@ -60,8 +68,10 @@ def claim_update(owner: str, parts: int, lease_until: float, now: float, expires
         ":one": {"N": "1"},
         ":exp": {"N": str(expires_at)},
     }
-    update = "SET #owner = :owner, #until = :until, #ver = if_not_exists(#ver, :zero) + :one, #exp = :exp"
+    sets = ["#owner = :owner", "#until = :until", "#ver = if_not_exists(#ver, :zero) + :one", "#exp = :exp"]
     names = used_names("#owner", "#until", "#ver", "#exp", "#out", "#rem")
+    _set_parts("k", keys or {}, sets, names, values)
+    update = "SET " + ", ".join(sets)
     if parts:
         values[":parts"] = numbers(range(parts))
         update += " ADD #uns :parts"
@@ -76,7 +86,12 @@ def claim_update(owner: str, parts: int, lease_until: float, now: float, expires
 
 
 def replay_claim_update(
-    version: int | None, parts: Iterable[int], owner: str, lease_until: float, expires_at: int
+    version: int | None,
+    parts: Iterable[int],
+    owner: str,
+    lease_until: float,
+    expires_at: int,
+    keys: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """The replay's claim of one message: its parts unsure and the lease, if the record is unchanged
     since it was read at `version` (None: absent), or if this very claim landed already."""
@@ -94,11 +109,13 @@ def replay_claim_update(
         condition = "#ver = :seen"
         values[":seen"] = {"N": str(version)}
     condition = f"({condition}) OR (#owner = :owner AND #until = :until)"
+    sets = ["#owner = :owner", "#until = :until", "#ver = if_not_exists(#ver, :zero) + :one", "#exp = :exp"]
+    names = used_names("#owner", "#until", "#ver", "#exp", "#uns")
+    _set_parts("k", keys or {}, sets, names, values)
     return {
-        "UpdateExpression": "SET #owner = :owner, #until = :until, "
-        "#ver = if_not_exists(#ver, :zero) + :one, #exp = :exp ADD #uns :parts",
+        "UpdateExpression": "SET " + ", ".join(sets) + " ADD #uns :parts",
         "ConditionExpression": condition,
-        "ExpressionAttributeNames": used_names("#owner", "#until", "#ver", "#exp", "#uns"),
+        "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
 
@@ -260,41 +277,3 @@ def forget_parts_update(parts: Iterable[int]) -> dict[str, Any]:
         "ExpressionAttributeNames": {**used_names("#ver", "#acc", "#uns"), **attrs},
         "ExpressionAttributeValues": {":gone": numbers(chosen), ":zero": {"N": "0"}, ":one": {"N": "1"}},
     }
-
-
-def record_from_item(message_sid: str, item: dict[str, Any] | None) -> LedgerRecord | None:
-    if not item:
-        return None
-
-    def number_set(name: str) -> frozenset[int]:
-        return frozenset(int(v) for v in (item.get(name) or {}).get("NS", []))
-
-    def text(name: str) -> str | None:
-        value: str | None = (item.get(name) or {}).get("S")
-        return value
-
-    def by_part(prefix: str, kind: str = "S") -> dict[int, Any]:
-        return {
-            int(name[1:]): value[kind]
-            for name, value in item.items()
-            if name[:1] == prefix and name[1:].isdigit() and kind in value
-        }
-
-    outcome_text = text("outcome")
-    return LedgerRecord(
-        message_sid=message_sid,
-        accepted=number_set("accepted"),
-        unsure=number_set("unsure"),
-        lease_owner=text("lease_owner"),
-        lease_until=float((item.get("lease_until") or {}).get("N", 0)),
-        outcome=json.loads(outcome_text) if outcome_text else None,
-        version=int((item.get("version") or {}).get("N", 0)),
-        removed=text("removed"),
-        removal_done=bool((item.get("removal_done") or {}).get("BOOL", False)),
-        keys=by_part("k"),
-        ids=by_part("o"),
-        pending={p: frozenset(d) for p, d in by_part("p", "SS").items()},
-        edited=text("edited"),
-        edit_done=text("edit_done"),
-        posted_at=float((item.get("posted_at") or {}).get("N", 0)),
-    )

@@ -50,6 +50,7 @@ class Books:
         wall = run.wall_clock()
         hold_left = min(i.hold_until for i in request.items) - run.clock()
         claims = [(i.message_sid, i.version, parts) for i, parts in request.pairs()]
+        keys = {i.message_sid: i.digests(parts) for i, parts in request.pairs()}
         try:
             claimed = self.ledger.claim_many(
                 claims,
@@ -57,6 +58,7 @@ class Books:
                 lease_until=wall + hold_left - LEASE_MARGIN_SECONDS,
                 now=wall,
                 timeout=self._ledger_timeout(),
+                keys=keys,
             )
         except LedgerUnavailable as error:
             run.stop(f"ledger unavailable ({error})")

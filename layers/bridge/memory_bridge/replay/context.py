@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -43,6 +44,7 @@ class RunContext:
         self.owner = f"replay-{uuid.uuid4().hex[:12]}"
         self.pacer = Pacer(options.rate, clock, sleep, self.time_left)
         self.held: list[QueuedMessage] = []  # released at the end: filtered, malformed, dry-run
+        self.changes_left: Counter[str] = Counter()  # parked edits and removals not finished, by why
         # Let go mid-run, whole, because their hold ran short: a later slice may receive them again.
         self.returned: set[str] = set()
         # Received and not deleted yet: one that comes back after a release is not counted twice. A

@@ -138,6 +138,12 @@ class Run:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.summary.reached_end = self.intake.queue_empty
+        left = self.context.changes_left
+        if left:
+            reasons = "; ".join(f"{why} ({count})" for why, count in left.most_common(5))
+            self.summary.notes.append(
+                f"{sum(left.values())} parked edit(s)/removal(s) not finished: {reasons}"
+            )
         self.books.release_held()
         self.summary.seconds = self.context.clock() - self.context.started
 
@@ -199,11 +205,14 @@ class Run:
         run, changes = self.context, self.engine.changes
         for item in items:
             seconds = min(CHANGE_SECONDS, max(run.time_left() - 1.0, 0.0))
-            ready = not run.stopped and seconds > 1.0
-            if changes is not None and ready and changes.finish(item.envelope, run.owner, seconds):
-                self.books.delete([item], changed=True)
-                continue
+            why = "no time left" if run.stopped or seconds <= 1.0 else "no change replayer"
+            if changes is not None and why == "no change replayer":
+                why = changes.finish(item.envelope, run.owner, seconds) or ""
+                if not why:
+                    self.books.delete([item], changed=True)
+                    continue
             run.counts.left += 1  # Memory still failing (or no time): a later run tries again
+            run.changes_left[why] += 1
             run.hold(item.message)
 
     def _finished(self) -> int:
@@ -246,7 +255,6 @@ class Run:
         done: list[Pending] = []
         removed: list[Pending] = []
         now = run.wall_clock()
-        self.finish_changes([i for i in items if i.envelope.change is not None])
         for item in (i for i in items if i.envelope.change is None):
             record = records.get(item.message_sid)
             if record is not None and record.leased_to_another(run.owner, now):
@@ -270,3 +278,5 @@ class Run:
                 continue
             fresh = self.check.drop_already_posted(store_id, profile_id, group)
             self.poster.post_group(store_id, fresh)
+        # Edits and removals last: an add of the same message in this round has settled its doubt.
+        self.finish_changes([i for i in items if i.envelope.change is not None])

@@ -11,6 +11,7 @@ edits and the tombstone, so a change finished late, twice, or after a newer one 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -95,10 +96,10 @@ class ParkedChanges:
     clock: Callable[[], float]
     target_store: str | None = None  # the function's own store (as the replay retargets adds)
 
-    def finish(self, envelope: Envelope, owner: str, seconds: float) -> bool:
+    def finish(self, envelope: Envelope, owner: str, seconds: float) -> str | None:
         change = envelope.change
         if change is None or envelope.identifier is None:
-            return False
+            return "not a change with a customer"
         first = envelope.observations[0]
         message = MessageAdded(
             message_sid=envelope.message_sid,
@@ -122,7 +123,10 @@ class ParkedChanges:
             answer = edits.edit(words, shape, owner, seconds + 1.0, deadline)
         else:
             answer = removals.remove(words, message, deadline)
-        return int(answer["statusCode"]) == 200
+        if int(answer["statusCode"]) == 200:
+            return None
+        body = json.loads(str(answer.get("body") or "{}"))
+        return str(body.get("reason") or body.get("outcome") or answer["statusCode"])[:120]
 
 
 def retry_later(status: int, outcome: str, reason: str) -> Answer:

@@ -146,8 +146,10 @@ class Edits:
         in_memory = set(change.ids) | set(accepted)
         settlement = Settlement(
             sid,
-            accepted=accepted,
-            cleared=frozenset(change.post) - (delivery.in_doubt if delivery else frozenset()),
+            # A part in doubt that the edit found and changed is in Memory: no longer in doubt.
+            accepted=accepted | frozenset(change.ids),
+            cleared=(frozenset(change.post) - (delivery.in_doubt if delivery else frozenset()))
+            | set(change.ids),
             outcome={"outcome": "edited"},  # kept only when the add never answered: it is then a duplicate
             owner=owner,
             keys={p: observation_digest(change.observations[p]) for p in in_memory},

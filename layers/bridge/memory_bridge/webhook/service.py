@@ -140,7 +140,7 @@ class WebhookService:
         if isinstance(prepared, Skipped):
             record_result(self.metrics, self.logger, result_json(prepared))
             return response(200, "skipped", reason=prepared.reason)
-        claim = self._claim(message.message_sid, owner, len(prepared.observations), context, deadline)
+        claim = self._claim(prepared, owner, context, deadline)
         if isinstance(claim, dict):
             return claim
         delivery = self._deliver(prepared, claim, deadline)
@@ -179,15 +179,15 @@ class WebhookService:
         self.metrics.add_metric("MessagesReceived", "Count", 1)
         return message
 
-    def _claim(
-        self, message_sid: str, owner: str, parts: int, context: Any, deadline: Deadline
-    ) -> Claimed | Answer:
+    def _claim(self, prepared: Prepared, owner: str, context: Any, deadline: Deadline) -> Claimed | Answer:
         """The lease on the MessageSid; else the answer (503, a duplicate's 200, 409 while in progress)."""
+        observations = prepared.observations
         try:
             claim = self.ledger.claim(
-                message_sid,
+                prepared.message.message_sid,
                 owner=owner,
-                parts=parts,
+                parts=len(observations),
+                keys={p: observation_digest(o) for p, o in enumerate(observations)},
                 lease_until=self.wall_clock() + self._lease_seconds(context, deadline),
                 now=self.wall_clock(),
                 timeout=min(CLAIM_TIMEOUT_SECONDS, deadline.remaining() - RESERVE_SECONDS),
