@@ -638,6 +638,8 @@ def heal_and_replay(state: Path, sandbox: str) -> list[dict[str, Any]]:
         report = json.loads(out)
         rounds.append(report["counts"])
         print(f"  replay: {report['counts']}", flush=True)
+        for note in report.get("notes") or []:
+            print(f"    note: {note}", flush=True)
         if code == 0:
             break
     return rounds
