@@ -332,6 +332,11 @@ class InMemoryLedger:
         )
         return True
 
+    def remember_ids(self, message_sid: str, ids: Mapping[int, str], timeout: float) -> None:
+        self._check()
+        base = self.records.get(message_sid) or LedgerRecord(message_sid)
+        self.records[message_sid] = replace(base, ids={**base.ids, **ids})
+
     def forget_parts(self, message_sid: str, parts: Sequence[int], timeout: float) -> None:
         self._check()
         base, gone = self.records[message_sid], frozenset(parts)

@@ -187,3 +187,23 @@ def set_rules(bridge, body: dict) -> None:
     )
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert answer.status == 200
+
+
+def test_a_delete_that_landed_without_an_answer_is_finished_by_id_not_left_waiting(oncall):
+    """Memory deleted the observation and the answer was lost: the removal kept the id it found, so the
+    replay asks by id, hears "not found" and is done (before: the listing no longer showed the part,
+    which read as "not listed yet" for ten minutes)."""
+    assert outcome(oncall.send(added("IM1"))) == "posted"
+    oncall.sandbox.add_fault(Fault(drop="after", match=OBSERVATIONS, method="DELETE", times=1))
+
+    parked = oncall.send(removed("IM1"))
+
+    assert body_of(parked)["outcome"] == "parked"
+    assert contents(oncall) == []  # Memory did delete it
+    lists = len(oncall.sandbox.requests_to("ListProfileObservations"))
+    code, out, err = oncall.run("dlq", "replay", "--json")
+
+    assert code == 0, (out, err)
+    assert json.loads(out)["counts"]["changes"] == 1
+    assert len(oncall.sandbox.requests_to("ListProfileObservations")) == lists  # by id, no listing
+    assert oncall.parked() == []

@@ -243,6 +243,8 @@ class DeliveryLedger(Protocol):
 
     def forget_parts(self, message_sid: str, parts: Sequence[int], timeout: float) -> None: ...
 
+    def remember_ids(self, message_sid: str, ids: Mapping[int, str], timeout: float) -> None: ...
+
 
 class ReplayLedger(Protocol):
     """The replay's ledger calls, batched. Each raises LedgerUnavailable."""

@@ -10,6 +10,7 @@ from memory_bridge.adapters.ledger_records import record_from_item
 from memory_bridge.adapters.ledger_updates import (
     edit_claim_update,
     forget_parts_update,
+    ids_update,
     mark_unsure_update,
     removal_done_update,
     tombstone_update,
@@ -118,6 +119,12 @@ class LedgerLifecycle:
 
         marked: bool = self._guarded(timeout, "mark", call)
         return marked
+
+    def remember_ids(self, message_sid: str, ids: Mapping[int, str], timeout: float) -> None:
+        """The observation ids found for these parts (nothing else changes)."""
+        request = {"TableName": self.table_name, "Key": self._key(message_sid), **ids_update(ids)}
+        client = self.client
+        self._guarded(timeout, "ids", lambda: client.update_item(**request))
 
     def forget_parts(self, message_sid: str, parts: Sequence[int], timeout: float) -> None:
         request = {"TableName": self.table_name, "Key": self._key(message_sid), **forget_parts_update(parts)}

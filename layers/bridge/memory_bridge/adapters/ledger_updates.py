@@ -266,6 +266,18 @@ def mark_unsure_update(owner: str, parts: Iterable[int], keys: Mapping[int, str]
     }
 
 
+def ids_update(ids: Mapping[int, str]) -> dict[str, Any]:
+    sets: list[str] = []
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    _set_parts("o", ids, sets, names, values)
+    return {
+        "UpdateExpression": "SET " + ", ".join(sets),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
 def forget_parts_update(parts: Iterable[int]) -> dict[str, Any]:
     """Parts Memory no longer holds (an edit shortened it, Memory dropped them): all forgotten."""
     chosen = sorted(set(parts))

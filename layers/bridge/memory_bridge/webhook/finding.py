@@ -36,6 +36,9 @@ class Unfinished(Exception):
     def __init__(self, reason: str, status: int = 503):
         super().__init__(reason)
         self.reason, self.status = reason, status
+        # The parts' observation ids found before it stopped: kept in the ledger, so that the retry
+        # asks by id (and hears "gone" for one it deleted) rather than miss it in a listing.
+        self.ids: dict[int, str] = {}
 
 
 @dataclass

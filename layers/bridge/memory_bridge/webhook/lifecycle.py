@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -116,6 +117,11 @@ class Removals:
         """Parked for the replay when Memory failed and the customer is known; else 409/503 for
         Twilio to retry. The tombstone already keeps any add of it from posting."""
         self.metrics.add_metric("RemovalsUnfinished", "Count", 1)
+        if unfinished.ids:
+            with suppress(LedgerUnavailable):  # else the retry lists again
+                self.ledger.remember_ids(
+                    message.message_sid, unfinished.ids, timeout=min(deadline.remaining(), 0.5)
+                )
         if unfinished.status == 503 and self.dead_letters is not None and isinstance(prepared, Prepared):
             now = datetime.fromtimestamp(self.wall_clock(), UTC)
             change = ChangeRecord("remove", message.removed_at or "unknown")
@@ -164,7 +170,11 @@ def _delete_parts(
         raise Unfinished(describe(profile_id))
     search = search_for(set(parts), prepared.observations, record.keys, record.ids, record.pending)
     found = find_parts(editor, store_id, profile_id, search, deadline)
-    _delete_found(editor, store_id, profile_id, list(found.values()), deadline, room)
+    try:
+        _delete_found(editor, store_id, profile_id, list(found.values()), deadline, room)
+    except Unfinished as unfinished:
+        unfinished.ids = found
+        raise
     missing = [p for p in parts if p in record.accepted and p not in found]
     if missing and not missing_is_gone(
         record, search.first, lambda: datetime.fromtimestamp(wall_clock(), UTC)
