@@ -15,7 +15,7 @@ from memory_bridge.adapters.ledger_updates import (
     removal_done_update,
     tombstone_update,
 )
-from memory_bridge.domain.ledger import Busy, Claimed, ClaimResult, Finished, LedgerRecord
+from memory_bridge.domain.ledger import ClaimResult, LedgerRecord
 
 
 class LedgerLifecycle:
@@ -32,6 +32,17 @@ class LedgerLifecycle:
         raise NotImplementedError
 
     def _guarded(self, timeout: float, what: str, call: Callable[[], Any]) -> Any:
+        raise NotImplementedError
+
+    def conditional_claim(
+        self,
+        message_sid: str,
+        update: dict[str, Any],
+        owner: str,
+        lease_until: float,
+        finished: Callable[[LedgerRecord], bool],
+        timeout: float,
+    ) -> ClaimResult:
         raise NotImplementedError
 
     def tombstone(
@@ -73,31 +84,12 @@ class LedgerLifecycle:
         update = edit_claim_update(
             owner, edited_at, lease_until, now, int(now) + self._expires_after, pending or {}
         )
-        client = self.client
 
-        def call() -> ClaimResult:
-            try:
-                answer = client.update_item(
-                    TableName=self.table_name,
-                    Key=self._key(message_sid),
-                    **update,
-                    ReturnValues="ALL_OLD",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except client.exceptions.ConditionalCheckFailedException as refused:
-                record = record_from_item(message_sid, refused.response.get("Item"))
-                if record is None:
-                    return Claimed(None)
-                if record.lease_owner == owner and record.lease_until == float(f"{lease_until:.3f}"):
-                    return Claimed(record)  # boto3 retried a claim that landed
-                stale = record.edited is not None and record.edited > edited_at
-                if record.removed is not None or stale or record.edit_done == edited_at:
-                    return Finished(record)
-                return Busy(record)
-            return Claimed(record_from_item(message_sid, answer.get("Attributes")))
+        def finished(record: LedgerRecord) -> bool:
+            stale = record.edited is not None and record.edited > edited_at
+            return record.removed is not None or stale or record.edit_done == edited_at
 
-        result: ClaimResult = self._guarded(timeout, "claim", call)
-        return result
+        return self.conditional_claim(message_sid, update, owner, lease_until, finished, timeout)
 
     def mark_unsure(
         self, message_sid: str, owner: str, parts: Sequence[int], keys: Mapping[int, str], timeout: float

@@ -115,6 +115,23 @@ class LedgerTable(LedgerLifecycle):
         """Take the lease unless the message finished or is leased; mark every part unsure (with the
         digests of its words, `keys`)."""
         update = claim_update(owner, parts, lease_until, now, int(now) + self._expires_after, keys)
+
+        def finished(record: LedgerRecord) -> bool:
+            return record.outcome is not None or record.removed is not None  # this add posts nothing
+
+        return self.conditional_claim(message_sid, update, owner, lease_until, finished, timeout)
+
+    def conditional_claim(
+        self,
+        message_sid: str,
+        update: dict[str, Any],
+        owner: str,
+        lease_until: float,
+        finished: Callable[[LedgerRecord], bool],
+        timeout: float,
+    ) -> ClaimResult:
+        """One claim's UpdateItem (an add's or an edit's): Claimed with the record as it was; when its
+        condition refused it, Finished for a record `finished` says is done with, else Busy."""
         client = self.client
 
         def call() -> ClaimResult:
@@ -130,8 +147,8 @@ class LedgerTable(LedgerLifecycle):
                 record = record_from_item(message_sid, refused.response.get("Item"))
                 if record is None:  # raced with a TTL delete: nothing to protect any more
                     return Claimed(None)
-                if record.outcome is not None or record.removed is not None:
-                    return Finished(record)  # answered, or removed: this add posts nothing
+                if finished(record):
+                    return Finished(record)
                 if record.lease_owner == owner and record.lease_until == float(f"{lease_until:.3f}"):
                     # boto3 retried a claim whose first attempt landed: the lease is ours. What came
                     # before is lost, so every part not accepted counts as in doubt (checked, not posted).
