@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from memory_bridge.deadlines import Deadline
@@ -23,9 +23,11 @@ from memory_bridge.domain.envelope_records import ChangeRecord
 from memory_bridge.domain.events import MessageAdded
 from memory_bridge.domain.observations import Observation
 from memory_bridge.domain.outcomes import Retryable
-from memory_bridge.ports import DeadLetterSink, QueueUnavailable
+from memory_bridge.ports import DeadLetterSink, KeyedLogger, QueueUnavailable
 from memory_bridge.webhook.answers import Answer, response
+from memory_bridge.webhook.attempts import SETTLE_RESERVE_SECONDS
 from memory_bridge.webhook.delivery import Prepared, Skipped
+from memory_bridge.webhook.finding import Unfinished
 
 
 class Uncounted:
@@ -72,6 +74,44 @@ def park_change(
     except QueueUnavailable:
         return response(503, "queue_unavailable")
     return response(200, "parked", change=change.kind, reason=reason)
+
+
+@dataclass(frozen=True)
+class Parking:
+    """Where an edit or a removal Memory cannot take now is parked: the queue, the store, the
+    profile's trait group, and the clock that dates the envelope."""
+
+    dead_letters: DeadLetterSink
+    store_id: str
+    trait_group: str
+    wall_clock: Callable[[], float]
+
+
+def unfinished_answer(
+    unfinished: Unfinished,
+    change: ChangeRecord,
+    shape: Prepared | None,
+    words: tuple[Observation, ...],
+    parking: Parking | None,
+    deadline: Deadline,
+    logger: KeyedLogger,
+) -> Answer:
+    """Memory failed (503): parked for the replay when it can be (a queue, the customer known), so that
+    nothing rests on Twilio's retries; else, and for 409 (another delivery in flight), the status for
+    Twilio to retry."""
+    what = "edit" if change.kind == "edit" else "removal"
+    if unfinished.status == 503 and parking is not None and shape is not None:
+        now = datetime.fromtimestamp(parking.wall_clock(), UTC)
+        timeout = max(deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05)
+        where = (parking.store_id, parking.trait_group)
+        parked = park_change(
+            parking.dead_letters, where, shape, words, change, unfinished.reason, now, timeout
+        )
+        if parked is not None:
+            logger.warning(f"{what} not finished; parked for the replay", extra={"reason": unfinished.reason})
+            return parked
+    logger.warning(f"{what} not finished; Twilio retries it", extra={"reason": unfinished.reason})
+    return retry_later(unfinished.status, f"{what}_unfinished", unfinished.reason)
 
 
 class EditFlow(Protocol):

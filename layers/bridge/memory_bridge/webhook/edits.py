@@ -38,8 +38,7 @@ from memory_bridge.ports import (
 from memory_bridge.profiles import ProfileCache
 from memory_bridge.room import Room
 from memory_bridge.webhook.answers import Answer, response, result_json
-from memory_bridge.webhook.attempts import SETTLE_RESERVE_SECONDS
-from memory_bridge.webhook.changes import park_change, retry_later
+from memory_bridge.webhook.changes import Parking, retry_later, unfinished_answer
 from memory_bridge.webhook.delivery import (
     RESERVE_SECONDS,
     DeliveryRules,
@@ -189,28 +188,14 @@ class Edits:
         """Parked for the replay to finish when Memory failed (nothing left to Twilio's retries); else
         409/503 for Twilio to retry (another delivery in flight, the customer unknown)."""
         self.metrics.add_metric("EditsUnfinished", "Count", 1)
-        if unfinished.status == 503 and self.park_unfinished:
-            words = prepared.observations if isinstance(prepared, Prepared) else ()
-            now = datetime.fromtimestamp(self.wall_clock(), UTC)
-            timeout = max(deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05)
-            change = ChangeRecord("edit", at)
-            parked = park_change(
-                self.dead_letters,
-                (self.rules.store_id, self.rules.trait_group),
-                shape,
-                words,
-                change,
-                unfinished.reason,
-                now,
-                timeout,
-            )
-            if parked is not None:
-                self.logger.warning(
-                    "edit not finished; parked for the replay", extra={"reason": unfinished.reason}
-                )
-                return parked
-        self.logger.warning("edit not finished; Twilio retries it", extra={"reason": unfinished.reason})
-        return retry_later(unfinished.status, "edit_unfinished", unfinished.reason)
+        words = prepared.observations if isinstance(prepared, Prepared) else ()
+        parking = self.parking() if self.park_unfinished else None
+        return unfinished_answer(
+            unfinished, ChangeRecord("edit", at), shape, words, parking, deadline, self.logger
+        )
+
+    def parking(self) -> Parking:
+        return Parking(self.dead_letters, self.rules.store_id, self.rules.trait_group, self.wall_clock)
 
     def _refused(self, record: LedgerRecord, at: str) -> Answer:
         if record.removed is not None:

@@ -37,8 +37,7 @@ from memory_bridge.ports import (
 from memory_bridge.profiles import ProfileCache, lookup_profile
 from memory_bridge.room import Room
 from memory_bridge.webhook.answers import Answer, response
-from memory_bridge.webhook.attempts import SETTLE_RESERVE_SECONDS
-from memory_bridge.webhook.changes import park_change, retry_later
+from memory_bridge.webhook.changes import Parking, unfinished_answer
 from memory_bridge.webhook.delivery import RESERVE_SECONDS, Prepared, Skipped
 from memory_bridge.webhook.finding import (
     Unfinished,
@@ -122,22 +121,13 @@ class Removals:
                 self.ledger.remember_ids(
                     message.message_sid, unfinished.ids, timeout=min(deadline.remaining(), 0.5)
                 )
-        if unfinished.status == 503 and self.dead_letters is not None and isinstance(prepared, Prepared):
-            now = datetime.fromtimestamp(self.wall_clock(), UTC)
-            change = ChangeRecord("remove", message.removed_at or "unknown")
-            where = (self.store_id, self.trait_group)
-            timeout = max(deadline.remaining() - SETTLE_RESERVE_SECONDS, 0.05)
-            words = prepared.observations
-            parked = park_change(
-                self.dead_letters, where, prepared, words, change, unfinished.reason, now, timeout
-            )
-            if parked is not None:
-                self.logger.warning(
-                    "removal not finished; parked for the replay", extra={"reason": unfinished.reason}
-                )
-                return parked
-        self.logger.warning("removal not finished; Twilio retries it", extra={"reason": unfinished.reason})
-        return retry_later(unfinished.status, "removal_unfinished", unfinished.reason)
+        change = ChangeRecord("remove", message.removed_at or "unknown")
+        shape = prepared if isinstance(prepared, Prepared) else None
+        words = shape.observations if shape is not None else ()
+        parking = None
+        if self.dead_letters is not None:
+            parking = Parking(self.dead_letters, self.store_id, self.trait_group, self.wall_clock)
+        return unfinished_answer(unfinished, change, shape, words, parking, deadline, self.logger)
 
 
 def _delete_parts(
