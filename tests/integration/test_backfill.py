@@ -46,11 +46,16 @@ def seed_conversation(
 
 
 def backfill(bridge: Any, *argv: str) -> tuple[int, dict[str, Any], str]:
+    return cli_json(bridge, "backfill", *argv)
+
+
+def cli_json(bridge: Any, command: str, *argv: str) -> tuple[int, dict[str, Any], str]:
+    """A CLI command against the bridge's queue, table and sandboxes, with --json: exit, document, stderr."""
     out, err = io.StringIO(), io.StringIO()
     try:
         code = cli.main(
             [
-                "backfill",
+                command,
                 *argv,
                 "--queue-url",
                 bridge.queue_url,

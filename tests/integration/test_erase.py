@@ -21,7 +21,7 @@ from memory_bridge.ports import StaticCredentials
 from memory_bridge_cli import main as cli
 from memory_bridge_dev.sandbox import Fault
 from tests.integration.conftest import outcome
-from tests.integration.test_backfill import START, backfill, seed_conversation
+from tests.integration.test_backfill import START, backfill, cli_json, seed_conversation
 from tests.support import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, message_params
 
 pytestmark = pytest.mark.integration
@@ -39,29 +39,7 @@ def history(bridge: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def erase(bridge: Any, *argv: str) -> tuple[int, dict[str, Any], str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        code = cli.main(
-            [
-                "erase",
-                *argv,
-                "--queue-url",
-                bridge.queue_url,
-                "--table",
-                bridge.table,
-                "--memory-api-url",
-                bridge.sandbox.base_url,
-                "--conversations-api-url",
-                bridge.conversations.base_url,
-                "--json",
-            ],
-            out=out,
-            err=err,
-        )
-    except SystemExit as exited:
-        code = int(exited.code or 0)
-    text = out.getvalue()
-    return code, (json.loads(text) if text.strip() else {}), err.getvalue()
+    return cli_json(bridge, "erase", *argv)
 
 
 def memory(bridge: Any) -> MemoryApiClient:
