@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from memory_bridge.deadlines import Deadline
+from memory_bridge.domain.identifiers import Identifier
 from memory_bridge.domain.ledger import LedgerRecord
 from memory_bridge.domain.observations import Observation, observation_digest, observation_key
 from memory_bridge.domain.outcomes import Accepted, Outcome, Permanent, Retryable, describe
-from memory_bridge.ports import ObservationEditor
+from memory_bridge.ports import ObservationEditor, ProfileDirectory
+from memory_bridge.profiles import ProfileCache, lookup_profile
 from memory_bridge.webhook.delivery import RESERVE_SECONDS
 
 # Memory's createdAt is when it took the post: never before the message existed, but clocks differ.
@@ -174,6 +176,19 @@ def search_for(
         {p: i for p, i in ids.items() if p in parts},
         frozenset(p for p in parts if p not in keys),
     )
+
+
+def profile_of(
+    who: Identifier | None, profiles: ProfileCache, directory: ProfileDirectory, store_id: str
+) -> str | None:
+    """The customer's profile for an edit or a removal (cached, else Lookup: never created); None when
+    Memory has none (nothing of theirs to change). Raises Unfinished when it cannot be known now."""
+    if who is None:
+        raise Unfinished("participants not read: the customer's profile is unknown")
+    profile_id = profiles.get(who) or lookup_profile(directory, store_id, who)
+    if profile_id is not None and not isinstance(profile_id, str):
+        raise Unfinished(said(profile_id))
+    return profile_id
 
 
 def said(outcome: Outcome) -> str:

@@ -24,7 +24,7 @@ from memory_bridge.deadlines import Deadline
 from memory_bridge.domain.envelope_records import ChangeRecord
 from memory_bridge.domain.events import MessageAdded
 from memory_bridge.domain.ledger import LedgerRecord
-from memory_bridge.domain.outcomes import Accepted, describe, observation_gone
+from memory_bridge.domain.outcomes import Accepted, observation_gone
 from memory_bridge.ports import (
     DeadLetterSink,
     DeliveryLedger,
@@ -34,7 +34,7 @@ from memory_bridge.ports import (
     ObservationEditor,
     ProfileDirectory,
 )
-from memory_bridge.profiles import ProfileCache, lookup_profile
+from memory_bridge.profiles import ProfileCache
 from memory_bridge.room import Room
 from memory_bridge.webhook.answers import Answer, response
 from memory_bridge.webhook.changes import Parking, unfinished_answer
@@ -43,6 +43,7 @@ from memory_bridge.webhook.finding import (
     Unfinished,
     find_parts,
     missing_is_gone,
+    profile_of,
     said,
     search_for,
     time_for_call,
@@ -151,13 +152,9 @@ def _delete_parts(
         # Posted, yet it goes nowhere by today's rules (the author left the conversation, the rules
         # changed): never "done" with Memory still holding it.
         raise Unfinished(f"posted, but it reads as {prepared.reason} now")
-    if prepared.who is None:
-        raise Unfinished("participants not read: the customer's profile is unknown")
-    profile_id = profiles.get(prepared.who) or lookup_profile(directory, store_id, prepared.who)
+    profile_id = profile_of(prepared.who, profiles, directory, store_id)
     if profile_id is None:
         return 0  # no profile: Memory holds nothing of theirs
-    if not isinstance(profile_id, str):
-        raise Unfinished(describe(profile_id))
     search = search_for(set(parts), prepared.observations, record.keys, record.ids, record.pending)
     found = find_parts(editor, store_id, profile_id, search, deadline)
     try:

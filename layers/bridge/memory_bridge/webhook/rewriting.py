@@ -14,7 +14,7 @@ from memory_bridge.ports import (
     ObservationEditor,
     ObservationWriter,
 )
-from memory_bridge.profiles import ProfileCache, lookup_profile
+from memory_bridge.profiles import ProfileCache
 from memory_bridge.webhook.delivery import (
     Delivery,
     DeliveryRules,
@@ -24,6 +24,7 @@ from memory_bridge.webhook.finding import (
     Unfinished,
     find_parts,
     missing_is_gone,
+    profile_of,
     said,
     search_for,
     time_for_call,
@@ -74,15 +75,10 @@ class Editor:
         self, change: Change, shape: Prepared, record: LedgerRecord, held: list[int], deadline: Deadline
     ) -> None:
         store = self.rules.store_id
-        who = shape.who
-        if who is None:
-            raise Unfinished("participants not read: the customer's profile is unknown")
-        profile_id = self.profiles.get(who) or lookup_profile(self.memory, store, who)
+        profile_id = profile_of(shape.who, self.profiles, self.memory, store)
         if profile_id is None:
             change.dropped.extend(held)  # no profile (erased): nothing to change, nothing to bring back
             return
-        if not isinstance(profile_id, str):
-            raise Unfinished(said(profile_id))
         change.profile_id = profile_id
         search = search_for(
             set(held), change.observations or shape.observations, record.keys, record.ids, record.pending
