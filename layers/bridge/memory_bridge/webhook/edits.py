@@ -88,7 +88,7 @@ class Edits:
                 lease_until=self.wall_clock() + lease,
                 now=self.wall_clock(),
                 timeout=max(deadline.remaining() - RESERVE_SECONDS, 0.05),
-                pending={p: observation_digest(o) for p, o in enumerate(new)},
+                pending=prepared.digests if isinstance(prepared, Prepared) else {},
             )
         except LedgerUnavailable as error:
             return self._unavailable(error, "edit not started")
@@ -119,7 +119,7 @@ class Edits:
         if not change.post or not isinstance(prepared, Prepared):
             return
         sid = prepared.message.message_sid
-        keys = {p: observation_digest(change.observations[p]) for p in change.post}
+        keys = {p: prepared.digests[p] for p in change.post}
         if not self.ledger.mark_unsure(sid, owner, change.post, keys, timeout=time_for_call(deadline)):
             raise Unfinished("the lease was lost", status=409)
         done = tuple(p for p in range(len(change.observations)) if p not in change.post)
@@ -143,6 +143,7 @@ class Edits:
         unparked = delivery is not None and isinstance(delivery.result, Unparked)
         accepted = delivery.accepted if delivery else frozenset()
         in_memory = set(change.ids) | set(accepted)
+        digests = {p: observation_digest(o) for p, o in enumerate(change.observations)}
         settlement = Settlement(
             sid,
             # A part in doubt that the edit found and changed is in Memory: no longer in doubt.
@@ -151,7 +152,7 @@ class Edits:
             | set(change.ids),
             outcome={"outcome": "edited"},  # kept only when the add never answered: it is then a duplicate
             owner=owner,
-            keys={p: observation_digest(change.observations[p]) for p in in_memory},
+            keys={p: digests[p] for p in in_memory},
             ids=change.ids,
             edit_done=None if unparked else at,
             settled_pending=frozenset() if unparked else frozenset(range(len(change.observations))),

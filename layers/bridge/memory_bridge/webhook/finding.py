@@ -166,8 +166,9 @@ def search_for(
         digests = [keys[part]] if part in keys else []
         # Words an earlier edit was writing when its settle was lost (LedgerRecord.pending).
         digests += sorted(d for d in (pending or {}).get(part, ()) if d not in digests)
-        if part < len(observations) and observation_digest(observations[part]) not in digests:
-            digests.append(observation_digest(observations[part]))
+        given = observation_digest(observations[part]) if part < len(observations) else None
+        if given is not None and given not in digests:
+            digests.append(given)
         wanted[part] = digests
     first = observations[0] if observations else {}
     return Search(

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from memory_bridge.domain.attribution import LABEL_ROOM, Nowhere, NowhereReason, Target, target_for
 from memory_bridge.domain.envelope import SpeakerRecord
 from memory_bridge.domain.events import MessageAdded
 from memory_bridge.domain.identifiers import Identifier
-from memory_bridge.domain.observations import Observation, build_observations, message_content
+from memory_bridge.domain.observations import (
+    Observation,
+    build_observations,
+    message_content,
+    observation_digest,
+)
 from memory_bridge.domain.outcomes import Failure, Permanent, Retryable
 from memory_bridge.domain.redaction import NOTHING_FOUND, RedactionRules, redact
 from memory_bridge.domain.speakers import AgentMessages, Speaker
@@ -35,6 +41,12 @@ class Prepared:
     redacted: Mapping[str, int] = field(default_factory=lambda: NOTHING_FOUND)  # replaced, by kind
     speaker: SpeakerRecord = field(default_factory=lambda: SpeakerRecord(None))
     unresolved: Failure | None = None
+
+    @cached_property
+    def digests(self) -> dict[int, str]:
+        """Each part's digest (domain.observations.observation_digest): its claim writes them, its
+        settle keeps them for the parts Memory took; computed once."""
+        return {p: observation_digest(o) for p, o in enumerate(self.observations)}
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from memory_bridge.domain.events import (
     parse_message_added,
 )
 from memory_bridge.domain.ledger import Busy, Claimed, Finished, Settlement, plan_parts
-from memory_bridge.domain.observations import observation_digest
 from memory_bridge.ports import (
     CredentialsSource,
     DeadLetterSink,
@@ -187,7 +186,7 @@ class WebhookService:
                 prepared.message.message_sid,
                 owner=owner,
                 parts=len(observations),
-                keys={p: observation_digest(o) for p, o in enumerate(observations)},
+                keys=prepared.digests,
                 lease_until=self.wall_clock() + self._lease_seconds(context, deadline),
                 now=self.wall_clock(),
                 timeout=min(CLAIM_TIMEOUT_SECONDS, deadline.remaining() - RESERVE_SECONDS),
@@ -246,7 +245,7 @@ class WebhookService:
             cleared=frozenset(range(len(observations))) - delivery.in_doubt,
             outcome=None if unparked else result,
             owner=owner,
-            keys={p: observation_digest(observations[p]) for p in delivery.accepted},
+            keys={p: prepared.digests[p] for p in delivery.accepted},
             at=self.wall_clock(),
         )
         try:
